@@ -1,0 +1,7 @@
+"""``python -m service`` is the ``durable`` command."""
+
+from __future__ import annotations
+
+from service.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""The port through which the API reaches the object's runtime (implemented by an activation).
+
+The API validates arguments and raises the reference errors; the core records events, gates
+output and owns the object's lifecycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+
+from service.api.ids import DurableObjectId
+from service.api.limits import Limits
+from service.events.state import ObjectState
+from service.events.types import Event
+
+if TYPE_CHECKING:
+    from service.api.websocket import WebSocket
+
+
+class ObjectCore(Protocol):
+    """What an object's ctx, storage and sockets need from the runtime."""
+
+    object_id: DurableObjectId
+    state: ObjectState
+    limits: Limits
+    #: Socket handles by id; the same handle object is handed out every time.
+    handles: dict[str, WebSocket]
+    #: True while the user's constructor runs.
+    in_constructor: bool
+    has_alarm_handler: bool
+    #: URL of the request being handled, if any (kept with accepted sockets).
+    current_url: str | None
+
+    def record(self, event: Event) -> None:
+        """Apply an event to the state and add it to the current turn's commit."""
+
+    def send(self, socket_id: str, data: str | bytes) -> None:
+        """Send a frame once everything recorded so far is committed."""
+
+    def close_socket(self, socket_id: str, code: int | None, reason: str) -> None:
+        """Close a connection once everything recorded so far is committed."""
+
+    def expect_socket(self, socket: WebSocket) -> None:
+        """A socket was accepted: its connection will be attached by the gateway."""
+
+    def auto_response_timestamp(self, socket_id: str) -> datetime | None: ...
+
+    def savepoint(self) -> int:
+        """A mark in the current turn to roll back to."""
+
+    def rollback_to(self, mark: int) -> None: ...
+
+    def sync(self) -> Awaitable[None]:
+        """Resolves when every event recorded so far is durable."""
+
+    def abort(self, reason: str | None) -> NoReturn: ...
+
+    def block_concurrency_while(
+        self, callback: Callable[[], Awaitable[Any]]
+    ) -> asyncio.Future[Any]: ...
+
+    def wait_until(self, awaitable: Awaitable[Any]) -> None: ...
+
+
+#: The core whose user code is running now (so WebSocketPair() knows its object).
+current_core: contextvars.ContextVar[ObjectCore | None] = contextvars.ContextVar(
+    "current_core", default=None
+)

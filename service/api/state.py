@@ -1,0 +1,168 @@
+"""``ctx``: the object's state, its hibernatable sockets and its settings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any, NoReturn
+
+from service.api.core import ObjectCore
+from service.api.errors import DurableObjectError
+from service.api.ids import DurableObjectId
+from service.api.storage import Storage
+from service.api.websocket import WebSocket, WebSocketRequestResponsePair
+from service.events import types
+
+
+class DurableObjectState:
+    """What the object's constructor receives as ``ctx``."""
+
+    def __init__(self, core: ObjectCore) -> None:
+        self._core = core
+        self.id: DurableObjectId = core.object_id
+        self.storage = Storage(core)
+
+    # -- hibernatable sockets -----------------------------------------------------------
+
+    def accept_websocket(self, ws: WebSocket, tags: Iterable[str] | None = None) -> None:
+        """Accept ``ws`` for hibernation: its events go to the class handlers."""
+        if not isinstance(ws, WebSocket):
+            raise TypeError("accept_websocket() expects the server end of a WebSocketPair.")
+        if ws._mode is not None:
+            raise DurableObjectError(
+                "Cannot call `acceptWebSocket()` if the WebSocket was already accepted via "
+                "`accept()`"
+            )
+        if not ws._peer_waiting():
+            raise DurableObjectError(
+                "Cannot call `acceptWebSocket()` on this WebSocket because its pair has already "
+                "been accepted or used in a Response."
+            )
+        distinct = self._check_tags(tags)
+        limits = self._core.limits
+        hibernatable = sum(1 for s in self._core.state.sockets.values() if s.hibernatable)
+        if hibernatable >= limits.max_websockets:
+            raise DurableObjectError(
+                f"only {limits.max_websockets} websockets can be accepted on a single Durable "
+                "Object instance"
+            )
+        ws._core = self._core
+        ws._mark_accepted("hibernatable")
+        self._core.record(
+            types.WebSocketAccepted(
+                socket_id=ws._id, tags=distinct, hibernatable=True, url=self._core.current_url
+            )
+        )
+        ws._after_accept()
+
+    def _check_tags(self, tags: Iterable[str] | None) -> list[str]:
+        if tags is None:
+            return []
+        if isinstance(tags, str):
+            raise TypeError("tags must be a list of strings, not a string.")
+        limits = self._core.limits
+        distinct: dict[str, None] = {}
+        for tag in tags:
+            # As in workerd, the count is checked before each element, duplicates included.
+            if len(distinct) >= limits.max_tags:
+                raise DurableObjectError(
+                    f"a Hibernatable WebSocket cannot have more than {limits.max_tags} tags"
+                )
+            if not isinstance(tag, str):
+                raise TypeError(f"WebSocket tags must be strings, not {type(tag).__name__}.")
+            if len(tag.encode("utf-8")) > limits.max_tag_bytes:
+                raise DurableObjectError(
+                    f'"{tag}" is longer than the max tag length '
+                    f"({limits.max_tag_bytes} characters)."
+                )
+            distinct[tag] = None
+        return list(distinct)
+
+    def get_websockets(self, tag: str | None = None) -> list[WebSocket]:
+        """Hibernatable sockets (with ``tag``, if given), in the order they were accepted."""
+        state = self._core.state
+        if tag is None:
+            ids: Iterable[str] = (s.socket_id for s in state.sockets.values() if s.hibernatable)
+        else:
+            ids = state.tag_index.get(tag, {})
+        return [self._handle(socket_id) for socket_id in ids]
+
+    def _handle(self, socket_id: str) -> WebSocket:
+        handle = self._core.handles.get(socket_id)
+        if handle is None:
+            handle = WebSocket._restored(self._core, socket_id)
+            self._core.handles[socket_id] = handle
+        return handle
+
+    def get_tags(self, ws: WebSocket) -> list[str]:
+        if ws._mode == "standard":
+            raise DurableObjectError("only hibernatable websockets can have tags.")
+        socket = self._core.state.sockets.get(ws._id)
+        if ws._mode is None or ws._released or socket is None:
+            raise DurableObjectError(
+                "you must call 'acceptWebSocket()' before attempting to access the tags of a "
+                "WebSocket."
+            )
+        return list(socket.tags)
+
+    # -- auto-response and event timeout ------------------------------------------------
+
+    def set_websocket_auto_response(self, pair: WebSocketRequestResponsePair | None = None) -> None:
+        """Answer a text frame equal to ``pair.request`` without waking the object."""
+        if pair is None:
+            if self._core.state.auto_response is not None:
+                self._core.record(types.AutoResponseSet())
+            return
+        if not isinstance(pair, WebSocketRequestResponsePair):
+            raise TypeError("set_websocket_auto_response() expects a WebSocketRequestResponsePair.")
+        limit = self._core.limits.max_auto_response_bytes
+        for label, text in (("Request", pair.request), ("Response", pair.response)):
+            size = len(text.encode("utf-8"))
+            if size > limit:
+                raise ValueError(
+                    f"{label} cannot be larger than {limit} bytes. "
+                    f"A {label.lower()} of size {size} was provided."
+                )
+        if self._core.state.auto_response != (pair.request, pair.response):
+            self._core.record(types.AutoResponseSet(request=pair.request, response=pair.response))
+
+    def get_websocket_auto_response(self) -> WebSocketRequestResponsePair | None:
+        auto = self._core.state.auto_response
+        return WebSocketRequestResponsePair(*auto) if auto else None
+
+    def get_websocket_auto_response_timestamp(self, ws: WebSocket) -> datetime | None:
+        """When ``ws`` was last answered by the auto-response, or None."""
+        return self._core.auto_response_timestamp(ws._id)
+
+    def set_hibernatable_websocket_event_timeout(self, ms: int | None = None) -> None:
+        limit = self._core.limits.max_event_timeout_ms
+        if ms is not None and ms > limit:
+            raise DurableObjectError(f"Event timeout should not exceed {limit} ms.")
+        if ms is not None and ms < 0:
+            raise ValueError("Event timeout must not be negative.")
+        value = ms or None
+        if value != self._core.state.event_timeout_ms:
+            self._core.record(types.EventTimeoutSet(ms=value))
+
+    def get_hibernatable_websocket_event_timeout(self) -> int | None:
+        return self._core.state.event_timeout_ms
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def block_concurrency_while(
+        self, callback: Callable[[], Awaitable[Any]]
+    ) -> asyncio.Future[Any]:
+        """Run ``callback`` before any other event is delivered; await it for its result.
+
+        Works from the (synchronous) constructor too: the first delivery waits for it.
+        """
+        return self._core.block_concurrency_while(callback)
+
+    def wait_until(self, awaitable: Awaitable[Any]) -> None:
+        """Keep the object from hibernating until ``awaitable`` settles."""
+        self._core.wait_until(awaitable)
+
+    def abort(self, reason: str | None = None) -> NoReturn:
+        """Reset the object now: uncommitted writes and held frames are discarded."""
+        self._core.abort(reason)

@@ -1,0 +1,284 @@
+"""Object storage: one sorted keyspace, read from memory, every write an event.
+
+``ctx.storage`` is the async API, ``ctx.storage.kv`` the synchronous one; both share the
+keyspace. Values are JSON-compatible or bytes and are copied at call time.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any, TypeVar
+
+from service.api.core import ObjectCore
+from service.api.errors import DurableObjectError
+from service.events import types, values
+
+T = TypeVar("T")
+_UNDEFINED: Any = object()
+
+
+class _Keyspace:
+    """Validation and the read/write primitives shared by every storage facade."""
+
+    def __init__(self, core: ObjectCore) -> None:
+        self._core = core
+
+    def _check_key(self, key: Any) -> str:
+        if not isinstance(key, str):
+            raise TypeError(f"Storage keys must be strings, not {type(key).__name__}.")
+        size = len(key.encode("utf-8", "surrogatepass"))
+        limit = self._core.limits.max_key_bytes
+        if size > limit:
+            raise ValueError(
+                f"Keys cannot be larger than {limit} bytes. A key of size {size} was provided."
+            )
+        return key
+
+    def _check_count(self, count: int) -> None:
+        limit = self._core.limits.max_keys_per_call
+        if count > limit:
+            raise ValueError(
+                f"Maximum number of key value pairs is {limit}. {count} pairs were provided."
+            )
+
+    def _encode_value(self, value: Any) -> Any:
+        if value is _UNDEFINED:
+            raise TypeError("put() called with undefined value.")
+        encoded = values.encode(value)
+        size = values.size_of(encoded)
+        limit = self._core.limits.max_value_bytes
+        if size > limit:
+            raise ValueError(
+                f"Values cannot be larger than {limit} bytes. A value of size {size} was provided."
+            )
+        return encoded
+
+    def _get_one(self, key: Any) -> Any:
+        encoded = self._core.state.storage.get(self._check_key(key), _UNDEFINED)
+        return None if encoded is _UNDEFINED else values.decode(encoded)
+
+    def _get_many(self, keys: Iterable[Any]) -> dict[str, Any]:
+        keys = [self._check_key(k) for k in keys]
+        self._check_count(len(keys))
+        storage = self._core.state.storage
+        return {k: values.decode(storage[k]) for k in sorted(set(keys)) if k in storage}
+
+    def _put(self, key_or_entries: Any, value: Any) -> None:
+        if isinstance(key_or_entries, dict):
+            if value is not _UNDEFINED:
+                raise TypeError(
+                    "put() may only be called with a single key-value pair and optional options "
+                    "as put(key, value, options) or with multiple key-value pairs and optional "
+                    "options as put(entries, options)"
+                )
+            self._check_count(len(key_or_entries))
+            entries = {self._check_key(k): self._encode_value(v) for k, v in key_or_entries.items()}
+        else:
+            entries = {self._check_key(key_or_entries): self._encode_value(value)}
+        if entries:
+            self._core.record(types.StoragePut(entries=entries))
+
+    def _delete(self, keys: list[Any]) -> int:
+        checked = [self._check_key(k) for k in keys]
+        self._check_count(len(checked))
+        storage = self._core.state.storage
+        present = [k for k in dict.fromkeys(checked) if k in storage]
+        if present:
+            self._core.record(types.StorageDeleted(keys=present))
+        return len(present)
+
+    def _list(
+        self,
+        start: str | None,
+        start_after: str | None,
+        end: str | None,
+        prefix: str | None,
+        reverse: bool,
+        limit: int | None,
+    ) -> Iterator[tuple[str, Any]]:
+        if start is not None and start_after is not None:
+            raise TypeError("list() cannot be called with both start and startAfter values.")
+        if limit is not None and limit <= 0:
+            raise TypeError("List limit must be positive.")
+        low, low_inclusive = (start, True) if start_after is None else (start_after, False)
+        high = end
+        if prefix:
+            if low is None or prefix > low:
+                low, low_inclusive = prefix, True
+            prefix_end = _prefix_end(prefix)
+            if prefix_end is not None and (high is None or prefix_end < high):
+                high = prefix_end
+        storage = self._core.state.storage
+        if low is not None and high is not None and high <= low:
+            return iter(())
+        keys = storage.irange(
+            minimum=low, maximum=high, inclusive=(low_inclusive, False), reverse=reverse
+        )
+        if prefix:
+            keys = (k for k in keys if k.startswith(prefix))
+        pairs = ((k, values.decode(storage[k])) for k in keys)
+        return itertools.islice(pairs, limit) if limit is not None else pairs
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix``."""
+    for index in range(len(prefix) - 1, -1, -1):
+        code = ord(prefix[index])
+        if code < 0x10FFFF:
+            return prefix[:index] + chr(code + 1)
+    return None
+
+
+class SyncKV(_Keyspace):
+    """``ctx.storage.kv``: synchronous get/put/delete/list over the same keyspace."""
+
+    def get(self, key: str) -> Any:
+        return self._get_one(key)
+
+    def put(self, key: str, value: Any = _UNDEFINED) -> None:
+        self._put(key, value)
+
+    def delete(self, key: str) -> bool:
+        return self._delete([key]) == 1
+
+    def list(
+        self,
+        *,
+        start: str | None = None,
+        start_after: str | None = None,
+        end: str | None = None,
+        prefix: str | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[tuple[str, Any]]:
+        """An iterator of ``(key, value)`` pairs in key order."""
+        return self._list(start, start_after, end, prefix, reverse, limit)
+
+
+class Storage(_Keyspace):
+    """``ctx.storage``: the async API, plus alarms, transactions and ``sync``."""
+
+    def __init__(self, core: ObjectCore) -> None:
+        super().__init__(core)
+        self.kv = SyncKV(core)
+
+    async def get(self, key: str | Iterable[str], **_options: Any) -> Any:
+        """A value (or None), or for a list of keys a dict of those that exist, in key order."""
+        if isinstance(key, str):
+            return self._get_one(key)
+        return self._get_many(key)
+
+    async def put(
+        self, key: str | dict[str, Any], value: Any = _UNDEFINED, **_options: Any
+    ) -> None:
+        self._put(key, value)
+
+    async def delete(self, key: str | Iterable[str], **_options: Any) -> bool | int:
+        """For one key, whether it existed; for a list, how many of them did."""
+        if isinstance(key, str):
+            return self._delete([key]) == 1
+        return self._delete(list(key))
+
+    async def list(
+        self,
+        *,
+        start: str | None = None,
+        start_after: str | None = None,
+        end: str | None = None,
+        prefix: str | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+        **_options: Any,
+    ) -> dict[str, Any]:
+        return dict(self._list(start, start_after, end, prefix, reverse, limit))
+
+    async def delete_all(self, **_options: Any) -> None:
+        """Delete every key, and the alarm."""
+        state = self._core.state
+        if state.storage or state.alarm_ms is not None:
+            self._core.record(types.StorageCleared())
+
+    async def transaction(self, closure: Callable[[Transaction], Awaitable[T]]) -> T:
+        """Run ``closure(txn)``; its writes are kept only if it returns without rolling back."""
+        mark = self._core.savepoint()
+        txn = Transaction(self._core)
+        try:
+            result = await closure(txn)
+        except BaseException:
+            self._core.rollback_to(mark)
+            raise
+        if txn._rolled_back:
+            self._core.rollback_to(mark)
+        txn._done = True
+        return result
+
+    async def sync(self) -> None:
+        """Resolve once every write made so far is durable."""
+        await self._core.sync()
+
+    async def get_alarm(self, **_options: Any) -> int | None:
+        """The scheduled alarm in epoch milliseconds, or None."""
+        return self._core.state.alarm_ms
+
+    async def set_alarm(self, scheduled_time: datetime | float, **_options: Any) -> None:
+        """Schedule the object's one alarm (replacing any other)."""
+        if isinstance(scheduled_time, datetime):
+            ms = int(scheduled_time.timestamp() * 1000)
+        elif isinstance(scheduled_time, int | float) and not isinstance(scheduled_time, bool):
+            ms = int(scheduled_time)
+        else:
+            raise TypeError("setAlarm() takes a datetime or epoch milliseconds.")
+        if ms <= 0:
+            raise TypeError("setAlarm() cannot be called with an alarm time <= 0")
+        if not self._core.has_alarm_handler and not self._core.in_constructor:
+            raise TypeError(
+                "Your Durable Object class must have an alarm() handler in order to call setAlarm()"
+            )
+        self._core.record(types.AlarmSet(scheduled_ms=ms))
+
+    async def delete_alarm(self, **_options: Any) -> None:
+        if self._core.state.alarm_ms is not None:
+            self._core.record(types.AlarmDeleted())
+
+
+class Transaction(Storage):
+    """The ``txn`` of ``storage.transaction``: the storage API plus ``rollback``."""
+
+    def __init__(self, core: ObjectCore) -> None:
+        super().__init__(core)
+        self._rolled_back = False
+        self._done = False
+
+    def rollback(self) -> None:
+        """Discard every write of this transaction when the closure returns."""
+        self._check("rollback")
+        self._rolled_back = True
+
+    def _check(self, operation: str) -> None:
+        if self._rolled_back:
+            raise DurableObjectError(f"Cannot {operation} on rolled back transaction")
+
+    async def get(self, key: str | Iterable[str], **options: Any) -> Any:
+        self._check("get")
+        return await super().get(key, **options)
+
+    async def put(self, key: str | dict[str, Any], value: Any = _UNDEFINED, **options: Any) -> None:
+        self._check("put")
+        await super().put(key, value, **options)
+
+    async def delete(self, key: str | Iterable[str], **options: Any) -> bool | int:
+        self._check("delete")
+        return await super().delete(key, **options)
+
+    async def list(self, **options: Any) -> dict[str, Any]:
+        self._check("list")
+        return await super().list(**options)
+
+    async def delete_all(self, **_options: Any) -> None:
+        raise DurableObjectError("Cannot call deleteAll() within a transaction")
+
+    async def transaction(self, closure: Callable[[Transaction], Awaitable[T]]) -> T:
+        self._check("transaction")
+        return await super().transaction(closure)

@@ -1,0 +1,70 @@
+"""Composition root: the one module that wires store, runtime and gateway together."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service.api.application import Application
+from service.gateway import keys
+from service.gateway.server import create_gateway
+from service.metrics import Metrics
+from service.runtime.host import Runtime, RuntimeSettings
+from service.settings import Settings
+from service.store.event_store import EventStore
+
+
+def create_app(settings: Settings, application: Application) -> web.Application:
+    """The node's web app; database, listener and runtime live in its cleanup context."""
+    if settings.database_url is None:
+        raise ValueError("create_app needs settings.database_url (the CLI starts one if unset)")
+    database_url = settings.database_url
+    metrics = Metrics()
+    store = EventStore(
+        database_url,
+        settings.node_id,
+        pool_size=settings.pool_size,
+        retry_seconds=settings.commit_retry_seconds,
+        on_flush=metrics.on_flush,
+    )
+    webapp = create_gateway(
+        application,
+        limits=settings.limits(),
+        metrics=metrics,
+        ping=store.ping,
+        heartbeat=settings.heartbeat,
+    )
+
+    registry = webapp[keys.REGISTRY]
+    runtime = Runtime(
+        application,
+        store,
+        registry,
+        settings=RuntimeSettings(
+            hibernate_after=settings.hibernate_after,
+            snapshot_every=settings.snapshot_every,
+            poll_interval=settings.poll_interval,
+            shutdown_timeout=settings.shutdown_timeout,
+        ),
+        limits=settings.limits(),
+        metrics=metrics,
+    )
+    webapp[keys.RUNTIME] = runtime
+    metrics.watch(
+        live=runtime.live_count,
+        hibernated=lambda: len(registry.object_ids() - set(runtime.activations)),
+        sockets=registry.socket_count,
+    )
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        try:
+            await runtime.start()
+            yield
+        finally:
+            await runtime.stop()
+            await store.close()
+
+    webapp.cleanup_ctx.append(resources)
+    return webapp

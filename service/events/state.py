@@ -1,0 +1,243 @@
+"""An object's state and the fold that builds it: ``state = apply(state, event)``.
+
+The fold is the definition of state: live objects apply each event as they record it, and
+replay applies the same events to a snapshot. ``apply`` updates the state in place and
+returns it (copying a large keyspace per event would make replay quadratic); callers that
+need to take an event back use ``undo_of`` before applying it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sortedcontainers import SortedDict
+
+from service.events import types
+
+
+@dataclass
+class SocketState:
+    """What survives hibernation for one socket (workerd's HibernationPackage)."""
+
+    socket_id: str
+    tags: tuple[str, ...] = ()
+    hibernatable: bool = True
+    #: Encoded attachment, or None when none was set.
+    attachment: Any = None
+    url: str | None = None
+    protocol: str | None = None
+    #: The object called close(); sends now fail and auto-responses stop.
+    close_sent: bool = False
+
+
+@dataclass
+class ObjectState:
+    """Everything the log says about one object."""
+
+    #: seq of the last event folded in (0 for a new object).
+    seq: int = 0
+    #: key -> encoded value, sorted by key (UTF-8 byte order equals code point order).
+    storage: SortedDict = field(default_factory=SortedDict)
+    #: Open sockets in accept order.
+    sockets: dict[str, SocketState] = field(default_factory=dict)
+    #: tag -> socket ids carrying it, in accept order.
+    tag_index: dict[str, dict[str, None]] = field(default_factory=dict)
+    auto_response: tuple[str, str] | None = None
+    event_timeout_ms: int | None = None
+    alarm_ms: int | None = None
+    #: Inbound messages recorded so far.
+    messages: int = 0
+
+
+Undo = Callable[[ObjectState], None]
+
+
+def apply(state: ObjectState, event: types.Event) -> ObjectState:
+    """Fold one event into ``state`` (in place) and return it."""
+    _APPLY[type(event)](state, event)
+    state.seq += 1
+    return state
+
+
+def _accepted(state: ObjectState, event: types.WebSocketAccepted) -> None:
+    state.sockets[event.socket_id] = SocketState(
+        socket_id=event.socket_id,
+        tags=tuple(event.tags),
+        hibernatable=event.hibernatable,
+        url=event.url,
+        protocol=event.protocol,
+    )
+    for tag in event.tags:
+        state.tag_index.setdefault(tag, {})[event.socket_id] = None
+
+
+def _attachment(state: ObjectState, event: types.AttachmentSet) -> None:
+    socket = state.sockets.get(event.socket_id)
+    if socket is not None:
+        socket.attachment = event.attachment
+
+
+def _close_sent(state: ObjectState, event: types.CloseSent) -> None:
+    socket = state.sockets.get(event.socket_id)
+    if socket is not None:
+        socket.close_sent = True
+
+
+def _remove_socket(state: ObjectState, socket_id: str) -> None:
+    socket = state.sockets.pop(socket_id, None)
+    if socket is None:
+        return
+    for tag in socket.tags:
+        members = state.tag_index.get(tag)
+        if members is not None:
+            members.pop(socket_id, None)
+            if not members:
+                del state.tag_index[tag]
+
+
+def _closed(state: ObjectState, event: types.WebSocketClosed) -> None:
+    _remove_socket(state, event.socket_id)
+
+
+def _errored(state: ObjectState, event: types.WebSocketErrored) -> None:
+    _remove_socket(state, event.socket_id)
+
+
+def _message(state: ObjectState, event: types.MessageReceived) -> None:
+    state.messages += 1
+
+
+def _put(state: ObjectState, event: types.StoragePut) -> None:
+    state.storage.update(event.entries)
+
+
+def _deleted(state: ObjectState, event: types.StorageDeleted) -> None:
+    for key in event.keys:
+        state.storage.pop(key, None)
+
+
+def _cleared(state: ObjectState, event: types.StorageCleared) -> None:
+    state.storage.clear()
+    state.alarm_ms = None
+
+
+def _auto_response(state: ObjectState, event: types.AutoResponseSet) -> None:
+    if event.request is None or event.response is None:
+        state.auto_response = None
+    else:
+        state.auto_response = (event.request, event.response)
+
+
+def _event_timeout(state: ObjectState, event: types.EventTimeoutSet) -> None:
+    state.event_timeout_ms = event.ms
+
+
+def _alarm_set(state: ObjectState, event: types.AlarmSet) -> None:
+    state.alarm_ms = event.scheduled_ms
+
+
+def _alarm_deleted(state: ObjectState, event: types.AlarmDeleted) -> None:
+    state.alarm_ms = None
+
+
+_APPLY: dict[type, Callable[[ObjectState, Any], None]] = {
+    types.WebSocketAccepted: _accepted,
+    types.AttachmentSet: _attachment,
+    types.CloseSent: _close_sent,
+    types.WebSocketClosed: _closed,
+    types.WebSocketErrored: _errored,
+    types.MessageReceived: _message,
+    types.StoragePut: _put,
+    types.StorageDeleted: _deleted,
+    types.StorageCleared: _cleared,
+    types.AutoResponseSet: _auto_response,
+    types.EventTimeoutSet: _event_timeout,
+    types.AlarmSet: _alarm_set,
+    types.AlarmDeleted: _alarm_deleted,
+}
+
+
+def undo_of(state: ObjectState, event: types.Event) -> Undo:
+    """Capture what ``apply(state, event)`` will overwrite; calling the result restores it.
+
+    Undos must be run in reverse order of capture. They let a handler that raised leave
+    no trace without rebuilding the object from its log.
+    """
+    seq = state.seq
+    restore = _capture(state, event)
+
+    def undo(target: ObjectState) -> None:
+        restore(target)
+        target.seq = seq
+
+    return undo
+
+
+def _capture(state: ObjectState, event: types.Event) -> Undo:
+    if isinstance(event, types.StoragePut | types.StorageDeleted):
+        keys = event.entries if isinstance(event, types.StoragePut) else event.keys
+        missing = object()
+        old = {key: state.storage.get(key, missing) for key in keys}
+
+        def restore_keys(target: ObjectState) -> None:
+            for key, value in old.items():
+                if value is missing:
+                    target.storage.pop(key, None)
+                else:
+                    target.storage[key] = value
+
+        return restore_keys
+    if isinstance(event, types.StorageCleared):
+        storage, alarm = SortedDict(state.storage), state.alarm_ms
+
+        def restore_all(target: ObjectState) -> None:
+            target.storage = storage
+            target.alarm_ms = alarm
+
+        return restore_all
+    if isinstance(event, types.WebSocketAccepted):
+        socket_id = event.socket_id
+        return lambda target: _remove_socket(target, socket_id)
+    if isinstance(event, types.WebSocketClosed | types.WebSocketErrored):
+        socket = state.sockets.get(event.socket_id)
+        if socket is None:
+            return lambda target: None
+        position = list(state.sockets).index(socket.socket_id)
+        return lambda target: _reinsert(target, socket, position)
+    if isinstance(event, types.AttachmentSet | types.CloseSent):
+        socket = state.sockets.get(event.socket_id)
+        if socket is None:
+            return lambda target: None
+        attachment, close_sent = socket.attachment, socket.close_sent
+
+        def restore_socket(target: ObjectState) -> None:
+            socket.attachment, socket.close_sent = attachment, close_sent
+
+        return restore_socket
+    auto, timeout, alarm, messages = (
+        state.auto_response,
+        state.event_timeout_ms,
+        state.alarm_ms,
+        state.messages,
+    )
+
+    def restore_fields(target: ObjectState) -> None:
+        target.auto_response, target.event_timeout_ms = auto, timeout
+        target.alarm_ms, target.messages = alarm, messages
+
+    return restore_fields
+
+
+def _reinsert(state: ObjectState, socket: SocketState, position: int) -> None:
+    items = list(state.sockets.items())
+    items.insert(position, (socket.socket_id, socket))
+    state.sockets = dict(items)
+    for tag in socket.tags:
+        members = state.tag_index.setdefault(tag, {})
+        members[socket.socket_id] = None
+    # Restore accept order inside each tag, which re-insertion at the end would lose.
+    for tag in socket.tags:
+        members = state.tag_index[tag]
+        state.tag_index[tag] = {sid: None for sid in state.sockets if sid in members}

@@ -1,0 +1,164 @@
+"""The event types of an object's log: one pydantic model per fact, a discriminated union.
+
+Each event is stored as a row of ``events``: ``type`` holds the discriminator, ``data`` the
+other fields, ``version`` the schema version of that type. Storage values and attachments
+appear in their encoded form (see ``values``), so SQL users can read them as jsonb.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Schema version of this event type; bump it with an upcaster when a type changes.
+    version: Literal[1] = 1
+
+
+class WebSocketAccepted(_Event):
+    """A socket was accepted: hibernatable (``ctx.accept_websocket``) or standard (``accept``)."""
+
+    type: Literal["websocket_accepted"] = "websocket_accepted"
+    socket_id: str
+    tags: list[str] = Field(default_factory=list)
+    hibernatable: bool = True
+    url: str | None = None
+    protocol: str | None = None
+
+
+class AttachmentSet(_Event):
+    """``ws.serialize_attachment(value)``; ``attachment`` is the encoded value."""
+
+    type: Literal["attachment_set"] = "attachment_set"
+    socket_id: str
+    attachment: Any = None
+
+
+class CloseSent(_Event):
+    """The object called ``ws.close()``: the socket stays listed until the peer answers."""
+
+    type: Literal["close_sent"] = "close_sent"
+    socket_id: str
+    code: int | None = None
+    reason: str = ""
+
+
+class WebSocketClosed(_Event):
+    """The connection ended; ``was_clean`` is false when the peer vanished without a Close."""
+
+    type: Literal["websocket_closed"] = "websocket_closed"
+    socket_id: str
+    code: int
+    reason: str = ""
+    was_clean: bool
+
+
+class WebSocketErrored(_Event):
+    """The connection ended with an error (oversized frame, invalid UTF-8, protocol error)."""
+
+    type: Literal["websocket_error"] = "websocket_error"
+    socket_id: str
+    error: str
+    #: The close code the connection ended with (1009 too big, 1007 bad UTF-8, ...).
+    code: int = 1006
+
+
+class MessageReceived(_Event):
+    """An inbound frame, recorded before the handler's effects in the same commit.
+
+    Exactly one of ``text`` (an encoded string) and ``binary`` (base64) is set.
+    """
+
+    type: Literal["message_received"] = "message_received"
+    socket_id: str
+    text: Any = None
+    binary: str | None = None
+
+
+class StoragePut(_Event):
+    """One ``put`` call: key to encoded value, applied in order."""
+
+    type: Literal["storage_put"] = "storage_put"
+    entries: dict[str, Any]
+
+
+class StorageDeleted(_Event):
+    """One ``delete`` call: the keys that existed and were removed."""
+
+    type: Literal["storage_deleted"] = "storage_deleted"
+    keys: list[str]
+
+
+class StorageCleared(_Event):
+    """``delete_all``: every key, and the alarm, are gone."""
+
+    type: Literal["storage_cleared"] = "storage_cleared"
+
+
+class AutoResponseSet(_Event):
+    """``ctx.set_websocket_auto_response``; both fields are None when it was cleared."""
+
+    type: Literal["auto_response_set"] = "auto_response_set"
+    request: str | None = None
+    response: str | None = None
+
+
+class EventTimeoutSet(_Event):
+    """``ctx.set_hibernatable_websocket_event_timeout``; None clears it."""
+
+    type: Literal["event_timeout_set"] = "event_timeout_set"
+    ms: int | None = None
+
+
+class AlarmSet(_Event):
+    """``storage.set_alarm``: one scheduled time per object, in epoch milliseconds."""
+
+    type: Literal["alarm_set"] = "alarm_set"
+    scheduled_ms: int
+
+
+class AlarmDeleted(_Event):
+    """``storage.delete_alarm``, or an alarm that ran to completion (or gave up)."""
+
+    type: Literal["alarm_deleted"] = "alarm_deleted"
+
+
+Event = Annotated[
+    WebSocketAccepted
+    | AttachmentSet
+    | CloseSent
+    | WebSocketClosed
+    | WebSocketErrored
+    | MessageReceived
+    | StoragePut
+    | StorageDeleted
+    | StorageCleared
+    | AutoResponseSet
+    | EventTimeoutSet
+    | AlarmSet
+    | AlarmDeleted,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+#: Fields that are columns of ``events`` rather than parts of ``data``.
+_ENVELOPE = frozenset({"type", "version"})
+
+
+def to_data(event: Event) -> str:
+    """The JSON text stored in ``events.data``: every field but the envelope."""
+    return event.model_dump_json(exclude=_ENVELOPE)
+
+
+def from_row(type_: str, version: int, data: dict[str, Any] | str) -> Event:
+    """Rebuild an event from its row; ``data`` may be parsed already or JSON text."""
+    if isinstance(data, str):
+        data = json.loads(data)
+    assert isinstance(data, dict)
+    return EVENT_ADAPTER.validate_python({**data, "type": type_, "version": version})

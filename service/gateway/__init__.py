@@ -1,0 +1,1 @@
+"""The aiohttp side: routing, WebSocket upgrades, the socket registry, health and metrics."""

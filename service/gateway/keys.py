@@ -1,0 +1,23 @@
+"""Typed keys of the aiohttp application."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from service.api.application import Application
+from service.api.limits import Limits
+from service.gateway.registry import SocketRegistry
+from service.metrics import Metrics
+from service.runtime.host import Runtime
+
+APPLICATION = web.AppKey("application", Application)
+REGISTRY = web.AppKey("registry", SocketRegistry)
+RUNTIME = web.AppKey("runtime", Runtime)
+METRICS = web.AppKey("metrics", Metrics)
+LIMITS = web.AppKey("limits", Limits)
+#: Raises unless the database answers (for /healthz).
+PING = web.AppKey("ping", Callable[[], Awaitable[None]])
+#: Seconds between protocol pings to each client, or None for none.
+HEARTBEAT = web.AppKey("heartbeat", float)

@@ -1,0 +1,154 @@
+"""Every socket this node holds, awake or hibernated: the runtime's SocketTransport.
+
+An evicted object costs only its sockets' entries here. Frames released by the output gate
+are written in order by a short-lived task per busy socket (no task per idle socket).
+Auto-responses are answered from here without waking the object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+#: ("send", data) or ("close", (code, reason)).
+Command = tuple[str, object]
+
+
+class SocketEntry:
+    """One connection, by socket id."""
+
+    __slots__ = (
+        "auto_response_at",
+        "binding",
+        "close_sent",
+        "ended",
+        "hibernatable",
+        "object_id",
+        "queue",
+        "socket_id",
+        "writing",
+        "ws",
+    )
+
+    def __init__(self, socket_id: str, object_id: str, binding: str, hibernatable: bool) -> None:
+        self.socket_id = socket_id
+        self.object_id = object_id
+        self.binding = binding
+        self.hibernatable = hibernatable
+        self.ws: web.WebSocketResponse | None = None
+        self.queue: collections.deque[Command] = collections.deque()
+        self.writing = False
+        #: The object called close(): no more auto-responses.
+        self.close_sent = False
+        #: The connection's end has been reported to the object.
+        self.ended = False
+        self.auto_response_at: datetime | None = None
+
+
+class SocketRegistry:
+    """Socket entries by id, and each object's auto-response pair."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, SocketEntry] = {}
+        self._auto_responses: dict[str, tuple[str, str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- SocketTransport (called by the runtime) ----------------------------------------
+
+    def expect(self, socket_id: str, object_id: str, binding: str, hibernatable: bool) -> None:
+        if socket_id not in self.entries:
+            self.entries[socket_id] = SocketEntry(socket_id, object_id, binding, hibernatable)
+
+    def send(self, socket_id: str, data: str | bytes) -> None:
+        entry = self.entries.get(socket_id)
+        if entry is None or entry.ended:
+            return
+        entry.queue.append(("send", data))
+        self._kick(entry)
+
+    def close(self, socket_id: str, code: int | None, reason: str) -> None:
+        entry = self.entries.get(socket_id)
+        if entry is None or entry.ended:
+            return
+        entry.close_sent = True
+        entry.queue.append(("close", (code, reason)))
+        self._kick(entry)
+
+    def set_auto_response(self, object_id: str, pair: tuple[str, str] | None) -> None:
+        if pair is None:
+            self._auto_responses.pop(object_id, None)
+        else:
+            self._auto_responses[object_id] = pair
+
+    def auto_response_timestamp(self, socket_id: str) -> datetime | None:
+        entry = self.entries.get(socket_id)
+        return entry.auto_response_at if entry else None
+
+    # -- the gateway side ---------------------------------------------------------------
+
+    def attach(self, socket_id: str, ws: web.WebSocketResponse) -> SocketEntry:
+        entry = self.entries[socket_id]
+        entry.ws = ws
+        self._kick(entry)
+        return entry
+
+    def remove(self, socket_id: str) -> None:
+        self.entries.pop(socket_id, None)
+
+    def auto_response(self, entry: SocketEntry, text: str) -> bool:
+        """Answer ``text`` if it is the object's auto-response request; True if answered."""
+        pair = self._auto_responses.get(entry.object_id)
+        if pair is None or text != pair[0] or entry.close_sent:
+            return False
+        entry.auto_response_at = datetime.now(UTC)
+        # Skips the output gate, but queues behind frames already released to this socket.
+        entry.queue.append(("send", pair[1]))
+        self._kick(entry)
+        return True
+
+    def _kick(self, entry: SocketEntry) -> None:
+        if entry.ws is None or entry.writing or not entry.queue:
+            return
+        entry.writing = True
+        task = asyncio.create_task(self._drain(entry))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, entry: SocketEntry) -> None:
+        ws = entry.ws
+        assert ws is not None
+        try:
+            while entry.queue:
+                kind, payload = entry.queue.popleft()
+                if ws.closed:
+                    entry.queue.clear()
+                    break
+                if kind == "send":
+                    if isinstance(payload, str):
+                        await ws.send_str(payload)
+                    else:
+                        assert isinstance(payload, bytes)
+                        await ws.send_bytes(payload)
+                else:
+                    code, reason = payload  # type: ignore[misc]
+                    entry.queue.clear()
+                    await ws.close(code=code or 1000, message=reason.encode("utf-8"))
+        except (ConnectionError, RuntimeError) as error:
+            log.debug("send failed: %s", error, extra={"object_id": entry.object_id})
+            entry.queue.clear()
+        finally:
+            entry.writing = False
+
+    # -- figures ------------------------------------------------------------------------
+
+    def socket_count(self) -> int:
+        return sum(1 for e in self.entries.values() if e.ws is not None)
+
+    def object_ids(self) -> set[str]:
+        return {e.object_id for e in self.entries.values()}

@@ -1,0 +1,59 @@
+"""The aiohttp application factory of the gateway."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from service.api.application import Application
+from service.api.limits import Limits
+from service.gateway import keys, routes, session
+from service.gateway.registry import SocketRegistry
+from service.metrics import Metrics
+from service.runtime.delivery import Delivery
+
+log = logging.getLogger(__name__)
+
+
+def create_gateway(
+    application: Application,
+    *,
+    limits: Limits,
+    metrics: Metrics,
+    ping: Callable[[], Awaitable[None]],
+    heartbeat: float | None = None,
+) -> web.Application:
+    """The web app; the runtime is put under ``keys.RUNTIME`` by the composition root."""
+    app = web.Application(client_max_size=max(limits.max_message_bytes, 1 << 20))
+    app[keys.APPLICATION] = application
+    app[keys.REGISTRY] = SocketRegistry()
+    app[keys.METRICS] = metrics
+    app[keys.LIMITS] = limits
+    app[keys.PING] = ping
+    if heartbeat:
+        app[keys.HEARTBEAT] = heartbeat
+    app.router.add_get("/healthz", routes.healthz)
+    app.router.add_get("/metrics", routes.metrics)
+    app.router.add_route("*", "/{tail:.*}", routes.dispatch)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """Going away: tell each object its socket closed (1001), then close the connection."""
+    registry = app[keys.REGISTRY]
+    runtime = app[keys.RUNTIME]
+    for entry in list(registry.entries.values()):
+        session.finish(
+            entry,
+            runtime,
+            Delivery("close", entry.socket_id, code=1001, reason="Going Away", was_clean=True),
+        )
+    for entry in list(registry.entries.values()):
+        if entry.ws is not None and not entry.ws.closed:
+            try:
+                await entry.ws.close(code=1001, message=b"Going Away")
+            except Exception as error:
+                log.debug("close at shutdown failed: %r", error)

@@ -1,0 +1,1 @@
+"""Activations: mailboxes, the output gate, hibernation, wake by replay, ownership, alarms."""

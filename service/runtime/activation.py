@@ -1,0 +1,522 @@
+"""One live object: its state, its user instance, its mailbox and its output gate.
+
+Deliveries run one at a time, in arrival order. Each finished turn is handed to the event
+log without waiting for the commit (writes are pipelined and batched); the frames it sent
+are held in the outbox until the commit covering them lands, and are released in order.
+If a commit fails, everything held is discarded and the object is rebuilt from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from service.api import core as core_module
+from service.api.durable_object import DurableObject
+from service.api.errors import ObjectResetError, StorageUnavailableError
+from service.api.http import Response
+from service.api.ids import DurableObjectId
+from service.api.limits import Limits
+from service.api.state import DurableObjectState
+from service.api.websocket import WebSocket
+from service.events import snapshot, types
+from service.events.log import Append, ConflictError, StoreUnavailableError
+from service.events.state import ObjectState, apply, undo_of
+from service.runtime import delivery as delivery_module
+from service.runtime import dispatch
+from service.runtime.delivery import Delivery
+from service.runtime.turn import Output, ResetRequested, Turn, rollback
+
+if TYPE_CHECKING:
+    from service.runtime.host import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Activation:
+    """A live instance of one object on this node (the runtime's ObjectCore)."""
+
+    def __init__(self, runtime: Runtime, object_id: DurableObjectId, binding: str | None) -> None:
+        self.runtime = runtime
+        self.object_id = object_id
+        self.key = str(object_id)
+        #: Known once the object is claimed (a wake by id learns it from the catalog).
+        self.binding = binding or ""
+        self.cls: type[DurableObject] = DurableObject
+        self.limits: Limits = runtime.limits
+        self.state = ObjectState()
+        self.handles: dict[str, WebSocket] = {}
+        self.in_constructor = False
+        self.has_alarm_handler = False
+        self.current_url: str | None = None
+        self.instance: DurableObject | None = None
+        #: loading -> running -> closing -> closed
+        self.status = "loading"
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.last_active = time.monotonic()
+        self.busy = False
+        self._epoch = 0
+        self._seq = 0
+        self._snapshot_seq = 0
+        self._turn: Turn | None = None
+        self._mailbox: collections.deque[Delivery] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._outbox: collections.deque[tuple[asyncio.Future[None] | None, list[Output]]] = (
+            collections.deque()
+        )
+        #: Commits not yet settled, with the delivery each one covers.
+        self._pending: dict[asyncio.Future[None], Delivery | None] = {}
+        self._failed: list[Delivery] = []
+        self._last_commit: asyncio.Future[None] | None = None
+        self._blockers: list[asyncio.Future[Any]] = []
+        self._block_depth = 0
+        self._background: set[asyncio.Future[Any]] = set()
+        self._seen_inbox: set[int] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        return self.status in ("loading", "running")
+
+    async def load(self, name: str | None, *, existing: bool) -> None:
+        """Claim the object, replay its log, run the constructor, then take its inbox."""
+        log_ = self.runtime.log
+        started = time.perf_counter()
+        if existing:
+            claim = await log_.claim_existing(self.key)
+            if claim is None:
+                raise LookupError(f"object {self.key} does not exist")
+        else:
+            claim = await log_.claim(self.key, self.binding, name)
+        cls = self.runtime.app.bindings.get(claim.binding)
+        if cls is None:
+            raise LookupError(f"object {self.key} is of binding {claim.binding!r}, not served here")
+        self.binding, self.cls = claim.binding, cls
+        self.has_alarm_handler = callable(getattr(cls, "alarm", None))
+        if claim.name is not None and self.object_id.name is None:
+            self.object_id.name = claim.name
+        self._epoch = claim.epoch
+        history = await log_.history(self.key)
+        state = snapshot.decode(history.snapshot) if history.snapshot else ObjectState()
+        for event in history.events:
+            apply(state, event)
+        if state.seq != claim.last_seq:
+            raise ConflictError(
+                f"object {self.key}: replay reached seq {state.seq}, the catalog says "
+                f"{claim.last_seq}"
+            )
+        self.state = state
+        self._seq = state.seq
+        self._snapshot_seq = history.snapshot_seq
+        self.runtime.transport.set_auto_response(self.key, state.auto_response)
+        self._construct()
+        await self.take_inbox(first=True)
+        self.status = "running"
+        self.ready.set_result(None)
+        self._runner = asyncio.create_task(self._run(), name=f"object-{self.key[:12]}")
+        self.runtime.metrics.wake_seconds.observe(time.perf_counter() - started)
+
+    def _construct(self) -> None:
+        turn = self._turn = Turn()
+        token = core_module.current_core.set(self)
+        self.in_constructor = True
+        try:
+            ctx = DurableObjectState(self)
+            self.instance = self.cls(ctx, self.runtime.env)
+        finally:
+            self.in_constructor = False
+            core_module.current_core.reset(token)
+            self._turn = None
+        self._finish(turn)
+
+    async def take_inbox(self, *, first: bool = False) -> None:
+        """Queue this object's inbox rows not seen yet (oldest first, before newer work)."""
+        await self.runtime.inbox_settled(self.key)
+        items = await self.runtime.log.inbox(self.key)
+        fresh = [
+            delivery_module.from_inbox(item)
+            for item in items
+            if item.id is not None and item.id not in self._seen_inbox
+        ]
+        limit = self.runtime.settings.max_attempts
+        for delivery in fresh:
+            assert delivery.inbox_id is not None
+            self._seen_inbox.add(delivery.inbox_id)
+            if self.runtime.inbox_attempts.get(delivery.inbox_id, 0) >= limit:
+                log.error(
+                    "dropping inbox row %d (%s) after %d failed commits",
+                    delivery.inbox_id,
+                    delivery.kind,
+                    limit,
+                    extra=self._extra(),
+                )
+                delivery.kind = "drop"
+        if first:
+            self._mailbox.extendleft(reversed(fresh))
+        else:
+            self._mailbox.extend(fresh)
+        if fresh:
+            self._wakeup.set()
+
+    def fail_load(self, error: BaseException) -> None:
+        """Loading failed: leave the registry so the next attempt starts afresh."""
+        if not self.ready.done():
+            self.ready.set_exception(error)
+            self.ready.exception()  # retrieved: waiters re-raise it themselves
+        self.status = "closed"
+        self.runtime.gone(self, [])
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def has_work(self) -> bool:
+        return bool(self._mailbox or self._pending or self._outbox or self._blockers)
+
+    def enqueue(self, delivery: Delivery) -> None:
+        self._mailbox.append(delivery)
+        self.last_active = time.monotonic()
+        self._wakeup.set()
+
+    def can_hibernate(self, now: float, idle_after: float) -> bool:
+        return (
+            self.status == "running"
+            and not self.busy
+            and not self._mailbox
+            and not self._pending
+            and not self._outbox
+            and not self._blockers
+            and not self._background
+            and now - self.last_active >= idle_after
+            and all(s.hibernatable for s in self.state.sockets.values())
+        )
+
+    async def hibernate(self) -> None:
+        """Leave memory: snapshot, release ownership; sockets stay open in the gateway."""
+        self.status = "closing"
+        await self._stop_runner()
+        if self._seq > self._snapshot_seq:
+            commit = self.runtime.log.append(
+                Append(
+                    self.key,
+                    self._epoch,
+                    self._seq,
+                    snapshot=(self._seq, snapshot.encode(self.state)),
+                )
+            )
+            try:
+                await commit
+            except Exception as error:
+                log.warning("snapshot at hibernation failed: %s", error, extra=self._extra())
+        with contextlib.suppress(Exception):
+            await self.runtime.log.release(self.key, self._epoch)
+        if not self.state.sockets:
+            # No socket can ask for the auto-response any more; the next wake sets it again.
+            self.runtime.transport.set_auto_response(self.key, None)
+        self._close([])
+
+    async def _stop_runner(self) -> None:
+        runner = self._runner
+        if runner is not None and runner is not asyncio.current_task():
+            self._wakeup.set()
+            await runner
+
+    def _close(self, undelivered: list[Delivery]) -> None:
+        self.status = "closed"
+        if not self.ready.done():
+            self.ready.set_exception(ObjectResetError("the object was reset while loading"))
+            self.ready.exception()
+        self.runtime.gone(self, undelivered)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def reset(self, reason: str) -> None:
+        """Throw the instance away; held frames are discarded, unfinished work is redone."""
+        if self.status in ("closing", "closed"):
+            return
+        log.warning("object reset: %s", reason, extra=self._extra())
+        self.status = "closing"
+        self._outbox.clear()
+        task = asyncio.ensure_future(self._finish_reset())
+        self.runtime.track(task)
+
+    async def _finish_reset(self) -> None:
+        await self._stop_runner()
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        undelivered = [*self._failed, *self._mailbox]
+        self._mailbox.clear()
+        for future in self._blockers:
+            future.cancel()
+        self._close(undelivered)
+
+    # -- the mailbox --------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while self.status == "running":
+            if self._blockers:
+                await asyncio.gather(*self._blockers, return_exceptions=True)
+                self._blockers = [b for b in self._blockers if not b.done()]
+                continue
+            if not self._mailbox:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            delivery = self._mailbox.popleft()
+            self.busy = True
+            try:
+                await self._deliver(delivery)
+            finally:
+                self.busy = False
+                self.last_active = time.monotonic()
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        turn = self._turn = Turn(delivery)
+        if delivery.inbox_id is not None:
+            turn.consumed_inbox.append(delivery.inbox_id)
+        token = core_module.current_core.set(self)
+        result: Response | None = None
+        try:
+            result = await dispatch.run(self, delivery, turn)
+        except ResetRequested as reset:
+            self._turn = None
+            core_module.current_core.reset(token)
+            self._fail_delivery(delivery, ObjectResetError(reset.reason))
+            self.reset(reset.reason)
+            return
+        finally:
+            if self._turn is turn:
+                self._turn = None
+                core_module.current_core.reset(token)
+        gate = self._finish(turn)
+        if delivery.future is not None and result is not None:
+            self._respond(delivery.future, gate, result)
+
+    def _respond(
+        self,
+        future: asyncio.Future[Response],
+        gate: asyncio.Future[None] | None,
+        response: Response,
+    ) -> None:
+        def settle(_: object = None) -> None:
+            if future.done():
+                return
+            error = gate.exception() if gate is not None else None
+            if error is None:
+                future.set_result(response)
+            else:
+                future.set_exception(_storage_error(error))
+
+        if gate is None or gate.done():
+            settle()
+        else:
+            gate.add_done_callback(settle)
+
+    def _fail_delivery(self, delivery: Delivery, error: Exception) -> None:
+        if delivery.future is not None and not delivery.future.done():
+            delivery.future.set_exception(error)
+
+    # -- committing a turn and releasing its output ---------------------------------------
+
+    def _finish(self, turn: Turn) -> asyncio.Future[None] | None:
+        """Hand the turn's events to the log; queue its output behind the commit."""
+        gate: asyncio.Future[None] | None = None
+        if turn.events or turn.consumed_inbox:
+            first_seq = self._seq
+            self._seq += len(turn.events)
+            snap = None
+            every = self.runtime.settings.snapshot_every
+            if turn.events and self._seq // every > first_seq // every:
+                snap = (self._seq, snapshot.encode(self.state))
+                self._snapshot_seq = self._seq
+            commit = asyncio.ensure_future(
+                self.runtime.log.append(
+                    Append(
+                        self.key,
+                        self._epoch,
+                        first_seq,
+                        list(turn.events),
+                        snap,
+                        list(turn.consumed_inbox),
+                    )
+                )
+            )
+            self._pending[commit] = turn.delivery
+            commit.add_done_callback(lambda f, t=turn: self._committed(f, t))
+            gate = self._last_commit = commit
+        elif self._last_commit is not None and not self._last_commit.done():
+            gate = self._last_commit
+        if turn.outputs or turn.accepted:
+            expects: list[Output] = [("expect", sid, hib) for sid, hib in turn.accepted]
+            self._outbox.append((gate, expects + turn.outputs))
+            if gate is not None and not gate.done():
+                gate.add_done_callback(lambda _f: self._pump())
+            self._pump()
+        return gate
+
+    def _committed(self, commit: asyncio.Future[None], turn: Turn) -> None:
+        delivery = self._pending.pop(commit, None)
+        error = commit.exception() if not commit.cancelled() else ObjectResetError("cancelled")
+        if error is None:
+            self.runtime.metrics.events_appended.inc(len(turn.events))
+            for inbox_id in turn.consumed_inbox:
+                self._seen_inbox.discard(inbox_id)
+            if any(
+                isinstance(e, types.AlarmSet | types.AlarmDeleted | types.StorageCleared)
+                for e in turn.events
+            ):
+                self.runtime.alarms.schedule(self.key, self.state.alarm_ms)
+            return
+        if delivery is not None:
+            self._failed.append(delivery)
+        self.reset(f"a commit failed: {error}")
+
+    def _pump(self) -> None:
+        transport = self.runtime.transport
+        while self._outbox:
+            gate, outputs = self._outbox[0]
+            if gate is not None and not gate.done():
+                return
+            self._outbox.popleft()
+            if gate is not None and (gate.cancelled() or gate.exception() is not None):
+                continue
+            for kind, socket_id, payload in outputs:
+                if kind == "send":
+                    transport.send(socket_id, payload)  # type: ignore[arg-type]
+                elif kind == "close":
+                    code, reason = payload  # type: ignore[misc]
+                    transport.close(socket_id, code, reason)
+                else:
+                    transport.expect(socket_id, self.key, self.binding, bool(payload))
+
+    # -- ObjectCore ---------------------------------------------------------------------
+
+    def record(self, event: types.Event) -> None:
+        if self.status in ("closing", "closed"):
+            raise ObjectResetError("This Durable Object was reset; its writes are refused.")
+        turn = self._turn
+        if turn is None:
+            # Work outside a delivery (a background task): commit it as a turn of its own.
+            turn = self._turn = Turn()
+            asyncio.get_running_loop().call_soon(self._finish_orphan, turn)
+        turn.undos.append(undo_of(self.state, event))
+        apply(self.state, event)
+        turn.events.append(event)
+        if isinstance(event, types.AutoResponseSet):
+            self.runtime.transport.set_auto_response(self.key, self.state.auto_response)
+        elif isinstance(event, types.WebSocketAccepted):
+            turn.accepted.append((event.socket_id, event.hibernatable))
+
+    def _finish_orphan(self, turn: Turn) -> None:
+        if self._turn is turn:
+            self._turn = None
+        if self.status == "running" or self.status == "loading":
+            self._finish(turn)
+
+    def send(self, socket_id: str, data: str | bytes) -> None:
+        self._output(("send", socket_id, data))
+
+    def close_socket(self, socket_id: str, code: int | None, reason: str) -> None:
+        self._output(("close", socket_id, (code, reason)))
+
+    def _output(self, output: Output) -> None:
+        if self._turn is not None:
+            self._turn.outputs.append(output)
+            return
+        gate = self._last_commit if self._last_commit and not self._last_commit.done() else None
+        self._outbox.append((gate, [output]))
+        if gate is not None:
+            gate.add_done_callback(lambda _f: self._pump())
+        self._pump()
+
+    def expect_socket(self, socket: WebSocket) -> None:
+        """Nothing to do now: the turn registers accepted sockets once it is committed."""
+
+    def auto_response_timestamp(self, socket_id: str) -> datetime | None:
+        return self.runtime.transport.auto_response_timestamp(socket_id)
+
+    def savepoint(self) -> int:
+        turn = self._require_turn()
+        return len(turn.events)
+
+    def rollback_to(self, mark: int) -> None:
+        turn = self._require_turn()
+        rollback(self.state, turn, mark)
+
+    def _require_turn(self) -> Turn:
+        if self._turn is None:
+            self._turn = Turn()
+            asyncio.get_running_loop().call_soon(self._finish_orphan, self._turn)
+        return self._turn
+
+    async def sync(self) -> None:
+        # Writes of the running turn commit when it ends; this waits for all earlier ones.
+        pending = list(self._pending)
+        if pending:
+            results = await asyncio.gather(*pending, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise _storage_error(result)
+
+    def abort(self, reason: str | None) -> NoReturn:
+        raise ResetRequested(reason or "Application called abort() to reset Durable Object.")
+
+    def block_concurrency_while(
+        self, callback: Callable[[], Awaitable[Any]]
+    ) -> asyncio.Future[Any]:
+        if self._block_depth >= self.limits.max_block_concurrency_depth:
+            raise ObjectResetError("blockConcurrencyWhile() calls are nested too deeply.")
+        future = asyncio.ensure_future(self._blocked(callback))
+        self._blockers.append(future)
+        return future
+
+    async def _blocked(self, callback: Callable[[], Awaitable[Any]]) -> Any:
+        self._block_depth += 1
+        try:
+            return await asyncio.wait_for(_call(callback), self.limits.block_concurrency_timeout)
+        except TimeoutError:
+            message = (
+                "A call to blockConcurrencyWhile() in a Durable Object waited for too long. "
+                "The call was canceled and the Durable Object was reset."
+            )
+            self.reset(message)
+            raise ObjectResetError(message) from None
+        except ResetRequested as reset:
+            self.reset(reset.reason)
+            raise ObjectResetError(reset.reason) from None
+        except Exception as error:
+            self.reset(f"blockConcurrencyWhile() callback failed: {error!r}")
+            raise
+        finally:
+            self._block_depth -= 1
+
+    def wait_until(self, awaitable: Awaitable[Any]) -> None:
+        future = asyncio.ensure_future(awaitable)
+        self._background.add(future)
+        future.add_done_callback(self._background.discard)
+
+    def _extra(self) -> dict[str, str]:
+        return {"object_id": self.key, "action": "activation"}
+
+
+async def _call(callback: Callable[[], Any]) -> Any:
+    result = callback()
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _storage_error(error: BaseException) -> Exception:
+    if isinstance(error, ObjectResetError | StorageUnavailableError):
+        return error
+    if isinstance(error, StoreUnavailableError | ConflictError):
+        return StorageUnavailableError(f"The object's event log could not commit: {error}")
+    return StorageUnavailableError(f"The commit failed: {error!r}")

@@ -1,0 +1,79 @@
+"""Work items of an object's mailbox, and their inbox encoding."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from service.api.http import Request, Response
+from service.events import values
+from service.events.log import InboxItem
+
+#: "drop" consumes an inbox row that failed too often, without running a handler.
+Kind = Literal["fetch", "message", "close", "error", "alarm", "drop"]
+
+#: Deliveries that travel through the inbox when their object is not live.
+SOCKET_KINDS = frozenset({"message", "close", "error"})
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One event for an object: run its handler, in arrival order, one at a time."""
+
+    kind: Kind
+    socket_id: str = ""
+    data: str | bytes | None = None
+    code: int = 1005
+    reason: str = ""
+    was_clean: bool = True
+    error: str = ""
+    request: Request | None = None
+    future: asyncio.Future[Response] | None = None
+    inbox_id: int | None = None
+    #: How many times a commit covering this delivery failed.
+    attempts: int = 0
+
+    def to_inbox(self, object_id: str) -> InboxItem:
+        if self.kind == "message":
+            if isinstance(self.data, bytes):
+                data: dict[str, Any] = {"binary": base64.b64encode(self.data).decode("ascii")}
+            else:
+                data = {"text": values.encode_str(self.data or "")}
+        elif self.kind == "close":
+            data = {"code": self.code, "reason": self.reason, "was_clean": self.was_clean}
+        elif self.kind == "error":
+            data = {"error": self.error, "code": self.code}
+        else:
+            raise ValueError(f"{self.kind} deliveries do not go through the inbox")
+        data["attempts"] = self.attempts
+        return InboxItem(object_id, self.kind, self.socket_id, data)
+
+
+def from_inbox(item: InboxItem) -> Delivery:
+    data = item.data
+    attempts = int(data.get("attempts", 0))
+    if item.kind == "message":
+        payload: str | bytes = (
+            base64.b64decode(data["binary"]) if "binary" in data else values.decode(data["text"])
+        )
+        return Delivery("message", item.socket_id, payload, inbox_id=item.id, attempts=attempts)
+    if item.kind == "close":
+        return Delivery(
+            "close",
+            item.socket_id,
+            code=int(data["code"]),
+            reason=str(data["reason"]),
+            was_clean=bool(data["was_clean"]),
+            inbox_id=item.id,
+            attempts=attempts,
+        )
+    return Delivery(
+        "error",
+        item.socket_id,
+        error=str(data["error"]),
+        code=int(data.get("code", 1006)),
+        inbox_id=item.id,
+        attempts=attempts,
+    )

@@ -1,0 +1,243 @@
+"""Running the user's handler for one delivery, with the reference semantics of each event."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from service.api.errors import DurableObjectError
+from service.api.http import Response
+from service.api.websocket import CloseEvent, ErrorEvent, MessageEvent, WebSocket
+from service.events import types, values
+from service.runtime.delivery import Delivery
+from service.runtime.turn import ResetRequested, Turn, rollback
+
+if TYPE_CHECKING:
+    from service.runtime.activation import Activation
+
+log = logging.getLogger(__name__)
+
+EVENT_TIMEOUT_MESSAGE = "Actor exceeded event execution time and was disconnected."
+
+
+@dataclass(frozen=True)
+class AlarmInfo:
+    """Passed to ``alarm()``: how many times this alarm has failed before."""
+
+    retry_count: int
+    is_retry: bool
+
+
+async def run(activation: Activation, delivery: Delivery, turn: Turn) -> Response | None:
+    """Run the handler for ``delivery`` inside ``turn``; return the response of a fetch."""
+    kind = delivery.kind
+    if kind == "fetch":
+        return await _fetch(activation, delivery, turn)
+    if kind == "alarm":
+        await _alarm(activation, turn)
+        return None
+    if kind == "drop":
+        return None
+    socket = activation.state.sockets.get(delivery.socket_id)
+    if socket is None:
+        return None  # closed already: the inbox row is consumed and nothing else happens
+    handle = handle_for(activation, delivery.socket_id)
+    if kind == "message":
+        await _message(activation, delivery, turn, handle, socket.hibernatable)
+    elif kind == "close":
+        await _close(activation, delivery, turn, handle, socket.hibernatable)
+    else:
+        await _error(activation, delivery, turn, handle, socket.hibernatable)
+    return None
+
+
+def handle_for(activation: Activation, socket_id: str) -> WebSocket:
+    handle = activation.handles.get(socket_id)
+    if handle is None:
+        handle = WebSocket._restored(activation, socket_id)
+        activation.handles[socket_id] = handle
+    return handle
+
+
+async def _fetch(activation: Activation, delivery: Delivery, turn: Turn) -> Response:
+    assert activation.instance is not None and delivery.request is not None
+    activation.current_url = delivery.request.url
+    try:
+        response, error = await invoke(
+            activation, turn, activation.instance.fetch, delivery.request
+        )
+    finally:
+        activation.current_url = None
+    if error is not None:
+        return Response(f"Internal error in fetch(): {type(error).__name__}: {error}", status=500)
+    if not isinstance(response, Response):
+        rollback_turn(activation, turn)
+        return Response("fetch() must return a Response.", status=500)
+    ws = response.websocket
+    if ws is not None:
+        peer = ws._peer
+        if peer is None or peer._mode is None:
+            rollback_turn(activation, turn)
+            return Response(
+                "The server end of the WebSocketPair must be accepted (ctx.accept_websocket or "
+                "accept()) before the client end is returned.",
+                status=500,
+            )
+    return response
+
+
+async def _message(
+    activation: Activation, delivery: Delivery, turn: Turn, handle: WebSocket, hibernatable: bool
+) -> None:
+    data = delivery.data if delivery.data is not None else ""
+    if activation.cls.record_messages:
+        if isinstance(data, bytes):
+            event = types.MessageReceived(
+                socket_id=delivery.socket_id, binary=base64.b64encode(data).decode("ascii")
+            )
+        else:
+            event = types.MessageReceived(
+                socket_id=delivery.socket_id, text=values.encode_str(data)
+            )
+        activation.record(event)
+    turn.kept = len(turn.events)
+    if hibernatable:
+        handler = getattr(activation.instance, "websocket_message", None)
+        if handler is not None:
+            await invoke(activation, turn, handler, handle, data, timed=True)
+    else:
+        await _listeners(activation, turn, handle, "message", MessageEvent(data))
+
+
+async def _close(
+    activation: Activation, delivery: Delivery, turn: Turn, handle: WebSocket, hibernatable: bool
+) -> None:
+    handle._closed_by_peer()
+    if hibernatable:
+        handler = getattr(activation.instance, "websocket_close", None)
+        if handler is not None:
+            await invoke(
+                activation,
+                turn,
+                handler,
+                handle,
+                delivery.code,
+                delivery.reason,
+                delivery.was_clean,
+                timed=True,
+            )
+    else:
+        event = CloseEvent(delivery.code, delivery.reason, delivery.was_clean)
+        await _listeners(activation, turn, handle, "close", event)
+    # The socket stays listed while its close handler runs, and leaves with this event.
+    activation.record(
+        types.WebSocketClosed(
+            socket_id=delivery.socket_id,
+            code=delivery.code,
+            reason=delivery.reason,
+            was_clean=delivery.was_clean,
+        )
+    )
+    _release(activation, handle)
+
+
+async def _error(
+    activation: Activation, delivery: Delivery, turn: Turn, handle: WebSocket, hibernatable: bool
+) -> None:
+    handle._closed_by_peer()
+    error = DurableObjectError(delivery.error)
+    if hibernatable:
+        handler = getattr(activation.instance, "websocket_error", None)
+        if handler is not None:
+            await invoke(activation, turn, handler, handle, error, timed=True)
+    else:
+        await _listeners(activation, turn, handle, "error", ErrorEvent(error))
+    activation.record(
+        types.WebSocketErrored(
+            socket_id=delivery.socket_id, error=delivery.error, code=delivery.code
+        )
+    )
+    _release(activation, handle)
+
+
+def _release(activation: Activation, handle: WebSocket) -> None:
+    handle._release()
+    activation.handles.pop(handle.id, None)
+
+
+async def _listeners(
+    activation: Activation, turn: Turn, handle: WebSocket, event_type: str, event: Any
+) -> None:
+    for listener in list(handle._listeners[event_type]):
+        await invoke(activation, turn, listener, event)
+
+
+async def _alarm(activation: Activation, turn: Turn) -> None:
+    state = activation.state
+    now_ms = int(time.time() * 1000)
+    if state.alarm_ms is None or state.alarm_ms > now_ms + 5:
+        return  # deleted or moved since it was scheduled
+    handler = getattr(activation.instance, "alarm", None)
+    alarms = activation.runtime.alarms
+    retry_count = alarms.retry_count(activation.key)
+    # Inside alarm() the alarm no longer counts as set, unless the handler sets a new one.
+    activation.record(types.AlarmDeleted())
+    turn.kept = len(turn.events)
+    if handler is None:
+        return
+    info = AlarmInfo(retry_count=retry_count, is_retry=retry_count > 0)
+    _, error = await invoke(activation, turn, handler, *_alarm_args(handler, info))
+    if error is None:
+        alarms.succeeded(activation.key)
+        return
+    delay = alarms.failed(activation.key)
+    if delay is not None and state.alarm_ms is None:
+        activation.record(types.AlarmSet(scheduled_ms=now_ms + int(delay * 1000)))
+
+
+def _alarm_args(handler: Any, info: AlarmInfo) -> tuple[Any, ...]:
+    try:
+        parameters = inspect.signature(handler).parameters
+    except (TypeError, ValueError):
+        return (info,)
+    return (info,) if parameters else ()
+
+
+async def invoke(
+    activation: Activation, turn: Turn, handler: Any, *args: Any, timed: bool = False
+) -> tuple[Any, Exception | None]:
+    """Call a user handler; if it raises, log it and undo everything it did in this turn."""
+    timeout_ms = activation.state.event_timeout_ms if timed else None
+    try:
+        result = handler(*args)
+        if inspect.isawaitable(result):
+            if timeout_ms:
+                try:
+                    async with asyncio.timeout(timeout_ms / 1000) as scope:
+                        result = await result
+                except TimeoutError:
+                    if scope.expired():
+                        raise ResetRequested(EVENT_TIMEOUT_MESSAGE) from None
+                    raise
+            else:
+                result = await result
+        return result, None
+    except Exception as error:
+        log.exception(
+            "handler %s raised",
+            getattr(handler, "__qualname__", handler),
+            extra={"object_id": activation.key, "action": "handler"},
+        )
+        rollback_turn(activation, turn)
+        return None, error
+
+
+def rollback_turn(activation: Activation, turn: Turn) -> None:
+    """Drop the handler's part of the turn: its events (undone) and its output."""
+    rollback(activation.state, turn, turn.kept)
+    turn.outputs.clear()

@@ -1,0 +1,337 @@
+"""The runtime of one node: which objects are live, how work reaches them, when they sleep.
+
+Work for a live object goes straight into its mailbox. Work for an object that is not live
+(a frame on a hibernated socket) is written to the inbox; the flush that commits it sends one
+NOTIFY, and the listener wakes the object, which replays its log and drains its inbox. A
+slow poll of the inbox backs the notifications up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from service.api.application import Application
+from service.api.http import Request, Response
+from service.api.ids import DurableObjectId
+from service.api.limits import Limits
+from service.api.namespace import DurableObjectNamespace, Env
+from service.events.log import StoreUnavailableError
+from service.metrics import Metrics
+from service.runtime.activation import Activation
+from service.runtime.alarms import AlarmScheduler
+from service.runtime.delivery import Delivery
+from service.runtime.ports import EventLog, SocketTransport
+
+log = logging.getLogger(__name__)
+
+DISCONNECTED_REASON = "WebSocket disconnected without sending Close frame."
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Timing of hibernation, snapshots and the polling fallbacks."""
+
+    hibernate_after: float = 10.0
+    snapshot_every: int = 100
+    poll_interval: float = 5.0
+    listener_probe_interval: float = 5.0
+    #: Failed commits a delivery may cover before it is dropped (and logged).
+    max_attempts: int = 3
+    shutdown_timeout: float = 10.0
+
+
+class Runtime:
+    """Hosts the application's objects on this node (the API's ObjectHost)."""
+
+    def __init__(
+        self,
+        app: Application,
+        event_log: EventLog,
+        transport: SocketTransport,
+        *,
+        settings: RuntimeSettings | None = None,
+        limits: Limits | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.app = app
+        self.log = event_log
+        self.transport = transport
+        self.settings = settings or RuntimeSettings()
+        self.limits = limits or Limits()
+        self.metrics = metrics or Metrics()
+        namespaces: dict[str, Any] = {
+            name: DurableObjectNamespace(name, cls, app.unique_keys[name], self)
+            for name, cls in app.bindings.items()
+        }
+        self.env = Env({**app.vars, **namespaces})
+        self.activations: dict[str, Activation] = {}
+        self.alarms = AlarmScheduler(self)
+        #: Per object, the latest inbox write not yet committed.
+        self._inbox_pending: dict[str, asyncio.Future[int]] = {}
+        #: Work of objects being revived after a reset, in arrival order.
+        self._carryover: dict[str, list[Delivery]] = {}
+        #: Failed attempts per inbox row (a row that keeps failing is dropped, not retried).
+        self.inbox_attempts: dict[int, int] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # -- start and stop -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Close what a previous run left open, start listening, sweeping and polling."""
+        for object_id, socket_id in await self.log.stale_sockets():
+            self._to_inbox(
+                object_id,
+                Delivery(
+                    "close", socket_id, code=1006, reason=DISCONNECTED_REASON, was_clean=False
+                ),
+            )
+        self.log.listen(
+            self._on_wake,
+            self._on_connect,
+            probe_interval=self.settings.listener_probe_interval,
+        )
+        self._loops = [
+            asyncio.create_task(self._sweep_loop(), name="hibernation-sweep"),
+            asyncio.create_task(self._poll_loop(), name="inbox-poll"),
+        ]
+
+    async def stop(self) -> None:
+        """Let live objects finish their work, then hibernate them all (snapshots, release)."""
+        self._stopping = True
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        for activation in list(self.activations.values()):
+            with contextlib.suppress(Exception):
+                await activation.ready
+            while activation.status == "running" and (activation.busy or activation.has_work()):
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.01)
+            if activation.status == "running":
+                await activation.hibernate()
+        self.alarms.close()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=self.settings.shutdown_timeout)
+
+    def track(self, future: asyncio.Future[Any]) -> None:
+        """Keep a background task referenced until it ends; log how it failed."""
+        self._tasks.add(future)
+        future.add_done_callback(self._task_done)
+
+    def _task_done(self, future: asyncio.Future[Any]) -> None:
+        self._tasks.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            error = future.exception()
+            log.error("background task failed: %r", error, exc_info=error)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self.track(asyncio.ensure_future(coroutine))
+
+    # -- the API's ObjectHost -----------------------------------------------------------
+
+    async def fetch(self, binding: str, object_id: DurableObjectId, request: Request) -> Response:
+        """Deliver a request to an object and return its response once it is committed."""
+        if binding not in self.app.bindings:
+            raise LookupError(f"no binding named {binding!r}")
+        activation = await self.activate(str(object_id), binding, object_id.name)
+        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        activation.enqueue(Delivery("fetch", request=request, future=future))
+        return await future
+
+    # -- deliveries from the gateway ----------------------------------------------------
+
+    def deliver(self, object_id: str, delivery: Delivery) -> None:
+        """A frame, close or error of a socket: to the mailbox if live, else to the inbox."""
+        activation = self.activations.get(object_id)
+        if activation is not None and activation.accepting:
+            activation.enqueue(delivery)
+        elif object_id in self._carryover:
+            self._carryover[object_id].append(delivery)
+        else:
+            self._to_inbox(object_id, delivery)
+
+    def deliver_alarm(self, object_id: str) -> None:
+        activation = self.activations.get(object_id)
+        if activation is not None and activation.accepting:
+            activation.enqueue(Delivery("alarm"))
+            return
+        self._spawn(self._wake_for_alarm(object_id))
+
+    async def _wake_for_alarm(self, object_id: str) -> None:
+        try:
+            activation = await self.activate(object_id)
+        except (StoreUnavailableError, LookupError) as error:
+            log.warning(
+                "alarm could not wake its object: %s", error, extra={"object_id": object_id}
+            )
+            return
+        activation.enqueue(Delivery("alarm"))
+
+    def _to_inbox(self, object_id: str, delivery: Delivery) -> None:
+        future = asyncio.ensure_future(self.log.enqueue(delivery.to_inbox(object_id)))
+        self._inbox_pending[object_id] = future
+
+        def done(f: asyncio.Future[int]) -> None:
+            if self._inbox_pending.get(object_id) is f:
+                del self._inbox_pending[object_id]
+            if f.exception() is not None:
+                log.warning(
+                    "inbox write failed, keeping the work in memory: %s",
+                    f.exception(),
+                    extra={"object_id": object_id},
+                )
+                self._carry(object_id, [delivery])
+
+        future.add_done_callback(done)
+
+    async def inbox_settled(self, object_id: str) -> None:
+        """Wait until inbox writes already made for this object are committed."""
+        while (future := self._inbox_pending.get(object_id)) is not None:
+            await asyncio.gather(future, return_exceptions=True)
+
+    # -- activation ---------------------------------------------------------------------
+
+    async def activate(
+        self, object_id: str, binding: str | None = None, name: str | None = None
+    ) -> Activation:
+        """The live activation of an object, waking it (claim, replay, construct) if needed."""
+        while True:
+            activation = self.activations.get(object_id)
+            if activation is None:
+                break
+            if activation.accepting:
+                await asyncio.shield(activation.ready)
+                return activation
+            await asyncio.shield(activation.closed)
+        activation = Activation(self, DurableObjectId(object_id, name), binding)
+        self.activations[object_id] = activation
+        try:
+            await activation.load(name, existing=binding is None)
+        except BaseException as error:
+            activation.fail_load(error)
+            raise
+        return activation
+
+    def gone(self, activation: Activation, undelivered: list[Delivery]) -> None:
+        """An activation left memory; work it did not finish is carried to the next one."""
+        if self.activations.get(activation.key) is activation:
+            del self.activations[activation.key]
+        if undelivered:
+            self._carry(activation.key, undelivered)
+
+    def _carry(self, object_id: str, deliveries: list[Delivery]) -> None:
+        kept = []
+        for delivery in deliveries:
+            if delivery.kind == "fetch" or delivery.kind == "alarm":
+                continue  # the caller got an error / the alarms table still has it
+            if delivery.inbox_id is not None:
+                attempts = self.inbox_attempts.get(delivery.inbox_id, 0) + 1
+                self.inbox_attempts[delivery.inbox_id] = attempts
+                continue  # still in the inbox: the next activation drains it
+            if delivery.attempts >= self.settings.max_attempts:
+                log.error(
+                    "dropping a %s of socket %s after %d failed commits",
+                    delivery.kind,
+                    delivery.socket_id,
+                    delivery.attempts,
+                    extra={"object_id": object_id},
+                )
+                continue
+            kept.append(delivery)
+        reviving = object_id in self._carryover
+        self._carryover.setdefault(object_id, []).extend(kept)
+        if not reviving and not self._stopping:
+            self._spawn(self._revive(object_id))
+
+    async def _revive(self, object_id: str) -> None:
+        """Bring an object back after a reset, retrying while the database is away."""
+        delay = 0.1
+        while True:
+            try:
+                activation = await self.activate(object_id)
+                break
+            except StoreUnavailableError as error:
+                log.warning("cannot revive yet: %s", error, extra={"object_id": object_id})
+            except LookupError:
+                self._carryover.pop(object_id, None)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        for delivery in self._carryover.pop(object_id, []):
+            delivery.attempts += 1
+            activation.enqueue(delivery)
+
+    # -- notifications, polling, hibernation --------------------------------------------
+
+    def _on_wake(self, object_ids: list[str] | None) -> None:
+        if object_ids is None:
+            self._spawn(self._poll())
+            return
+        for object_id in object_ids:
+            self._spawn(self._wake(object_id))
+
+    async def _on_connect(self) -> None:
+        self._spawn(self._poll())
+
+    async def _wake(self, object_id: str) -> None:
+        if object_id in self._carryover:
+            return  # being revived; it drains its inbox when it loads
+        activation = self.activations.get(object_id)
+        try:
+            if activation is not None and activation.status == "running":
+                await activation.take_inbox()
+            else:
+                await self.activate(object_id)
+        except StoreUnavailableError as error:
+            log.warning(
+                "wake failed, the poll will retry: %s", error, extra={"object_id": object_id}
+            )
+        except LookupError as error:
+            log.error("cannot wake: %s", error, extra={"object_id": object_id})
+
+    async def _poll(self) -> None:
+        try:
+            object_ids = await self.log.objects_with_inbox()
+            await self.alarms.poll(self.settings.poll_interval * 2)
+        except StoreUnavailableError as error:
+            log.warning("poll failed: %s", error, extra={"action": "poll"})
+            return
+        for object_id in object_ids:
+            await self._wake(object_id)
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval)
+            await self._poll()
+
+    async def _sweep_loop(self) -> None:
+        interval = max(0.05, min(1.0, self.settings.hibernate_after / 4))
+        while True:
+            await asyncio.sleep(interval)
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Hibernate every object idle for ``hibernate_after`` seconds."""
+        now = time.monotonic()
+        for activation in list(self.activations.values()):
+            if activation.can_hibernate(now, self.settings.hibernate_after):
+                activation.status = "closing"
+                self.metrics.hibernations.inc()
+                self._spawn(activation.hibernate())
+
+    # -- figures ------------------------------------------------------------------------
+
+    def live_count(self) -> int:
+        return sum(1 for a in self.activations.values() if a.status == "running")

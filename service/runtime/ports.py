@@ -1,0 +1,60 @@
+"""What the runtime needs from the layers around it, as protocols (implemented elsewhere)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from service.events.log import Append, Claim, History, InboxItem
+
+
+class EventLog(Protocol):
+    """The event store (``service.store.event_store.EventStore``)."""
+
+    node_id: str
+
+    def append(self, append: Append) -> Awaitable[None]: ...
+
+    def enqueue(self, item: InboxItem) -> Awaitable[int]: ...
+
+    async def claim(self, object_id: str, binding: str, name: str | None) -> Claim: ...
+
+    async def claim_existing(self, object_id: str) -> Claim | None: ...
+
+    async def release(self, object_id: str, epoch: int) -> None: ...
+
+    async def history(self, object_id: str, until_seq: int | None = None) -> History: ...
+
+    async def inbox(self, object_id: str) -> list[InboxItem]: ...
+
+    async def objects_with_inbox(self, limit: int = 1000) -> list[str]: ...
+
+    async def stale_sockets(self) -> list[tuple[str, str]]: ...
+
+    async def due_alarms(
+        self, horizon_seconds: float, limit: int = 100
+    ) -> list[tuple[str, int]]: ...
+
+    def listen(
+        self,
+        on_wake: Callable[[list[str] | None], None],
+        on_connect: Callable[[], Awaitable[None]],
+        *,
+        probe_interval: float = 5.0,
+    ) -> Any: ...
+
+
+class SocketTransport(Protocol):
+    """The gateway's socket registry: where released frames and closes go."""
+
+    def expect(self, socket_id: str, object_id: str, binding: str, hibernatable: bool) -> None:
+        """A socket was accepted; buffer frames for it until its connection is attached."""
+
+    def send(self, socket_id: str, data: str | bytes) -> None: ...
+
+    def close(self, socket_id: str, code: int | None, reason: str) -> None: ...
+
+    def set_auto_response(self, object_id: str, pair: tuple[str, str] | None) -> None: ...
+
+    def auto_response_timestamp(self, socket_id: str) -> datetime | None: ...

@@ -1,0 +1,1 @@
+"""The PostgreSQL event store: schema, group commit, replay reads, presence, LISTEN/NOTIFY."""

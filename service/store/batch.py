@@ -1,0 +1,117 @@
+"""Turning a batch of appends and inbox items into the column arrays of one flush."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from service.events import types
+from service.events.log import Append, InboxItem
+
+
+@dataclass
+class FlushArrays:
+    """Column arrays for every statement of one flush transaction."""
+
+    object_ids: list[str] = field(default_factory=list)
+    expected: list[int] = field(default_factory=list)
+    last: list[int] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+    event_columns: tuple[list[str], list[int], list[str], list[int], list[str]] = field(
+        default_factory=lambda: ([], [], [], [], [])
+    )
+    accepted: tuple[list[str], list[str], list[str], list[bool], list[str | None]] = field(
+        default_factory=lambda: ([], [], [], [], [])
+    )
+    attachments: dict[tuple[str, str], str] = field(default_factory=dict)
+    touched: dict[tuple[str, str], None] = field(default_factory=dict)
+    closed: tuple[list[str], list[str], list[int], list[str], list[bool]] = field(
+        default_factory=lambda: ([], [], [], [], [])
+    )
+    alarms: dict[str, int | None] = field(default_factory=dict)
+    snapshots: tuple[list[str], list[int], list[str]] = field(default_factory=lambda: ([], [], []))
+    consumed: tuple[list[str], list[int]] = field(default_factory=lambda: ([], []))
+    inbox: tuple[list[str], list[str], list[str], list[str]] = field(
+        default_factory=lambda: ([], [], [], [])
+    )
+
+    @property
+    def event_count(self) -> int:
+        return len(self.event_columns[0])
+
+
+def build(groups: dict[str, list[Append]], inbox: list[InboxItem]) -> FlushArrays:
+    """Columns for the given appends (grouped by object, in order) and inbox items.
+
+    Raises ValueError if an object's appends do not follow each other seq for seq.
+    """
+    arrays = FlushArrays()
+    for object_id, appends in groups.items():
+        first = appends[0]
+        seq = first.expected_seq
+        for append in appends:
+            if append.expected_seq != seq or append.epoch != first.epoch:
+                raise ValueError(f"appends of {object_id} do not follow each other")
+            for event in append.events:
+                seq += 1
+                _add_event(arrays, object_id, seq, event)
+            if append.snapshot is not None:
+                arrays.snapshots[0].append(object_id)
+                arrays.snapshots[1].append(append.snapshot[0])
+                arrays.snapshots[2].append(append.snapshot[1])
+            for inbox_id in append.consumed_inbox:
+                arrays.consumed[0].append(object_id)
+                arrays.consumed[1].append(inbox_id)
+        arrays.object_ids.append(object_id)
+        arrays.expected.append(first.expected_seq)
+        arrays.last.append(seq)
+        arrays.epochs.append(first.epoch)
+    for item in inbox:
+        arrays.inbox[0].append(item.object_id)
+        arrays.inbox[1].append(item.kind)
+        arrays.inbox[2].append(item.socket_id)
+        arrays.inbox[3].append(json.dumps(item.data, ensure_ascii=False))
+    return arrays
+
+
+def _add_event(arrays: FlushArrays, object_id: str, seq: int, event: types.Event) -> None:
+    columns = arrays.event_columns
+    columns[0].append(object_id)
+    columns[1].append(seq)
+    columns[2].append(event.type)
+    columns[3].append(event.version)
+    columns[4].append(types.to_data(event))
+    _project(arrays, object_id, event)
+
+
+def _project(arrays: FlushArrays, object_id: str, event: types.Event) -> None:
+    """Derive the presence and alarm projections from the event itself."""
+    if isinstance(event, types.MessageReceived):
+        arrays.touched[(object_id, event.socket_id)] = None
+    elif isinstance(event, types.WebSocketAccepted):
+        accepted = arrays.accepted
+        accepted[0].append(object_id)
+        accepted[1].append(event.socket_id)
+        accepted[2].append(json.dumps(event.tags, ensure_ascii=False))
+        accepted[3].append(event.hibernatable)
+        accepted[4].append(event.url)
+    elif isinstance(event, types.AttachmentSet):
+        arrays.attachments[(object_id, event.socket_id)] = json.dumps(
+            event.attachment, ensure_ascii=False
+        )
+    elif isinstance(event, types.WebSocketClosed | types.WebSocketErrored):
+        closed = arrays.closed
+        closed[0].append(object_id)
+        closed[1].append(event.socket_id)
+        if isinstance(event, types.WebSocketClosed):
+            closed[2].append(event.code)
+            closed[3].append(event.reason)
+            closed[4].append(event.was_clean)
+        else:
+            closed[2].append(event.code)
+            closed[3].append(event.error)
+            closed[4].append(False)
+    elif isinstance(event, types.AlarmSet):
+        arrays.alarms[object_id] = event.scheduled_ms
+    elif isinstance(event, types.AlarmDeleted | types.StorageCleared):
+        arrays.alarms[object_id] = None

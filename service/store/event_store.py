@@ -1,0 +1,183 @@
+"""The event store a node runs on: asyncpg pool, group commit, replay reads, inbox, listener.
+
+This is the implementation of the runtime's ``EventLog`` port; it knows events and plain
+records, never object classes or HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+from service.events import types
+from service.events.log import Append, Claim, History, InboxItem, StoreUnavailableError
+from service.store import database_url, notifications, queries
+from service.store.group_commit import TRANSIENT_ERRORS, GroupCommit
+from service.store.listener import Listener
+
+#: The NOTIFY channel; versioned so that old and new nodes can run side by side.
+CHANNEL = "durable_v1"
+
+T = TypeVar("T")
+
+
+class EventStore:
+    """All database access of one node."""
+
+    def __init__(
+        self,
+        dsn: str,
+        node_id: str,
+        *,
+        pool_size: int = 10,
+        retry_seconds: float = 10.0,
+        command_timeout: float = 10.0,
+        max_batch_events: int = 5000,
+        on_flush: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.dsn = database_url.for_asyncpg(dsn)
+        self.node_id = node_id
+        self._pool_size = pool_size
+        self._retry_seconds = retry_seconds
+        self._command_timeout = command_timeout
+        self._max_batch_events = max_batch_events
+        self._on_flush = on_flush
+        self._pool: asyncpg.Pool | None = None
+        self._commit: GroupCommit | None = None
+        self._listener: Listener | None = None
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=1,
+            max_size=self._pool_size,
+            command_timeout=self._command_timeout,
+        )
+        self._commit = GroupCommit(
+            self._pool,
+            self.node_id,
+            CHANNEL,
+            max_batch_events=self._max_batch_events,
+            retry_seconds=self._retry_seconds,
+            on_flush=self._on_flush,
+        )
+        self._commit.start()
+
+    async def close(self) -> None:
+        """Flush what is queued, stop listening, close the pool."""
+        if self._commit is not None:
+            await self._commit.close()
+        if self._listener is not None:
+            await self._listener.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "EventStore.open() was not awaited"
+        return self._pool
+
+    # -- writes -------------------------------------------------------------------------
+
+    def append(self, append: Append) -> Awaitable[None]:
+        assert self._commit is not None
+        return self._commit.append(append)
+
+    def enqueue(self, item: InboxItem) -> Awaitable[int]:
+        assert self._commit is not None
+        return self._commit.enqueue(item)
+
+    async def claim(self, object_id: str, binding: str, name: str | None) -> Claim:
+        row = await self._fetchrow(queries.CLAIM_OBJECT, object_id, binding, name, self.node_id)
+        assert row is not None
+        return Claim(object_id, row["binding"], row["name"], row["owner_epoch"], row["last_seq"])
+
+    async def claim_existing(self, object_id: str) -> Claim | None:
+        row = await self._fetchrow(queries.CLAIM_EXISTING, object_id, self.node_id)
+        if row is None:
+            return None
+        return Claim(object_id, row["binding"], row["name"], row["owner_epoch"], row["last_seq"])
+
+    async def release(self, object_id: str, epoch: int) -> None:
+        await self._call(lambda c: c.execute(queries.RELEASE_OBJECT, object_id, epoch))
+
+    # -- reads --------------------------------------------------------------------------
+
+    async def history(self, object_id: str, until_seq: int | None = None) -> History:
+        """The newest snapshot (at or before ``until_seq``) and the events after it."""
+
+        async def read(connection: asyncpg.Connection) -> History:
+            if until_seq is None:
+                snapshot = await connection.fetchrow(queries.LATEST_SNAPSHOT, object_id)
+            else:
+                snapshot = await connection.fetchrow(
+                    queries.SNAPSHOT_AT_OR_BEFORE, object_id, until_seq
+                )
+            start = snapshot["seq"] if snapshot else 0
+            if until_seq is None:
+                rows = await connection.fetch(queries.EVENTS_AFTER, object_id, start)
+            else:
+                rows = await connection.fetch(queries.EVENTS_BETWEEN, object_id, start, until_seq)
+            events = [types.from_row(r["type"], r["version"], r["data"]) for r in rows]
+            return History(start, snapshot["state"] if snapshot else None, events)
+
+        return await self._call(read)
+
+    async def inbox(self, object_id: str) -> list[InboxItem]:
+        rows = await self._call(lambda c: c.fetch(queries.INBOX_OF, object_id))
+        return [
+            InboxItem(object_id, r["kind"], r["socket_id"], json.loads(r["data"]), r["id"])
+            for r in rows
+        ]
+
+    async def objects_with_inbox(self, limit: int = 1000) -> list[str]:
+        rows = await self._call(lambda c: c.fetch(queries.INBOX_OBJECTS, limit))
+        return [r[0] for r in rows]
+
+    async def stale_sockets(self) -> list[tuple[str, str]]:
+        rows = await self._call(lambda c: c.fetch(queries.STALE_SOCKETS, self.node_id))
+        return [(r[0], r[1]) for r in rows]
+
+    async def due_alarms(self, horizon_seconds: float, limit: int = 100) -> list[tuple[str, int]]:
+        rows = await self._call(lambda c: c.fetch(queries.DUE_ALARMS, horizon_seconds, limit))
+        return [(r[0], r[1]) for r in rows]
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailableError unless the database answers."""
+        await self._call(lambda c: c.fetchval(queries.PING))
+
+    # -- notifications ------------------------------------------------------------------
+
+    def listen(
+        self,
+        on_wake: Callable[[list[str] | None], None],
+        on_connect: Callable[[], Awaitable[None]],
+        *,
+        probe_interval: float = 5.0,
+    ) -> Listener:
+        """Start the node's LISTEN connection; ``on_wake(None)`` means "poll everything"."""
+
+        def dispatch(notification: notifications.Notification) -> None:
+            if isinstance(notification, notifications.Wake):
+                on_wake(notification.object_ids)
+            else:
+                on_wake(None)
+
+        self._listener = Listener(
+            self.dsn, CHANNEL, dispatch, on_connect, probe_interval=probe_interval
+        )
+        self._listener.start()
+        return self._listener
+
+    async def _fetchrow(self, query: str, *args: Any) -> Any:
+        return await self._call(lambda c: c.fetchrow(query, *args))
+
+    async def _call(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        try:
+            async with self.pool.acquire() as connection:
+                return await operation(connection)
+        except TRANSIENT_ERRORS as error:
+            raise StoreUnavailableError(f"the database is unavailable: {error}") from error

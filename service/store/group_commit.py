@@ -1,0 +1,263 @@
+"""Group commit: appends from every object are queued and flushed together.
+
+One transaction per flush carries the events, the presence and alarm projections, the
+snapshots, the consumed and new inbox rows, and at most one NOTIFY. Each waiter's future
+resolves when its own events are durable (or fails with the reason they are not). While a
+flush runs, new work queues up, so batches grow with load and latency stays one commit
+when idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from service.events.log import Append, ConflictError, InboxItem, StoreUnavailableError
+from service.store import batch, notifications, queries
+
+log = logging.getLogger(__name__)
+
+#: Errors that mean "the database is unreachable right now", worth retrying.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.ConnectionFailureError,
+)
+
+
+@dataclass(slots=True)
+class _Pending:
+    item: Append | InboxItem
+    future: asyncio.Future[Any]
+
+
+class _Conflicts(Exception):
+    def __init__(self, object_ids: set[str]) -> None:
+        super().__init__(object_ids)
+        self.object_ids = object_ids
+
+
+class GroupCommit:
+    """The single writer of a node: batches appends and inbox items into few commits."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        node_id: str,
+        channel: str,
+        *,
+        max_batch_events: int = 5000,
+        retry_seconds: float = 10.0,
+        on_flush: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._node_id = node_id
+        self._channel = channel
+        self._max_batch_events = max_batch_events
+        self._retry_seconds = retry_seconds
+        self._on_flush = on_flush
+        self._queue: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="group-commit")
+
+    async def close(self) -> None:
+        """Flush what is queued, then stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    def append(self, append: Append) -> asyncio.Future[None]:
+        """Queue an append; the future resolves when it is committed."""
+        return self._submit(append)
+
+    def enqueue(self, item: InboxItem) -> asyncio.Future[int]:
+        """Queue an inbox row; the future resolves to its id once committed (and notified)."""
+        return self._submit(item)
+
+    def _submit(self, item: Append | InboxItem) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._closing and self._task is not None and self._task.done():
+            future.set_exception(StoreUnavailableError("the event store is closed"))
+            return future
+        self._queue.append(_Pending(item, future))
+        self._wakeup.set()
+        return future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                taken = self._take()
+                await self._flush_all(taken)
+            if self._closing:
+                return
+
+    def _take(self) -> list[_Pending]:
+        count, size = 0, 0
+        for count, pending in enumerate(self._queue, start=1):  # noqa: B007
+            if isinstance(pending.item, Append):
+                size += len(pending.item.events)
+            if size >= self._max_batch_events:
+                break
+        taken, self._queue = self._queue[:count], self._queue[count:]
+        return taken
+
+    async def _flush_all(self, taken: list[_Pending]) -> None:
+        """Flush a batch; isolate failures so one object's bad append fails only itself."""
+        taken = [p for p in taken if not p.future.done()]
+        try:
+            await self._flush_with_retry(taken)
+        except _Conflicts as conflicts:
+            rest = []
+            for pending in taken:
+                item = pending.item
+                if isinstance(item, Append) and item.object_id in conflicts.object_ids:
+                    pending.future.set_exception(
+                        ConflictError(
+                            f"object {item.object_id} was changed by another writer "
+                            f"(expected seq {item.expected_seq}, epoch {item.epoch})"
+                        )
+                    )
+                else:
+                    rest.append(pending)
+            if rest:
+                await self._flush_all(rest)
+        except StoreUnavailableError as error:
+            _fail(taken, error)
+        except Exception as error:
+            groups = _group(taken)
+            if len(groups) + sum(isinstance(p.item, InboxItem) for p in taken) <= 1:
+                log.error("flush failed: %s", error, extra={"action": "flush"})
+                _fail(taken, StoreUnavailableError(f"the commit failed: {error}"))
+                return
+            # Flush each object on its own to find the one whose data the database refuses.
+            for object_id in groups:
+                await self._flush_all([p for p in taken if _object_of(p) == object_id])
+            inbox = [p for p in taken if isinstance(p.item, InboxItem)]
+            for pending in inbox:
+                await self._flush_all([pending])
+
+    async def _flush_with_retry(self, taken: list[_Pending]) -> None:
+        deadline = time.monotonic() + self._retry_seconds
+        delay = 0.05
+        while True:
+            try:
+                await self._flush(taken)
+                return
+            except TRANSIENT_ERRORS as error:
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailableError(f"the database is unavailable: {error}") from error
+                log.warning("flush failed, retrying: %s", error, extra={"action": "flush"})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _flush(self, taken: list[_Pending]) -> None:
+        appends = [p for p in taken if isinstance(p.item, Append)]
+        inbox = [p for p in taken if isinstance(p.item, InboxItem)]
+        groups = _group(taken)
+        arrays = batch.build(groups, [p.item for p in inbox])  # type: ignore[misc]
+        started = time.perf_counter()
+        async with self._pool.acquire() as connection, connection.transaction():
+            inbox_ids = await self._write(connection, arrays)
+        elapsed = time.perf_counter() - started
+        for pending in appends:
+            if not pending.future.done():
+                pending.future.set_result(None)
+        for pending, inbox_id in zip(inbox, inbox_ids, strict=True):
+            assert isinstance(pending.item, InboxItem)
+            pending.item.id = inbox_id
+            if not pending.future.done():
+                pending.future.set_result(inbox_id)
+        if self._on_flush is not None:
+            self._on_flush(arrays.event_count, elapsed)
+
+    async def _write(self, connection: asyncpg.Connection, arrays: batch.FlushArrays) -> list[int]:
+        if arrays.object_ids:
+            await connection.execute(queries.LOCK_POSITIONS)
+            advanced = await connection.fetch(
+                queries.ADVANCE_OBJECTS,
+                arrays.object_ids,
+                arrays.expected,
+                arrays.last,
+                arrays.epochs,
+            )
+            if len(advanced) != len(arrays.object_ids):
+                stale = set(arrays.object_ids) - {row[0] for row in advanced}
+                raise _Conflicts(stale)
+        if arrays.event_count:
+            await connection.execute(queries.INSERT_EVENTS, *arrays.event_columns)
+        await _write_projections(connection, arrays, self._node_id)
+        inbox_ids: list[int] = []
+        if arrays.inbox[0]:
+            rows = await connection.fetch(queries.INSERT_INBOX, *arrays.inbox)
+            inbox_ids = sorted(row[0] for row in rows)
+            payload = notifications.wake_payload(sorted(set(arrays.inbox[0])))
+            await connection.execute(queries.NOTIFY, self._channel, payload)
+        return inbox_ids
+
+
+async def _write_projections(
+    connection: asyncpg.Connection, arrays: batch.FlushArrays, node_id: str
+) -> None:
+    if arrays.accepted[0]:
+        await connection.execute(queries.INSERT_SOCKETS, *arrays.accepted, node_id)
+    if arrays.attachments:
+        keys = list(arrays.attachments)
+        await connection.execute(
+            queries.UPDATE_ATTACHMENTS,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            list(arrays.attachments.values()),
+        )
+    if arrays.touched:
+        keys = list(arrays.touched)
+        await connection.execute(queries.TOUCH_SOCKETS, [k[0] for k in keys], [k[1] for k in keys])
+    if arrays.closed[0]:
+        await connection.execute(queries.CLOSE_SOCKETS, *arrays.closed)
+    if arrays.alarms:
+        set_ids = [k for k, v in arrays.alarms.items() if v is not None]
+        deleted = [k for k, v in arrays.alarms.items() if v is None]
+        if deleted:
+            await connection.execute(queries.DELETE_ALARMS, deleted)
+        if set_ids:
+            await connection.execute(
+                queries.UPSERT_ALARMS, set_ids, [arrays.alarms[k] for k in set_ids]
+            )
+    if arrays.snapshots[0]:
+        await connection.execute(queries.INSERT_SNAPSHOTS, *arrays.snapshots)
+        await connection.execute(queries.PRUNE_SNAPSHOTS, list(set(arrays.snapshots[0])))
+    if arrays.consumed[0]:
+        await connection.execute(queries.DELETE_INBOX, *arrays.consumed)
+
+
+def _object_of(pending: _Pending) -> str | None:
+    return pending.item.object_id if isinstance(pending.item, Append) else None
+
+
+def _group(taken: list[_Pending]) -> dict[str, list[Append]]:
+    groups: dict[str, list[Append]] = {}
+    for pending in taken:
+        if isinstance(pending.item, Append):
+            groups.setdefault(pending.item.object_id, []).append(pending.item)
+    return groups
+
+
+def _fail(taken: list[_Pending], error: Exception) -> None:
+    for pending in taken:
+        if not pending.future.done():
+            pending.future.set_exception(error)

@@ -1,0 +1,62 @@
+"""Applying migrations from code: `durable migrate`, the embedded default and the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+#: The migrations folder sits at the top of the project, beside the package.
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def config(url: str) -> Config:
+    """An Alembic config for ``url``, independent of the working directory."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("path_separator", "os")
+    cfg.attributes["database_url"] = url
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` up to ``revision``. Runs its own event loop."""
+    command.upgrade(config(url), revision)
+
+
+def downgrade(url: str, revision: str = "base") -> None:
+    command.downgrade(config(url), revision)
+
+
+def check(url: str) -> str | None:
+    """None if the database is at the newest revision, else what is wrong."""
+    import asyncio
+
+    import asyncpg
+    from alembic.script import ScriptDirectory
+
+    from service.store import database_url
+
+    head = ScriptDirectory.from_config(config(url)).get_current_head()
+
+    async def current() -> str | None:
+        connection = await asyncpg.connect(database_url.for_asyncpg(url))
+        try:
+            exists = await connection.fetchval("SELECT to_regclass('alembic_version')")
+            if exists is None:
+                return None
+            return await connection.fetchval("SELECT version_num FROM alembic_version")
+        finally:
+            await connection.close()
+
+    try:
+        revision = asyncio.run(current())
+    except (OSError, asyncpg.PostgresError) as error:
+        return f"cannot reach the database: {error}"
+    if revision != head:
+        return (
+            f"the database is at revision {revision or 'none'}, this version needs {head}: "
+            "run `durable migrate`"
+        )
+    return None

@@ -1,0 +1,40 @@
+"""NOTIFY payloads: a hint carrying object ids only, parsed into a discriminated union."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+#: PostgreSQL refuses payloads of 8000 bytes or more; stay well below.
+MAX_PAYLOAD = 7000
+
+
+class Wake(BaseModel):
+    """These objects have new inbox rows."""
+
+    kind: Literal["wake"] = "wake"
+    object_ids: list[str]
+
+
+class WakeAll(BaseModel):
+    """Too many objects to name: every listener should poll the inbox."""
+
+    kind: Literal["wake_all"] = "wake_all"
+
+
+Notification = Annotated[Wake | WakeAll, Field(discriminator="kind")]
+_ADAPTER: TypeAdapter[Notification] = TypeAdapter(Notification)
+
+
+def wake_payload(object_ids: list[str]) -> str:
+    """The payload for a flush that added inbox rows for these objects."""
+    payload = Wake(object_ids=object_ids).model_dump_json()
+    if len(payload) > MAX_PAYLOAD:
+        return WakeAll().model_dump_json()
+    return payload
+
+
+def parse(payload: str) -> Notification:
+    """Parse a payload; raises pydantic.ValidationError on anything else."""
+    return _ADAPTER.validate_json(payload)

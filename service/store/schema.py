@@ -1,0 +1,126 @@
+"""The schema, the one Alembic migrates: tables SQL users may query, with comments in-database.
+
+Every table is keyed by ``object_id`` first so it can be distributed by it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_now = sa.text("now()")
+
+objects = sa.Table(
+    "objects",
+    metadata,
+    sa.Column("object_id", sa.Text, primary_key=True, comment="64 lowercase hex characters"),
+    sa.Column("binding", sa.Text, nullable=False, comment="Binding (class) name, e.g. CHAT"),
+    sa.Column("name", sa.Text, comment="The name given to id_from_name, if any"),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column("owner_node", sa.Text, comment="Node running the object now; NULL when hibernated"),
+    sa.Column(
+        "owner_epoch",
+        sa.BigInteger,
+        nullable=False,
+        server_default="0",
+        comment="Fencing token: raised on every claim, checked on every append",
+    ),
+    sa.Column(
+        "last_seq",
+        sa.BigInteger,
+        nullable=False,
+        server_default="0",
+        comment="seq of the object's newest event (the expected version of the next append)",
+    ),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    comment="The catalog of durable objects and which node owns each one now.",
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("object_id", sa.Text, primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, comment="Gapless per object, from 1"),
+    sa.Column(
+        "position",
+        sa.BigInteger,
+        sa.Identity(always=True),
+        nullable=False,
+        unique=True,
+        comment="Global order; assigned under a lock so that it follows commit order",
+    ),
+    sa.Column("type", sa.Text, nullable=False, comment="Event type, e.g. message_received"),
+    sa.Column("version", sa.SmallInteger, nullable=False, server_default="1"),
+    sa.Column("data", pg.JSONB, nullable=False, comment="The event's fields"),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    comment="Append-only log of every object's events; never updated or deleted.",
+)
+
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    sa.Column("object_id", sa.Text, primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, comment="State after this event"),
+    sa.Column("state", pg.JSONB, nullable=False),
+    sa.Column("taken_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    comment="Folded state of an object at a seq; bounds replay work on wake.",
+)
+
+websockets = sa.Table(
+    "websockets",
+    metadata,
+    sa.Column("object_id", sa.Text, primary_key=True),
+    sa.Column("socket_id", sa.Text, primary_key=True),
+    sa.Column(
+        "tags", pg.ARRAY(sa.Text), nullable=False, server_default="{}", comment="Hibernation tags"
+    ),
+    sa.Column("attachment", pg.JSONB, comment="Latest serialize_attachment value"),
+    sa.Column("hibernatable", sa.Boolean, nullable=False, server_default="true"),
+    sa.Column("url", sa.Text),
+    sa.Column("node", sa.Text, comment="Node whose gateway holds the connection"),
+    sa.Column("connected_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column("last_activity_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column("closed_at", sa.DateTime(timezone=True), comment="NULL while the socket is open"),
+    sa.Column("close_code", sa.Integer),
+    sa.Column("close_reason", sa.Text),
+    sa.Column("was_clean", sa.Boolean),
+    sa.Index("ix_websockets_tags", "tags", postgresql_using="gin"),
+    sa.Index(
+        "ix_websockets_open",
+        "object_id",
+        postgresql_where=sa.text("closed_at IS NULL"),
+    ),
+    comment="Presence projection: one row per socket, written with the events that caused it.",
+)
+
+alarms = sa.Table(
+    "alarms",
+    metadata,
+    sa.Column("object_id", sa.Text, primary_key=True),
+    sa.Column("scheduled_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("retry_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_alarms_scheduled_at", "scheduled_at"),
+    comment="One scheduled alarm per object (projection of alarm events).",
+)
+
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("object_id", sa.Text, primary_key=True),
+    sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False, comment="message, close or error"),
+    sa.Column("socket_id", sa.Text, nullable=False),
+    sa.Column("data", pg.JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    comment="Work for objects that are not live: consumed in the commit that records it.",
+)
+
+#: The ``presence`` view (open sockets joined with their object) is created by migration.
