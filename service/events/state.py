@@ -201,11 +201,11 @@ def _capture(state: ObjectState, event: types.Event) -> Undo:
         socket_id = event.socket_id
         return lambda target: _remove_socket(target, socket_id)
     if isinstance(event, types.WebSocketClosed | types.WebSocketErrored):
-        socket = state.sockets.get(event.socket_id)
-        if socket is None:
+        closing = state.sockets.get(event.socket_id)
+        if closing is None:
             return lambda target: None
-        position = list(state.sockets).index(socket.socket_id)
-        return lambda target: _reinsert(target, socket, position)
+        position = list(state.sockets).index(closing.socket_id)
+        return lambda target: _reinsert(target, closing, position)
     if isinstance(event, types.AttachmentSet | types.CloseSent):
         socket = state.sockets.get(event.socket_id)
         if socket is None:

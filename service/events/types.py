@@ -148,7 +148,7 @@ Event = Annotated[
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 #: Fields that are columns of ``events`` rather than parts of ``data``.
-_ENVELOPE = frozenset({"type", "version"})
+_ENVELOPE = {"type", "version"}
 
 
 def to_data(event: Event) -> str:

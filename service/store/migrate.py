@@ -46,7 +46,8 @@ def check(url: str) -> str | None:
             exists = await connection.fetchval("SELECT to_regclass('alembic_version')")
             if exists is None:
                 return None
-            return await connection.fetchval("SELECT version_num FROM alembic_version")
+            version = await connection.fetchval("SELECT version_num FROM alembic_version")
+            return str(version) if version is not None else None
         finally:
             await connection.close()
 

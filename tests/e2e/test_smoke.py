@@ -2,10 +2,15 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from service import Application, DurableObject, Response, WebSocketPair, WebSocketRequestResponsePair
+from service import (
+    Application,
+    DurableObject,
+    Response,
+    WebSocketPair,
+    WebSocketRequestResponsePair,
+)
 from service.app import create_app
 from service.settings import Settings
 

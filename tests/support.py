@@ -1,0 +1,95 @@
+"""Helpers shared by the test suites: a real node on a real socket, and log inspection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from service.api.application import Application
+from service.app import create_app
+from service.events import snapshot
+from service.events.state import ObjectState, apply
+from service.gateway import keys
+from service.runtime.host import Runtime
+from service.settings import Settings
+from service.store.event_store import EventStore
+
+
+@dataclass
+class Node:
+    """A running node: an aiohttp test client on a real port, and its parts."""
+
+    client: TestClient
+    webapp: web.Application
+    settings: Settings
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.webapp[keys.RUNTIME]
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    database_url: str, application: Application, **settings: Any
+) -> AsyncIterator[Node]:
+    """Run ``application`` on a fresh node; ``settings`` override Settings fields."""
+    settings.setdefault("hibernate_after", 60.0)
+    settings.setdefault("node_id", "test-node")
+    config = Settings(database_url=database_url, **settings)
+    webapp = create_app(config, application)
+    async with TestClient(TestServer(webapp)) as client:
+        yield Node(client, webapp, config)
+
+
+async def replay(database_url: str, object_id: str) -> ObjectState:
+    """The state of an object as its log alone defines it (snapshot + events after it)."""
+    store = EventStore(database_url, "replay")
+    await store.open()
+    try:
+        history = await store.history(object_id)
+    finally:
+        await store.close()
+    state = snapshot.decode(history.snapshot) if history.snapshot else ObjectState()
+    for event in history.events:
+        apply(state, event)
+    return state
+
+
+async def fold_all(database_url: str, object_id: str) -> ObjectState:
+    """The state from every event since seq 1, ignoring snapshots."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT type, version, data FROM events WHERE object_id = $1 ORDER BY seq", object_id
+        )
+    finally:
+        await connection.close()
+    from service.events import types
+
+    state = ObjectState()
+    for row in rows:
+        apply(state, types.from_row(row["type"], row["version"], row["data"]))
+    return state
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool] | bool], timeout: float = 5.0, interval: float = 0.02
+) -> None:
+    """Wait until ``check()`` is true; fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result) or isinstance(result, Awaitable):
+            result = await result  # type: ignore[misc]
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
