@@ -12,6 +12,7 @@ from service import (
     WebSocketRequestResponsePair,
 )
 from service.app import create_app
+from service.gateway import keys
 from service.settings import Settings
 
 
@@ -43,7 +44,7 @@ async def test_smoke(database_url):
         await ws.send_str("ping")
         assert (await ws.receive_str(timeout=5)) == "pong"
         await asyncio.sleep(1.0)
-        runtime = webapp[__import__("service.gateway.keys", fromlist=["x"]).RUNTIME]
+        runtime = webapp[keys.RUNTIME]
         assert not runtime.activations
         await ws.send_str("again")
         assert (await ws.receive_str(timeout=5)) == "echo again"

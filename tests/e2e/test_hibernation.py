@@ -1,0 +1,164 @@
+"""Hibernation: eviction keeps clients connected; the next event rebuilds the object by replay."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from service import (
+    Application,
+    DurableObject,
+    Response,
+    WebSocketPair,
+    WebSocketRequestResponsePair,
+)
+from service.events import snapshot
+from tests.support import eventually, fold_all, replay, serve
+
+
+class Room(DurableObject):
+    constructed: ClassVar[list[dict[str, object]]] = []
+
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        # What the constructor sees after a wake: storage and sockets are already restored.
+        Room.constructed.append(
+            {
+                "sockets": [ws.deserialize_attachment() for ws in ctx.get_websockets()],
+                "count": ctx.storage.kv.get("count"),
+            }
+        )
+        ctx.set_websocket_auto_response(WebSocketRequestResponsePair("ping", "pong"))
+
+    async def fetch(self, request):
+        client, server = WebSocketPair()
+        name = request.query["name"]
+        self.ctx.accept_websocket(server, [f"user:{name}", "room"])
+        server.serialize_attachment({"name": name})
+        return Response(status=101, websocket=client)
+
+    async def websocket_message(self, ws, message):
+        count = (self.ctx.storage.kv.get("count") or 0) + 1
+        self.ctx.storage.kv.put("count", count)
+        me = ws.deserialize_attachment()["name"]
+        for other in self.ctx.get_websockets("room"):
+            other.send(f"{me}:{message}:{count}")
+
+
+def app() -> Application:
+    return Application({"ROOM": Room})
+
+
+async def test_object_hibernates_and_wakes_by_replay(database_url):
+    Room.constructed.clear()
+    async with serve(database_url, app(), hibernate_after=0.2) as node:
+        alice = await node.client.ws_connect("/room/r1?name=alice")
+        bob = await node.client.ws_connect("/room/r1?name=bob")
+        await alice.send_str("hi")
+        assert await alice.receive_str(timeout=5) == "alice:hi:1"
+        assert await bob.receive_str(timeout=5) == "alice:hi:1"
+        assert len(Room.constructed) == 1
+
+        await eventually(lambda: not node.runtime.activations, timeout=5)
+        # Both clients are still connected while the object is out of memory.
+        assert not alice.closed and not bob.closed
+
+        await bob.send_str("back")
+        assert await bob.receive_str(timeout=5) == "bob:back:2"
+        assert await alice.receive_str(timeout=5) == "bob:back:2"
+        assert len(Room.constructed) == 2
+        woken = Room.constructed[1]
+        assert woken["count"] == 1
+        assert woken["sockets"] == [{"name": "alice"}, {"name": "bob"}]
+        await alice.close()
+        await bob.close()
+
+
+async def test_auto_response_is_answered_without_waking(database_url):
+    Room.constructed.clear()
+    async with serve(database_url, app(), hibernate_after=0.2) as node:
+        ws = await node.client.ws_connect("/room/r2?name=carol")
+        await eventually(lambda: not node.runtime.activations, timeout=5)
+        for _ in range(3):
+            await ws.send_str("ping")
+            assert await ws.receive_str(timeout=5) == "pong"
+        assert not node.runtime.activations
+        assert len(Room.constructed) == 1
+        # "ping " is not the auto-response request: it wakes the object.
+        await ws.send_str("ping ")
+        assert await ws.receive_str(timeout=5) == "carol:ping :1"
+        assert len(Room.constructed) == 2
+        await ws.close()
+
+
+async def test_tags_attachments_and_auto_response_survive(database_url):
+    seen: dict[str, object] = {}
+
+    class Inspect(DurableObject):
+        async def fetch(self, request):
+            if request.path.endswith("/inspect"):
+                sockets = self.ctx.get_websockets()
+                seen["tags"] = [self.ctx.get_tags(ws) for ws in sockets]
+                seen["attachments"] = [ws.deserialize_attachment() for ws in sockets]
+                seen["by_tag"] = len(self.ctx.get_websockets("user:dan"))
+                pair = self.ctx.get_websocket_auto_response()
+                seen["auto"] = (pair.request, pair.response) if pair else None
+                return Response("ok")
+            client, server = WebSocketPair()
+            self.ctx.accept_websocket(server, ["user:dan", "room:x", "user:dan"])
+            server.serialize_attachment({"name": "dan", "bytes": b"\x00\x01"})
+            self.ctx.set_websocket_auto_response(WebSocketRequestResponsePair("hb", "ack"))
+            return Response(status=101, websocket=client)
+
+    async with serve(database_url, Application({"I": Inspect}), hibernate_after=0.2) as node:
+        ws = await node.client.ws_connect("/i/one")
+        await eventually(lambda: not node.runtime.activations, timeout=5)
+        await ws.send_str("hb")
+        assert await ws.receive_str(timeout=5) == "ack"
+        response = await node.client.get("/i/one/inspect")
+        assert response.status == 200
+        assert seen == {
+            "tags": [["user:dan", "room:x"]],
+            "attachments": [{"name": "dan", "bytes": b"\x00\x01"}],
+            "by_tag": 1,
+            "auto": ("hb", "ack"),
+        }
+        await ws.close()
+
+
+async def test_replay_equals_live_state(database_url):
+    async with serve(database_url, app(), hibernate_after=60, snapshot_every=7) as node:
+        sockets = [await node.client.ws_connect(f"/room/r3?name=u{i}") for i in range(3)]
+        for round_ in range(10):
+            for ws in sockets:
+                await ws.send_str(f"m{round_}")
+        for ws in sockets:
+            for _ in range(30):
+                await ws.receive_str(timeout=5)
+        await sockets[0].close()
+        await eventually(
+            lambda: len(next(iter(node.runtime.activations.values())).state.sockets) == 2
+        )
+        activation = next(iter(node.runtime.activations.values()))
+        await activation.sync()
+        live = snapshot.comparable(activation.state)
+        assert snapshot.comparable(await replay(database_url, activation.key)) == live
+        assert snapshot.comparable(await fold_all(database_url, activation.key)) == live
+        assert live["storage"] == {"count": 30}
+        for ws in sockets[1:]:
+            await ws.close()
+
+
+async def test_close_while_hibernated_runs_the_close_handler(database_url):
+    closes: list[tuple[int, str, bool]] = []
+
+    class Closing(Room):
+        async def websocket_close(self, ws, code, reason, was_clean):
+            closes.append((code, reason, was_clean))
+
+    async with serve(database_url, Application({"ROOM": Closing}), hibernate_after=0.2) as node:
+        ws = await node.client.ws_connect("/room/r4?name=erin")
+        await eventually(lambda: not node.runtime.activations, timeout=5)
+        await ws.close(code=4000, message=b"bye")
+        await eventually(lambda: closes == [(4000, "bye", True)], timeout=5)
+        await asyncio.sleep(0)
