@@ -125,7 +125,15 @@ class Activation:
         self.status = "running"
         self.ready.set_result(None)
         self._runner = asyncio.create_task(self._run(), name=f"object-{self.key[:12]}")
-        self.runtime.metrics.wake_seconds.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.runtime.metrics.wake_seconds.observe(elapsed)
+        log.info(
+            "loaded in %.1f ms (%d events replayed after snapshot %d)",
+            elapsed * 1000,
+            len(history.events),
+            history.snapshot_seq,
+            extra=self._extra(),
+        )
 
     def _construct(self) -> None:
         turn = self._turn = Turn()
@@ -219,6 +227,12 @@ class Activation:
                 log.warning("snapshot at hibernation failed: %s", error, extra=self._extra())
         with contextlib.suppress(Exception):
             await self.runtime.log.release(self.key, self._epoch)
+        log.info(
+            "hibernated at seq %d with %d sockets open",
+            self._seq,
+            len(self.state.sockets),
+            extra=self._extra(),
+        )
         if not self.state.sockets:
             # No socket can ask for the auto-response any more; the next wake sets it again.
             self.runtime.transport.set_auto_response(self.key, None)
