@@ -106,7 +106,8 @@ async def _upgrade(request: web.Request, response: Response) -> web.StreamRespon
         return _error(500, "The accepted WebSocket is unknown to the gateway.")
     protocol = response.headers.get("Sec-WebSocket-Protocol")
     ws = web.WebSocketResponse(
-        max_msg_size=request.app[keys.LIMITS].max_message_bytes,
+        # aiohttp refuses a message of exactly max_msg_size bytes; our limit is inclusive.
+        max_msg_size=request.app[keys.LIMITS].max_message_bytes + 1,
         autoclose=True,
         autoping=True,
         heartbeat=request.app.get(keys.HEARTBEAT),
