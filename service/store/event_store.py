@@ -14,7 +14,7 @@ import asyncpg
 
 from service.events import types
 from service.events.log import Append, Claim, History, InboxItem, StoreUnavailableError
-from service.store import database_url, notifications, queries
+from service.store import connections, database_url, notifications, queries
 from service.store.group_commit import TRANSIENT_ERRORS, GroupCommit
 from service.store.listener import Listener
 
@@ -177,7 +177,7 @@ class EventStore:
 
     async def _call(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         try:
-            async with self.pool.acquire() as connection:
+            async with connections.borrow(self.pool) as connection:
                 return await operation(connection)
         except TRANSIENT_ERRORS as error:
             raise StoreUnavailableError(f"the database is unavailable: {error}") from error

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from service.events.log import Append, ConflictError, InboxItem, StoreUnavailableError
-from service.store import batch, notifications, queries
+from service.store import batch, connections, notifications, queries
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class GroupCommit:
         groups = _group(taken)
         arrays = batch.build(groups, [p.item for p in inbox])  # type: ignore[misc]
         started = time.perf_counter()
-        async with self._pool.acquire() as connection, connection.transaction():
+        async with connections.borrow(self._pool) as connection, connection.transaction():
             inbox_ids = await self._write(connection, arrays)
         elapsed = time.perf_counter() - started
         for pending in appends:
