@@ -35,17 +35,8 @@ async def test_listeners_receive_events_and_the_object_stays_in_memory(database_
         assert await ws.receive_str(timeout=5) == "heard:hello"
         await asyncio.sleep(0.8)
         assert len(node.runtime.activations) == 1  # pinned by its standard socket
-        assert (
-            not node.runtime.activations[next(iter(node.runtime.activations))]
-            .state.sockets[
-                next(
-                    iter(
-                        node.runtime.activations[next(iter(node.runtime.activations))].state.sockets
-                    )
-                )
-            ]
-            .hibernatable
-        )
+        (activation,) = node.runtime.activations.values()
+        assert [s.hibernatable for s in activation.state.sockets.values()] == [False]
         await ws.close()
         # Once the standard socket is gone the object may hibernate again.
         await eventually(lambda: not node.runtime.activations, timeout=5)
