@@ -122,6 +122,8 @@ class Activation:
         self.runtime.transport.set_auto_response(self.key, state.auto_response)
         self._construct()
         await self.take_inbox(first=True)
+        if self.status != "loading":
+            raise ObjectResetError("the object was reset while it was loading")
         self.status = "running"
         self.ready.set_result(None)
         self._runner = asyncio.create_task(self._run(), name=f"object-{self.key[:12]}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.api.application import Application
+from service.api.errors import ObjectResetError
 from service.api.http import Request, Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
@@ -146,6 +147,8 @@ class Runtime:
         if binding not in self.app.bindings:
             raise LookupError(f"no binding named {binding!r}")
         activation = await self.activate(str(object_id), binding, object_id.name)
+        while not activation.accepting:  # reset between its wake and this delivery
+            activation = await self.activate(str(object_id), binding, object_id.name)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         activation.enqueue(Delivery("fetch", request=request, future=future))
         return await future
@@ -234,6 +237,10 @@ class Runtime:
     def _carry(self, object_id: str, deliveries: list[Delivery]) -> None:
         kept = []
         for delivery in deliveries:
+            if delivery.future is not None and not delivery.future.done():
+                delivery.future.set_exception(
+                    ObjectResetError("The object was reset before it handled this request.")
+                )
             if delivery.kind == "fetch" or delivery.kind == "alarm":
                 continue  # the caller got an error / the alarms table still has it
             if delivery.inbox_id is not None:

@@ -54,6 +54,8 @@ async def test_oversized_frame_closes_1009_and_calls_the_error_handler(database_
         assert ws.close_code == 1009
         await eventually(lambda: len(Recorder.errors) == 1, timeout=5)
         assert Recorder.closes == []  # the error handler, not the close handler
+        (activation,) = node.runtime.activations.values()
+        await activation.sync()
         connection = await asyncpg.connect(database_url)
         try:
             row = await connection.fetchrow(
