@@ -4,47 +4,95 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.api.limits import Limits
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+#: Schemes a DATABASE_URL may use (SQLAlchemy's driver-qualified one included).
+_SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
+
 
 class Settings(BaseSettings):
-    """Every knob of a node. Flags of `durable` override the environment."""
+    """Every knob of a node.
+
+    Each field is read from ``DURABLE_<NAME>`` and can be given as ``--<name>`` to
+    ``durable``; a flag wins over the environment. The descriptions are the ``--help`` text.
+    """
 
     model_config = SettingsConfigDict(env_prefix="DURABLE_", extra="ignore")
 
-    #: PostgreSQL to use; unset means an embedded server in ``data_dir``.
     database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("DATABASE_URL", "DURABLE_DATABASE_URL")
+        default=None,
+        # The prefixed name is the more specific one, so it wins when both are set.
+        validation_alias=AliasChoices("DURABLE_DATABASE_URL", "DATABASE_URL"),
+        description="PostgreSQL to use (also read from DATABASE_URL); "
+        "unset: an embedded server in --data-dir",
     )
-    host: str = "127.0.0.1"
-    port: int = 8787
-    #: Where the embedded PostgreSQL keeps its data.
-    data_dir: Path = Path(".durable")
-    #: Name of this node in the catalog and the presence table.
-    node_id: str = Field(default_factory=socket.gethostname)
-    #: Seconds an object may sit idle before it hibernates.
-    hibernate_after: float = Field(default=10.0, gt=0)
-    #: A snapshot is written every this many events (and at hibernation).
-    snapshot_every: int = Field(default=100, ge=1)
-    #: Seconds between polls of the inbox and of due alarms (the LISTEN fallback).
-    poll_interval: float = Field(default=5.0, gt=0)
-    #: Largest inbound WebSocket message, in bytes (1 MiB by default, at most 32 MiB).
-    max_message_bytes: int = Field(default=1 << 20, ge=1024, le=32 << 20)
-    #: Largest serialized attachment (16,384 by default; 2,048 restores the old limit).
-    max_attachment_bytes: int = Field(default=16384, ge=1)
-    #: Seconds a flush keeps retrying while the database is unreachable.
-    commit_retry_seconds: float = Field(default=10.0, ge=0)
-    pool_size: int = Field(default=10, ge=2)
-    #: Seconds between protocol pings to clients (unset: none, clients keep themselves alive).
-    heartbeat: float | None = None
-    #: Apply migrations at start even with DATABASE_URL set (the embedded server always is).
-    auto_migrate: bool = False
-    shutdown_timeout: float = 10.0
-    log_level: str = "INFO"
+    data_dir: Path = Field(
+        default=Path(".durable"), description="where the embedded PostgreSQL keeps its data"
+    )
+    host: str = Field(default="127.0.0.1", description="address to listen on")
+    port: int = Field(default=8787, ge=0, le=65535, description="port to listen on (0: any free)")
+    node_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="this node's name in the catalog and presence tables (default: hostname)",
+    )
+    hibernate_after: float = Field(
+        default=10.0, gt=0, description="idle seconds before an object hibernates"
+    )
+    snapshot_every: int = Field(
+        default=100, ge=1, description="write a snapshot every this many events"
+    )
+    poll_interval: float = Field(
+        default=5.0, gt=0, description="seconds between polls of inbox and alarms"
+    )
+    max_message_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        le=32 << 20,
+        description="largest inbound WebSocket message in bytes (at most 32 MiB)",
+    )
+    max_attachment_bytes: int = Field(
+        default=16384, ge=1, description="largest serialized socket attachment in bytes"
+    )
+    commit_retry_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="seconds a commit keeps retrying while the database is unreachable",
+    )
+    pool_size: int = Field(default=10, ge=2, description="database connections of this node")
+    heartbeat: float | None = Field(
+        default=None, gt=0, description="seconds between protocol pings to clients (unset: none)"
+    )
+    auto_migrate: bool = Field(
+        default=False,
+        description="apply migrations at start with DATABASE_URL set "
+        "(the embedded server always is)",
+    )
+    shutdown_timeout: float = Field(
+        default=10.0, ge=0, description="seconds objects get to finish their work at shutdown"
+    )
+    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(_SCHEMES):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     def limits(self) -> Limits:
         return Limits(

@@ -13,6 +13,11 @@ MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 def config(url: str) -> Config:
     """An Alembic config for ``url``, independent of the working directory."""
+    if not MIGRATIONS.is_dir():
+        raise FileNotFoundError(
+            f"no migrations at {MIGRATIONS}: install the project from its source tree "
+            "(pip install -e .), where migrations/ sits beside service/"
+        )
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("path_separator", "os")
@@ -30,7 +35,7 @@ def downgrade(url: str, revision: str = "base") -> None:
 
 
 def check(url: str) -> str | None:
-    """None if the database is at the newest revision, else what is wrong."""
+    """None if the database is at the newest revision, else what is wrong and what to do."""
     import asyncio
 
     import asyncpg
@@ -38,10 +43,11 @@ def check(url: str) -> str | None:
 
     from service.store import database_url
 
-    head = ScriptDirectory.from_config(config(url)).get_current_head()
+    scripts = ScriptDirectory.from_config(config(url))
+    head = scripts.get_current_head()
 
     async def current() -> str | None:
-        connection = await asyncpg.connect(database_url.for_asyncpg(url))
+        connection = await asyncpg.connect(database_url.for_asyncpg(url), timeout=10)
         try:
             exists = await connection.fetchval("SELECT to_regclass('alembic_version')")
             if exists is None:
@@ -53,11 +59,21 @@ def check(url: str) -> str | None:
 
     try:
         revision = asyncio.run(current())
-    except (OSError, asyncpg.PostgresError) as error:
-        return f"cannot reach the database: {error}"
-    if revision != head:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
+        return f"cannot reach the database {database_url.redact(url)}: {error}"
+    if revision == head:
+        return None
+    if revision is None:
         return (
-            f"the database is at revision {revision or 'none'}, this version needs {head}: "
-            "run `durable migrate`"
+            f"the database {database_url.redact(url)} is not migrated (this version needs "
+            f"revision {head}): run `durable migrate` first, or serve with --auto-migrate"
         )
-    return None
+    if revision not in {script.revision for script in scripts.walk_revisions()}:
+        return (
+            f"the database is at revision {revision}, which this version does not know "
+            "(was it migrated by a newer version?)"
+        )
+    return (
+        f"the database is at revision {revision}, this version needs {head}: "
+        "run `durable migrate` first, or serve with --auto-migrate"
+    )
