@@ -1,0 +1,75 @@
+"""Shared by the example tests: loading an example, JSON frames, and a headless Chromium."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from service.api.application import Application
+from service.loader import load_application
+
+#: Where the examples live, whatever directory pytest runs from.
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+#: Debian's Chromium; Playwright must never download a browser of its own.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+#: How long a test waits for one frame or one thing on a page, in seconds.
+TIMEOUT = 10.0
+
+
+@functools.cache
+def example(name: str) -> Application:
+    """The Application of ``examples/<name>``, loaded as ``durable serve`` loads it."""
+    return load_application(str(EXAMPLES / name))
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    """The next frame, parsed as a JSON object."""
+    frame = json.loads(await ws.receive_str(timeout=TIMEOUT))
+    assert isinstance(frame, dict), frame
+    return frame
+
+
+async def receive_type(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
+    """The next frame whose ``type`` is ``kind``, skipping others."""
+    while True:
+        frame = await receive(ws)
+        if frame.get("type") == kind:
+            return frame
+
+
+async def send(ws: aiohttp.ClientWebSocketResponse, **payload: Any) -> None:
+    await ws.send_str(json.dumps(payload))
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    """A headless Debian Chromium driven by Playwright; skips the test when it is absent."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (install it: apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()

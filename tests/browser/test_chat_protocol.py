@@ -1,0 +1,131 @@
+"""The chat example's protocol, over real WebSocket clients (no browser needed)."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from tests.browser.examples_support import example, receive, receive_type, send
+from tests.support import eventually, serve
+
+
+async def test_plain_request_gets_426(database_url):
+    async with serve(database_url, example("chat")) as node:
+        response = await node.client.get("/chat/lobby?username=alice")
+        assert response.status == 426
+        assert await response.text() == "Expected WebSocket upgrade"
+
+
+async def test_username_is_required(database_url):
+    async with serve(database_url, example("chat")) as node:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as raised:
+            await node.client.ws_connect("/chat/lobby")
+        assert raised.value.status == 400
+        response = await node.client.get(
+            "/chat/lobby",
+            headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+        )
+        assert response.status == 400
+        assert "username" in await response.text()
+
+
+async def test_page_is_served_at_root(database_url):
+    async with serve(database_url, example("chat")) as node:
+        response = await node.client.get("/")
+        assert response.status == 200
+        assert "<title>Chat</title>" in await response.text()
+
+
+async def test_join_message_leave_and_ping(database_url):
+    async with serve(database_url, example("chat")) as node:
+        alice = await node.client.ws_connect("/chat/lobby?username=alice")
+        assert await receive(alice) == {"type": "history", "messages": []}
+        assert await receive(alice) == {"type": "join", "username": "alice", "online": ["alice"]}
+
+        bob = await node.client.ws_connect("/chat/lobby?username=bob")
+        assert (await receive(bob))["type"] == "history"
+        joined = {"type": "join", "username": "bob", "online": ["alice", "bob"]}
+        assert await receive(bob) == joined
+        assert await receive(alice) == joined
+
+        await send(alice, type="message", text="hello bob")
+        for ws in (alice, bob):
+            frame = await receive(ws)
+            assert (frame["type"], frame["username"], frame["text"]) == (
+                "message",
+                "alice",
+                "hello bob",
+            )
+
+        await bob.send_str("ping")
+        assert await bob.receive_str(timeout=5) == "pong"
+
+        await bob.close()
+        assert await receive(alice) == {"type": "leave", "username": "bob", "online": ["alice"]}
+        await alice.close()
+
+
+async def test_rooms_are_separate(database_url):
+    async with serve(database_url, example("chat")) as node:
+        alice = await node.client.ws_connect("/chat/red?username=alice")
+        bob = await node.client.ws_connect("/chat/blue?username=bob")
+        await receive_type(alice, "join")
+        await receive_type(bob, "join")
+        await send(alice, type="message", text="only red")
+        assert (await receive(alice))["text"] == "only red"
+        await send(bob, type="message", text="only blue")
+        assert (await receive(bob))["text"] == "only blue"
+        await alice.close()
+        await bob.close()
+
+
+async def test_bad_frames_get_an_error_and_are_not_kept(database_url):
+    async with serve(database_url, example("chat")) as node:
+        alice = await node.client.ws_connect("/chat/lobby?username=alice")
+        await receive_type(alice, "join")
+        await alice.send_str("not json")
+        assert (await receive(alice))["type"] == "error"
+        await send(alice, type="message", text="x" * 2001)
+        assert (await receive(alice))["message"] == "At most 2000 characters"
+        await alice.close()
+        carol = await node.client.ws_connect("/chat/lobby?username=carol")
+        assert await receive(carol) == {"type": "history", "messages": []}
+        await carol.close()
+
+
+async def test_history_keeps_the_last_fifty(database_url):
+    async with serve(database_url, example("chat")) as node:
+        alice = await node.client.ws_connect("/chat/lobby?username=alice")
+        await receive_type(alice, "join")
+        for number in range(1, 56):
+            await send(alice, type="message", text=f"m{number}")
+            assert (await receive(alice))["text"] == f"m{number}"
+        bob = await node.client.ws_connect("/chat/lobby?username=bob")
+        history = await receive(bob)
+        assert [m["text"] for m in history["messages"]] == [f"m{n}" for n in range(6, 56)]
+        assert {m["username"] for m in history["messages"]} == {"alice"}
+        await alice.close()
+        await bob.close()
+
+
+async def test_room_survives_hibernation(database_url):
+    async with serve(database_url, example("chat"), hibernate_after=0.2) as node:
+        alice = await node.client.ws_connect("/chat/lobby?username=alice")
+        bob = await node.client.ws_connect("/chat/lobby?username=bob")
+        await send(alice, type="message", text="before")
+        for ws in (alice, bob):
+            assert (await receive_type(ws, "message"))["text"] == "before"
+
+        await eventually(lambda: not node.runtime.activations, timeout=5)
+        await bob.send_str("ping")
+        assert await bob.receive_str(timeout=5) == "pong"
+        assert not node.runtime.activations  # the auto-response did not wake the room
+
+        await send(bob, type="message", text="after")
+        assert (await receive_type(alice, "message"))["text"] == "after"
+        carol = await node.client.ws_connect("/chat/lobby?username=carol")
+        history = await receive(carol)
+        assert [m["text"] for m in history["messages"]] == ["before", "after"]
+        assert (await receive(carol))["online"] == ["alice", "bob", "carol"]
+        for ws in (alice, bob, carol):
+            await ws.close()
