@@ -1,0 +1,3 @@
+"""Benchmarks of the service: durable append throughput and chat round-trip latency."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Applications the benchmarks serve."""
+
+from __future__ import annotations
