@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 
 from tests.browser.examples_support import TIMEOUT, chromium
+
+expect.set_options(timeout=TIMEOUT * 1000)
 
 
 @pytest.fixture
