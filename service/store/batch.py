@@ -28,6 +28,7 @@ class FlushArrays:
     closed: tuple[list[str], list[str], list[int], list[str], list[bool]] = field(
         default_factory=lambda: ([], [], [], [], [])
     )
+    ended: set[tuple[str, str]] = field(default_factory=set)
     alarms: dict[str, int | None] = field(default_factory=dict)
     snapshots: tuple[list[str], list[int], list[str]] = field(default_factory=lambda: ([], [], []))
     consumed: tuple[list[str], list[int]] = field(default_factory=lambda: ([], []))
@@ -101,6 +102,11 @@ def _project(arrays: FlushArrays, object_id: str, event: types.Event) -> None:
         )
     elif isinstance(event, types.WebSocketClosed | types.WebSocketErrored):
         closed = arrays.closed
+        # A socket ends once: the first end in the batch stands (CLOSE_SOCKETS keeps the
+        # first across batches), and one UPDATE must not see two rows for one socket.
+        if (object_id, event.socket_id) in arrays.ended:
+            return
+        arrays.ended.add((object_id, event.socket_id))
         closed[0].append(object_id)
         closed[1].append(event.socket_id)
         if isinstance(event, types.WebSocketClosed):

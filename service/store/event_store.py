@@ -50,11 +50,15 @@ class EventStore:
         self._listener: Listener | None = None
 
     async def open(self) -> None:
+        """Start the pool and the writer. Connections open when first needed (and time out
+        like commands), so a store opens while the database is away and its calls then fail
+        with StoreUnavailableError instead of hanging or raising driver errors."""
         self._pool = await asyncpg.create_pool(
             self.dsn,
-            min_size=1,
+            min_size=0,
             max_size=self._pool_size,
             command_timeout=self._command_timeout,
+            timeout=self._command_timeout,
         )
         self._commit = GroupCommit(
             self._pool,

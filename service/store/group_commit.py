@@ -102,7 +102,10 @@ class GroupCommit:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
-                taken = self._take()
+                taken, deferred = _chains(self._take())
+                # Appends that do not follow their object's chain in this batch (two writers
+                # at one seq) wait for the next flush, which decides them against the table.
+                self._queue[:0] = deferred
                 await self._flush_all(taken)
             if self._closing:
                 return
@@ -160,10 +163,12 @@ class GroupCommit:
                 await self._flush(taken)
                 return
             except TRANSIENT_ERRORS as error:
-                if time.monotonic() + delay > deadline:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     raise StoreUnavailableError(f"the database is unavailable: {error}") from error
                 log.warning("flush failed, retrying: %s", error, extra={"action": "flush"})
-                await asyncio.sleep(delay)
+                # The last attempt is made at the deadline: the whole window is used.
+                await asyncio.sleep(min(delay, remaining))
                 delay = min(delay * 2, 1.0)
 
     async def _flush(self, taken: list[_Pending]) -> None:
@@ -255,6 +260,34 @@ def _group(taken: list[_Pending]) -> dict[str, list[Append]]:
         if isinstance(pending.item, Append):
             groups.setdefault(pending.item.object_id, []).append(pending.item)
     return groups
+
+
+def _chains(taken: list[_Pending]) -> tuple[list[_Pending], list[_Pending]]:
+    """Split a batch into what can be flushed now and what must wait for the next flush.
+
+    Each object's appends in one flush must follow each other seq for seq under one epoch;
+    the first append of an object starts its chain, and an append that does not extend it
+    is deferred with everything after it for that object.
+    """
+    now: list[_Pending] = []
+    deferred: list[_Pending] = []
+    ends: dict[str, tuple[int, int]] = {}
+    broken: set[str] = set()
+    for pending in taken:
+        item = pending.item
+        if pending.future.done():
+            continue  # cancelled by its waiter before it was written: dropped
+        if not isinstance(item, Append):
+            now.append(pending)
+            continue
+        end = ends.get(item.object_id)
+        if item.object_id in broken or (end is not None and end != (item.expected_seq, item.epoch)):
+            broken.add(item.object_id)
+            deferred.append(pending)
+            continue
+        ends[item.object_id] = (item.expected_seq + len(item.events), item.epoch)
+        now.append(pending)
+    return now, deferred
 
 
 def _fail(taken: list[_Pending], error: Exception) -> None:

@@ -1,0 +1,114 @@
+"""Group commit: many appends share few transactions, and each waiter learns its own fate."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from service.events import types
+from service.events.log import InboxItem, StoreUnavailableError
+from tests.store.helpers import Stores, after, last_seq, object_id, put, seqs
+
+# A test-only trigger: the database refuses any event whose data mentions the marker.
+REFUSE_MARKER = """
+CREATE FUNCTION refuse_marker() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.data::text LIKE '%refused-by-test%' THEN
+    RAISE EXCEPTION 'refused by test trigger';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_marker BEFORE INSERT ON events
+  FOR EACH ROW EXECUTE FUNCTION refuse_marker();
+"""
+
+
+async def test_concurrent_appends_share_few_commits_and_resolve_only_once_visible(
+    stores: Stores, sql: asyncpg.Connection
+) -> None:
+    objects, appends_each, batch = 50, 20, 200
+    flushes: list[int] = []
+    store = await stores.open(
+        max_batch_events=batch, on_flush=lambda events, _seconds: flushes.append(events)
+    )
+    claims = [await store.claim(object_id(i), "CHAT", None) for i in range(objects)]
+    # Submitted without awaiting, interleaved across objects, each one event long.
+    futures = [
+        (claim, n, store.append(after(claim, n, [put(f"k{n}", n)])))
+        for n in range(appends_each)
+        for claim in claims
+    ]
+    for claim, n, future in futures:
+        await future
+        # Resolved means committed: another connection sees the row already.
+        visible = await sql.fetchval(
+            "SELECT count(*) FROM events WHERE object_id = $1 AND seq = $2",
+            claim.object_id,
+            n + 1,
+        )
+        assert visible == 1, (claim.object_id, n + 1)
+    assert sum(flushes) == objects * appends_each
+    assert len(flushes) <= objects * appends_each // batch + 1, flushes
+    for claim in claims:
+        assert await seqs(sql, claim.object_id) == list(range(1, appends_each + 1))
+        assert await last_seq(sql, claim.object_id) == appends_each
+
+
+async def test_refused_data_fails_only_the_waiters_of_its_object(
+    stores: Stores, sql: asyncpg.Connection
+) -> None:
+    await sql.execute(REFUSE_MARKER)
+    store = await stores.open()
+    claims = [await store.claim(object_id(i), "CHAT", None) for i in range(6)]
+    bad = claims[2]
+    futures = []
+    for claim in claims:
+        for n in range(3):
+            value = "refused-by-test" if claim is bad and n == 1 else "fine"
+            futures.append(store.append(after(claim, n, [put(f"k{n}", value)])))
+    inbox = store.enqueue(InboxItem(bad.object_id, "message", "s", {"text": "still queued"}))
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    for index, result in enumerate(results):
+        claim = claims[index // 3]
+        if claim is bad:
+            # Its whole chain shares the commit that the database refused.
+            assert isinstance(result, StoreUnavailableError), result
+            assert "refused by test trigger" in str(result)
+        else:
+            assert result is None, (index, result)
+    assert await inbox > 0
+    assert await seqs(sql, bad.object_id) == []
+    assert await last_seq(sql, bad.object_id) == 0
+    for claim in claims:
+        if claim is not bad:
+            assert await seqs(sql, claim.object_id) == [1, 2, 3]
+    # The object is not wedged: the owner may append again from what the log holds.
+    await store.append(after(bad, 0, [put("again")]))
+    assert await seqs(sql, bad.object_id) == [1]
+
+
+async def test_a_refused_append_after_a_committed_one_fails_alone(
+    stores: Stores, sql: asyncpg.Connection
+) -> None:
+    await sql.execute(REFUSE_MARKER)
+    store = await stores.open()
+    claim = await store.claim(object_id("x"), "CHAT", None)
+    await store.append(after(claim, 0, [put("a")]))
+    with pytest.raises(StoreUnavailableError, match="refused by test trigger"):
+        await store.append(after(claim, 1, [put("b", "refused-by-test")]))
+    assert await seqs(sql, claim.object_id) == [1]
+
+
+async def test_close_flushes_what_is_queued_then_refuses_more(
+    stores: Stores, sql: asyncpg.Connection
+) -> None:
+    store = await stores.open()
+    claim = await store.claim(object_id("closing"), "CHAT", None)
+    futures = [store.append(after(claim, n, [put(f"k{n}")])) for n in range(10)]
+    await store.close()
+    assert all(f.done() and f.exception() is None for f in futures)  # type: ignore[attr-defined]
+    assert await seqs(sql, claim.object_id) == list(range(1, 11))
+    with pytest.raises(StoreUnavailableError):
+        await store.append(after(claim, 10, [types.StorageCleared()]))

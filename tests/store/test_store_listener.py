@@ -1,0 +1,100 @@
+"""The node's LISTEN connection: wakes arrive, and a killed backend is replaced by itself."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from service.events.log import InboxItem
+from service.store import notifications
+from tests.store.helpers import Stores, object_id
+
+
+class Wakes:
+    """Records what the listener reports, with an event per kind of report."""
+
+    def __init__(self) -> None:
+        self.wakes: list[list[str] | None] = []
+        self.connects = 0
+        self.woken = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    def on_wake(self, object_ids: list[str] | None) -> None:
+        self.wakes.append(object_ids)
+        self.woken.set()
+
+    async def on_connect(self) -> None:
+        self.connects += 1
+        self.connected.set()
+
+    async def next_wake(self, timeout: float = 5.0) -> list[str] | None:
+        await asyncio.wait_for(self.woken.wait(), timeout)
+        self.woken.clear()
+        return self.wakes.pop(0)
+
+    async def next_connect(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self.connected.wait(), timeout)
+        self.connected.clear()
+
+
+async def test_wakes_arrive_and_survive_a_killed_backend(
+    stores: Stores, sql: asyncpg.Connection
+) -> None:
+    listening = await stores.open("listening")
+    sender = await stores.open("sender")
+    wakes = Wakes()
+    listener = listening.listen(wakes.on_wake, wakes.on_connect, probe_interval=30)
+    await wakes.next_connect()
+    assert wakes.connects == 1
+
+    await sender.enqueue(InboxItem(object_id(1), "message", "s", {"text": "one"}))
+    assert await wakes.next_wake() == [object_id(1)]
+
+    assert listener.connection is not None
+    old_pid = listener.connection.get_server_pid()
+    assert await sql.fetchval("SELECT pg_terminate_backend($1)", old_pid)
+    # It notices by itself (long before the 30 s probe) and tells the owner to catch up.
+    await wakes.next_connect()
+    assert wakes.connects == 2
+    assert listener.connection is not None
+    assert listener.connection.get_server_pid() != old_pid
+    listening_pids = await sql.fetch(
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE query LIKE 'LISTEN%' AND datname = current_database()"
+    )
+    assert listener.connection.get_server_pid() in [r["pid"] for r in listening_pids]
+
+    await sender.enqueue(InboxItem(object_id(2), "message", "s", {"text": "two"}))
+    assert await wakes.next_wake() == [object_id(2)]
+    assert wakes.wakes == []
+
+
+async def test_a_wake_for_everyone_is_reported_as_none(stores: Stores) -> None:
+    listening = await stores.open("listening")
+    wakes = Wakes()
+    listening.listen(wakes.on_wake, wakes.on_connect)
+    await wakes.next_connect()
+    many = [object_id(i) for i in range(notifications.MAX_PAYLOAD // 64 + 10)]
+    await asyncio.gather(
+        *(listening.enqueue(InboxItem(oid, "message", "s", {"text": "x"})) for oid in many)
+    )
+    assert await wakes.next_wake() is None
+
+
+async def test_the_listener_survives_an_on_connect_that_fails(stores: Stores) -> None:
+    listening = await stores.open("listening")
+    wakes = Wakes()
+    attempts = 0
+
+    async def flaky_connect() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise RuntimeError("catch-up failed")
+        await wakes.on_connect()
+
+    listening.listen(wakes.on_wake, flaky_connect)
+    await wakes.next_connect()
+    await listening.enqueue(InboxItem(object_id(3), "message", "s", {"text": "x"}))
+    assert await wakes.next_wake() == [object_id(3)]
