@@ -1,0 +1,349 @@
+"""Round trip of one ws.send through a chat room, against a durable node and a bare baseline.
+
+Each server runs in a process of its own (``python -m service serve bench/apps/chat.py`` on a
+scratch database, then ``python -m bench.baseline_server``); this process is the load
+generator. N clients join one room; the clients take turns sending one message at a time,
+and the time from ``send_str`` until the sender receives its own broadcast copy is the round
+trip. The next message goes out once every client has its copy, so sends never overlap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+
+from bench import report, scratch
+
+#: The chat room application the durable node serves.
+CHAT_APP = Path(__file__).resolve().parent / "apps" / "chat.py"
+
+#: The project root: servers run from there so that ``bench`` and ``service`` import.
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Counters and sums read from the node's /metrics, before and after the measured sends.
+_METRIC = re.compile(r"^(durable_[a-z_]+)\s+([0-9.eE+-]+)$", re.MULTILINE)
+
+
+class ServerError(Exception):
+    """A server process did not start or died; the message carries its stderr."""
+
+
+@dataclass
+class Server:
+    """A server process and the base URL it answers on."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    base: str
+    stderr: IO[bytes]
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        """The last lines the process wrote to stderr."""
+        self.stderr.seek(0)
+        return b"\n".join(self.stderr.read().splitlines()[-lines:]).decode(errors="replace")
+
+
+@dataclass
+class Client:
+    """One WebSocket client and what its reader is waiting for."""
+
+    index: int
+    ws: aiohttp.ClientWebSocketResponse
+    received: int = 0
+    expected: str | None = None
+    arrived: asyncio.Future[float] | None = None
+
+
+@dataclass
+class Fanout:
+    """A broadcast in flight: how many clients still have to receive it."""
+
+    remaining: int
+    done: asyncio.Future[float]
+
+
+@dataclass
+class Samples:
+    """Round trips (sender got its copy) and fan-outs (every client got it), in seconds."""
+
+    roundtrips: list[float] = field(default_factory=list)
+    fanouts: list[float] = field(default_factory=list)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def server(
+    name: str, argv: list[str], env: dict[str, str], port: int, startup: float
+) -> AsyncIterator[Server]:
+    """Start a server process, wait until /healthz answers 200, stop it on the way out."""
+    with tempfile.TemporaryFile() as stderr:
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr
+        )
+        running = Server(name, process, f"http://127.0.0.1:{port}", stderr)
+        try:
+            await wait_ready(running, startup)
+            yield running
+        finally:
+            await stop(process)
+
+
+async def wait_ready(running: Server, timeout: float) -> None:
+    """Poll /healthz until it answers 200; fail early if the process exits."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if running.process.returncode is not None:
+                raise ServerError(
+                    f"{running.name} exited with {running.process.returncode}:\n"
+                    + running.stderr_tail()
+                )
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.get(running.base + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise ServerError(f"{running.name} not ready after {timeout:.0f} s:\n" + running.stderr_tail())
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM (graceful shutdown), then SIGKILL if it takes more than 15 seconds."""
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), 15)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+async def read(client: Client, fanouts: dict[str, Fanout]) -> None:
+    """Drain one client's socket, noting when awaited messages arrive."""
+    async for message in client.ws:
+        if message.type != aiohttp.WSMsgType.TEXT:
+            break
+        now = time.perf_counter()
+        client.received += 1
+        if message.data == client.expected and client.arrived and not client.arrived.done():
+            client.arrived.set_result(now)
+        fanout = fanouts.get(message.data)
+        if fanout is not None:
+            fanout.remaining -= 1
+            if fanout.remaining == 0 and not fanout.done.done():
+                fanout.done.set_result(now)
+
+
+async def send_one(
+    sender: Client,
+    token: str,
+    clients: int,
+    fanouts: dict[str, Fanout],
+    timeout: float,
+) -> tuple[float, float]:
+    """Send ``token`` from ``sender``; return (round trip, fan-out) in seconds."""
+    loop = asyncio.get_running_loop()
+    sender.expected = token
+    sender.arrived = loop.create_future()
+    fanout = fanouts[token] = Fanout(clients, loop.create_future())
+    started = time.perf_counter()
+    await sender.ws.send_str(token)
+    own = await asyncio.wait_for(sender.arrived, timeout)
+    last = await asyncio.wait_for(fanout.done, timeout)
+    del fanouts[token]
+    return own - started, last - started
+
+
+async def measure(url: str, args: argparse.Namespace) -> Samples:
+    """Connect the clients to one room, warm up, then time sequential sends."""
+    samples = Samples()
+    fanouts: dict[str, Fanout] = {}
+    pad = "x" * max(0, args.payload_bytes - 24)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        clients = [
+            Client(i, await session.ws_connect(f"{url}/chat/{args.room}", max_msg_size=0))
+            for i in range(args.clients)
+        ]
+        readers = [asyncio.create_task(read(client, fanouts)) for client in clients]
+        try:
+            for k in range(args.warmup + args.messages):
+                sender = clients[k % len(clients)]
+                token = f"{sender.index}:{k}:{pad}"
+                own, last = await send_one(sender, token, len(clients), fanouts, args.timeout)
+                if k >= args.warmup:
+                    samples.roundtrips.append(own)
+                    samples.fanouts.append(last)
+        finally:
+            for client in clients:
+                await client.ws.close()
+            await asyncio.gather(*readers, return_exceptions=True)
+    return samples
+
+
+async def scrape(base: str) -> dict[str, float]:
+    """The node's durable_* metrics (counters, sums and counts)."""
+    async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as response:
+        text = await response.text()
+    return {name: float(value) for name, value in _METRIC.findall(text)}
+
+
+def summary(samples: Samples) -> dict[str, Any]:
+    """Percentiles in milliseconds."""
+    out: dict[str, Any] = {"messages": len(samples.roundtrips)}
+    for label, values in (("roundtrip", samples.roundtrips), ("fanout", samples.fanouts)):
+        out[label] = {
+            "median_ms": report.percentile(values, 0.5) * 1000,
+            "p90_ms": report.percentile(values, 0.9) * 1000,
+            "p99_ms": report.percentile(values, 0.99) * 1000,
+            "max_ms": max(values, default=float("nan")) * 1000,
+        }
+    return out
+
+
+def server_env(extra: dict[str, str]) -> dict[str, str]:
+    """This environment without DURABLE_* settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLE_")}
+    env.update(extra)
+    return env
+
+
+async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Baseline server first, then the durable node, with the same clients and messages."""
+    port = free_port()
+    baseline_argv = [sys.executable, "-m", "bench.baseline_server", "--port", str(port)]
+    async with server("baseline", baseline_argv, server_env({}), port, args.startup) as base:
+        baseline = summary(await measure(base.base, args))
+    port = free_port()
+    node_env = server_env(
+        {
+            "DATABASE_URL": url,
+            "DURABLE_HOST": "127.0.0.1",
+            "DURABLE_PORT": str(port),
+            "DURABLE_NODE_ID": "bench-node",
+            "DURABLE_LOG_LEVEL": "WARNING",
+        }
+    )
+    node_argv = [sys.executable, "-m", "service", "serve", str(CHAT_APP)]
+    async with server("durable node", node_argv, node_env, port, args.startup) as node:
+        before = await scrape(node.base)
+        samples = await measure(node.base, args)
+        after = await scrape(node.base)
+    durable = summary(samples)
+    delta = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
+    flushes = delta.get("durable_flushes_total", 0.0)
+    durable["node"] = {
+        "flushes": flushes,
+        "events_appended": delta.get("durable_events_appended_total", 0.0),
+        "average_commit_ms": (
+            delta.get("durable_commit_seconds_sum", 0.0) / flushes * 1000 if flushes else None
+        ),
+        "note": "counted over the warm-up as well as the measured sends",
+    }
+    return {
+        "benchmark": "roundtrip",
+        "parameters": {k: v for k, v in vars(args).items() if k != "database_url"},
+        "environment": report.environment(),
+        "baseline": baseline,
+        "durable": durable,
+        "durable_to_baseline": {
+            "median": durable["roundtrip"]["median_ms"] / baseline["roundtrip"]["median_ms"],
+            "p99": durable["roundtrip"]["p99_ms"] / baseline["roundtrip"]["p99_ms"],
+        },
+    }
+
+
+def render(result: dict[str, Any]) -> str:
+    """The human-readable summary of one run."""
+    p = result["parameters"]
+    rows = []
+    for label, key in (
+        ("baseline (aiohttp, nothing stored)", "baseline"),
+        ("durable node (chat room)", "durable"),
+    ):
+        for kind in ("roundtrip", "fanout"):
+            figures = result[key][kind]
+            rows.append(
+                [
+                    f"{label}, {'sender' if kind == 'roundtrip' else 'all clients'}",
+                    *(
+                        f"{figures[name]:.2f}"
+                        for name in ("median_ms", "p90_ms", "p99_ms", "max_ms")
+                    ),
+                ]
+            )
+    ratio = result["durable_to_baseline"]
+    node = result["durable"]["node"]
+    commit = node["average_commit_ms"]
+    return "\n".join(
+        [
+            f"roundtrip: {p['clients']} clients in one room, {p['messages']:,} sequential sends "
+            f"of {p['payload_bytes']} B after {p['warmup']} warm-up sends",
+            "",
+            report.table(["server, copy received by", "median ms", "p90", "p99", "max"], rows),
+            "",
+            f"durable / baseline (sender round trip): median x{ratio['median']:.1f}, "
+            f"p99 x{ratio['p99']:.1f}",
+            f"node: {node['events_appended']:,.0f} events in {node['flushes']:,.0f} flushes "
+            f"({node['events_appended'] / max(node['flushes'], 1):.2f} per flush)"
+            + (f", average commit {commit:.2f} ms" if commit is not None else ""),
+        ]
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.roundtrip", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--database-url", default=scratch.server_url(), help="server to use")
+    parser.add_argument("--clients", type=int, default=10, help="clients in the room")
+    parser.add_argument("--messages", type=int, default=2_000, help="timed sends")
+    parser.add_argument("--warmup", type=int, default=100, help="untimed sends first")
+    parser.add_argument("--payload-bytes", type=int, default=100, help="message length")
+    parser.add_argument("--room", default="bench-room", help="room name")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait per send")
+    parser.add_argument("--startup", type=float, default=60.0, help="seconds to wait per server")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark on a scratch database; print the table and write the JSON."""
+    args = parser().parse_args(argv)
+    if min(args.clients, args.messages) < 1 or args.warmup < 0:
+        print("error: --clients and --messages must be at least 1")
+        return 2
+    with scratch.scratch_database(args.database_url) as url:
+        try:
+            result = asyncio.run(run(url, args))
+        except ServerError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    print(render(result))
+    print(f"results: {report.write('roundtrip', result)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
