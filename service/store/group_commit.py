@@ -123,6 +123,8 @@ class GroupCommit:
     async def _flush_all(self, taken: list[_Pending]) -> None:
         """Flush a batch; isolate failures so one object's bad append fails only itself."""
         taken = [p for p in taken if not p.future.done()]
+        if not taken:
+            return
         try:
             await self._flush_with_retry(taken)
         except _Conflicts as conflicts:
@@ -189,7 +191,11 @@ class GroupCommit:
             if not pending.future.done():
                 pending.future.set_result(inbox_id)
         if self._on_flush is not None:
-            self._on_flush(arrays.event_count, elapsed)
+            try:
+                self._on_flush(arrays.event_count, elapsed)
+            except Exception:
+                # The commit stands; an observer's failure must not be taken for the commit's.
+                log.exception("the flush observer failed", extra={"action": "flush"})
 
     async def _write(self, connection: asyncpg.Connection, arrays: batch.FlushArrays) -> list[int]:
         if arrays.object_ids:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
@@ -58,3 +61,63 @@ async def seqs(sql: asyncpg.Connection, oid: str) -> list[int]:
 async def last_seq(sql: asyncpg.Connection, oid: str) -> int | None:
     value = await sql.fetchval("SELECT last_seq FROM objects WHERE object_id = $1", oid)
     return None if value is None else int(value)
+
+
+class Proxy:
+    """A TCP proxy to the database whose open links can be frozen: bytes stop flowing but
+    no side closes, like a peer that vanished without a word (asyncpg notices nothing)."""
+
+    def __init__(self, database_url: str) -> None:
+        parts = urlsplit(database_url)
+        query = parse_qs(parts.query)
+        self._host = unquote(query.get("host", [parts.hostname or "127.0.0.1"])[0])
+        self._port = int(query.get("port", [parts.port or 5432])[0])
+        self._parts = parts
+        self._server: asyncio.Server | None = None
+        self._links: list[tuple[list[asyncio.Task[None]], list[asyncio.StreamWriter]]] = []
+
+    async def start(self) -> str:
+        """Start listening; return the URL that reaches the database through the proxy."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        user = self._parts.username or "postgres"
+        return f"postgresql://{user}@127.0.0.1:{port}{self._parts.path}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._host.startswith("/"):
+            path = f"{self._host}/.s.PGSQL.{self._port}"
+            up_reader, up_writer = await asyncio.open_unix_connection(path)
+        else:
+            up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
+        tasks = [
+            asyncio.create_task(_pipe(reader, up_writer)),
+            asyncio.create_task(_pipe(up_reader, writer)),
+        ]
+        self._links.append((tasks, [writer, up_writer]))
+
+    def freeze(self) -> int:
+        """Stop every open link from carrying bytes; return how many were frozen."""
+        frozen = 0
+        for tasks, _writers in self._links:
+            for task in tasks:
+                if not task.done():
+                    task.cancel()
+                    frozen += 1
+        return frozen // 2
+
+    async def close(self) -> None:
+        self.freeze()
+        for _tasks, writers in self._links:
+            for writer in writers:
+                writer.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.close()

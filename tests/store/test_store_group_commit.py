@@ -112,3 +112,24 @@ async def test_close_flushes_what_is_queued_then_refuses_more(
     assert await seqs(sql, claim.object_id) == list(range(1, 11))
     with pytest.raises(StoreUnavailableError):
         await store.append(after(claim, 10, [types.StorageCleared()]))
+
+
+async def test_a_failing_flush_observer_does_not_disturb_the_commits(
+    stores: Stores, sql: asyncpg.Connection
+) -> None:
+    calls: list[int] = []
+
+    def observer(events: int, _seconds: float) -> None:
+        calls.append(events)
+        raise RuntimeError("metrics are broken")
+
+    store = await stores.open(on_flush=observer)
+    claims = [await store.claim(object_id(f"observed.{i}"), "CHAT", None) for i in range(2)]
+    await asyncio.gather(
+        *(store.append(after(c, n, [put(f"k{n}")])) for n in range(5) for c in claims)
+    )
+    await store.append(after(claims[0], 5, [put("k5")]))
+    assert await seqs(sql, claims[0].object_id) == [1, 2, 3, 4, 5, 6]
+    assert await seqs(sql, claims[1].object_id) == [1, 2, 3, 4, 5]
+    # One call per commit: the observer's error is not taken for a failed commit.
+    assert calls == [10, 1]

@@ -8,7 +8,8 @@ import asyncpg
 
 from service.events.log import InboxItem
 from service.store import notifications
-from tests.store.helpers import Stores, object_id
+from service.store.event_store import EventStore
+from tests.store.helpers import Proxy, Stores, object_id
 
 
 class Wakes:
@@ -98,3 +99,31 @@ async def test_the_listener_survives_an_on_connect_that_fails(stores: Stores) ->
     await wakes.next_connect()
     await listening.enqueue(InboxItem(object_id(3), "message", "s", {"text": "x"}))
     assert await wakes.next_wake() == [object_id(3)]
+
+
+async def test_a_link_that_dies_silently_is_found_by_the_probe(
+    stores: Stores, database_url: str
+) -> None:
+    proxy = Proxy(database_url)
+    through_proxy = await proxy.start()
+    try:
+        listening = EventStore(through_proxy, "listening")
+        await listening.open()
+        sender = await stores.open("sender")
+        wakes = Wakes()
+        try:
+            listening.listen(wakes.on_wake, wakes.on_connect, probe_interval=0.2)
+            await wakes.next_connect()
+            await sender.enqueue(InboxItem(object_id(1), "message", "s", {"text": "one"}))
+            assert await wakes.next_wake() == [object_id(1)]
+
+            assert proxy.freeze() == 1
+            # No error reaches asyncpg: only the liveness probe can tell, and it does.
+            await wakes.next_connect(timeout=15)
+            assert wakes.connects == 2
+            await sender.enqueue(InboxItem(object_id(2), "message", "s", {"text": "two"}))
+            assert await wakes.next_wake() == [object_id(2)]
+        finally:
+            await listening.close()
+    finally:
+        await proxy.close()
