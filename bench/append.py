@@ -348,8 +348,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.objects < args.concurrency:
         print("error: --objects must be at least --concurrency (each appender owns objects)")
         return 2
-    with scratch.scratch_database(args.database_url) as url:
-        result = asyncio.run(run(url, args))
+    report.stop_on_sigterm()
+    try:
+        with scratch.scratch_database(args.database_url) as url:
+            result = asyncio.run(run(url, args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     print(render(result))
     print(f"results: {report.write('append', result)}")
     return 0

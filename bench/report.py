@@ -6,14 +6,27 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 #: Where results go; git-ignored.
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # Re-raised as SIGINT, which asyncio.run turns into cancelling the main task: every
+    # finally block runs (servers stopped) before KeyboardInterrupt leaves asyncio.run.
+    signal.raise_signal(signal.SIGINT)
+
+
+def stop_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so that servers are stopped and the scratch database dropped."""
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

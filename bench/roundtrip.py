@@ -334,12 +334,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if min(args.clients, args.messages) < 1 or args.warmup < 0:
         print("error: --clients and --messages must be at least 1")
         return 2
-    with scratch.scratch_database(args.database_url) as url:
-        try:
+    report.stop_on_sigterm()
+    try:
+        with scratch.scratch_database(args.database_url) as url:
             result = asyncio.run(run(url, args))
-        except ServerError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
+    except ServerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     print(render(result))
     print(f"results: {report.write('roundtrip', result)}")
     return 0
