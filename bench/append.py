@@ -229,11 +229,7 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     round can be slowed by whatever else runs.
     """
     events = make_events(args.events, sockets=50, payload_bytes=args.payload_bytes)
-    connection = await asyncpg.connect(url)
-    try:
-        server_version = await connection.fetchval("SHOW server_version")
-    finally:
-        await connection.close()
+    server_version = await scratch.server_version(url)
     insert_rows = rows_for(events[: args.insert_events], object_ids(args.objects))
     insert = await measure_insert(url, insert_rows)
     copies, stores = [], []
@@ -298,7 +294,8 @@ def render(result: dict[str, Any]) -> str:
     verdict = "meets" if ratio >= result["target_store_to_copy"] else "BELOW"
     return "\n".join(
         [
-            f"append: PostgreSQL {env['postgresql']}, {env['cpus']} CPUs; {p['events']:,} events "
+            f"append: PostgreSQL {env['postgresql']}, {env['cpus']} CPUs "
+            f"(load {env['load_average'][0]:.1f} at the end); {p['events']:,} events "
             f"of ~{result['average_data_bytes']:.0f} B data, {p['objects']:,} objects, "
             f"{p['concurrency']} appenders x depth {p['depth']}, "
             f"{p['events_per_append']} event(s) per append",

@@ -37,6 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Counters and sums read from the node's /metrics, before and after the measured sends.
 _METRIC = re.compile(r"^(durable_[a-z_]+)\s+([0-9.eE+-]+)$", re.MULTILINE)
 
+#: Cumulative buckets of the flush-duration histogram.
+_COMMIT_BUCKET = re.compile(
+    r'^durable_commit_seconds_bucket\{le="([^"]+)"\}\s+([0-9.eE+-]+)$', re.MULTILINE
+)
+
 
 class ServerError(Exception):
     """A server process did not start or died; the message carries its stderr."""
@@ -203,10 +208,22 @@ async def measure(url: str, args: argparse.Namespace) -> Samples:
 
 
 async def scrape(base: str) -> dict[str, float]:
-    """The node's durable_* metrics (counters, sums and counts)."""
+    """The node's durable_* metrics (counters, sums, counts, and commit buckets as le:<bound>)."""
     async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as response:
         text = await response.text()
-    return {name: float(value) for name, value in _METRIC.findall(text)}
+    found = {name: float(value) for name, value in _METRIC.findall(text)}
+    found.update({f"le:{bound}": float(count) for bound, count in _COMMIT_BUCKET.findall(text)})
+    return found
+
+
+def bucket_bound(delta: dict[str, float], fraction: float) -> float | None:
+    """The smallest histogram bound (seconds) under which ``fraction`` of the commits fell."""
+    buckets = sorted((float(k[3:]), v) for k, v in delta.items() if k.startswith("le:"))
+    total = buckets[-1][1] if buckets else 0.0
+    for bound, count in buckets:
+        if total and count >= fraction * total:
+            return bound
+    return None
 
 
 def summary(samples: Samples) -> dict[str, Any]:
@@ -231,6 +248,7 @@ def server_env(extra: dict[str, str]) -> dict[str, str]:
 
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Baseline server first, then the durable node, with the same clients and messages."""
+    server_version = await scratch.server_version(url)
     port = free_port()
     baseline_argv = [sys.executable, "-m", "bench.baseline_server", "--port", str(port)]
     async with server("baseline", baseline_argv, server_env({}), port, args.startup) as base:
@@ -259,12 +277,14 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "average_commit_ms": (
             delta.get("durable_commit_seconds_sum", 0.0) / flushes * 1000 if flushes else None
         ),
+        "commit_median_at_most_ms": _ms(bucket_bound(delta, 0.5)),
+        "commit_p99_at_most_ms": _ms(bucket_bound(delta, 0.99)),
         "note": "counted over the warm-up as well as the measured sends",
     }
     return {
         "benchmark": "roundtrip",
         "parameters": {k: v for k, v in vars(args).items() if k != "database_url"},
-        "environment": report.environment(),
+        "environment": report.environment(server_version),
         "baseline": baseline,
         "durable": durable,
         "durable_to_baseline": {
@@ -272,6 +292,10 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
             "p99": durable["roundtrip"]["p99_ms"] / baseline["roundtrip"]["p99_ms"],
         },
     }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
 
 
 def render(result: dict[str, Any]) -> str:
@@ -299,7 +323,10 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"roundtrip: {p['clients']} clients in one room, {p['messages']:,} sequential sends "
-            f"of {p['payload_bytes']} B after {p['warmup']} warm-up sends",
+            f"of {p['payload_bytes']} B after {p['warmup']} warm-up sends; "
+            f"PostgreSQL {result['environment']['postgresql']}, "
+            f"{result['environment']['cpus']} CPUs, load "
+            f"{result['environment']['load_average'][0]:.1f} at the end",
             "",
             report.table(["server, copy received by", "median ms", "p90", "p99", "max"], rows),
             "",
@@ -307,7 +334,14 @@ def render(result: dict[str, Any]) -> str:
             f"p99 x{ratio['p99']:.1f}",
             f"node: {node['events_appended']:,.0f} events in {node['flushes']:,.0f} flushes "
             f"({node['events_appended'] / max(node['flushes'], 1):.2f} per flush)"
-            + (f", average commit {commit:.2f} ms" if commit is not None else ""),
+            + (f", average commit {commit:.2f} ms" if commit is not None else "")
+            + (
+                f" (median <= {node['commit_median_at_most_ms']:g} ms, "
+                f"p99 <= {node['commit_p99_at_most_ms']:g} ms)"
+                if node["commit_median_at_most_ms"] is not None
+                and node["commit_p99_at_most_ms"] is not None
+                else ""
+            ),
         ]
     )
 

@@ -48,6 +48,16 @@ async def _execute(url: str, statement: str) -> None:
         await connection.close()
 
 
+async def server_version(url: str) -> str:
+    """The PostgreSQL version of the server at ``url``."""
+    connection = await asyncpg.connect(database_url.for_asyncpg(url), timeout=10)
+    try:
+        version: str = await connection.fetchval("SHOW server_version")
+        return version
+    finally:
+        await connection.close()
+
+
 @contextlib.contextmanager
 def scratch_database(url: str, prefix: str = "durable_bench") -> Iterator[str]:
     """Create and migrate a fresh database on ``url``'s server; drop it on the way out.
