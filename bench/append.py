@@ -102,12 +102,17 @@ async def measure_copy(url: str, rows: list[Row]) -> dict[str, Any]:
     """One COPY of every row into ``events``: the raw limit of the database."""
     connection = await asyncpg.connect(url)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await connection.copy_records_to_table("events", records=rows, columns=COLUMNS)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         await connection.close()
-    return {"events": len(rows), "seconds": elapsed, "events_per_second": len(rows) / elapsed}
+    return {
+        "events": len(rows),
+        "seconds": elapsed,
+        "events_per_second": len(rows) / elapsed,
+        "client_cpu_us_per_event": cpu / len(rows) * 1e6,
+    }
 
 
 async def measure_insert(url: str, rows: list[Row]) -> dict[str, Any]:
@@ -183,7 +188,7 @@ async def measure_store(
         claims = await asyncio.gather(*(store.claim(o, "BENCH", None) for o in objects))
         shares = [claims[i::concurrency] for i in range(concurrency)]
         work = [events[i::concurrency] for i in range(concurrency)]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(
             *(
                 appender(store, share, chunk, per_append, depth, log)
@@ -191,7 +196,7 @@ async def measure_store(
                 if share and chunk
             )
         )
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         stored = await store.pool.fetchval(COUNT_ROWS, objects)
     finally:
         await store.close()
@@ -204,6 +209,8 @@ async def measure_store(
         "rows_in_table": stored,
         "seconds": elapsed,
         "events_per_second": log.committed / elapsed,
+        "client_cpu_us_per_event": cpu / max(log.committed, 1) * 1e6,
+        "wall_us_per_event": elapsed / max(log.committed, 1) * 1e6,
         "flushes": len(sizes),
         "average_batch": sum(sizes) / len(sizes) if sizes else 0.0,
         "median_batch": report.percentile(sizes, 0.5),
@@ -308,6 +315,9 @@ def render(result: dict[str, Any]) -> str:
             f"median {store['median_batch']:.0f}, largest {store['largest_batch']:,}; "
             f"flush median {store['flush_ms_median']:.2f} ms, p99 {store['flush_ms_p99']:.2f} ms; "
             f"flushing {store['flush_busy_fraction']:.0%} of the time",
+            f"Python CPU of this process: store {store['client_cpu_us_per_event']:.1f} us/event "
+            f"(wall {store['wall_us_per_event']:.1f} us/event), "
+            f"COPY {copy['client_cpu_us_per_event']:.1f} us/event",
             f"append submitted -> durable: median {store['append_ms_median']:.2f} ms, "
             f"p99 {store['append_ms_p99']:.2f} ms",
             f"check: {store['rows_in_table']:,} rows in the table, {store['failed']:,} failed"
