@@ -138,6 +138,7 @@ async def durable(*args: str, env: Mapping[str, str]) -> AsyncIterator[Durable]:
         node._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await node._reader
+        print(f"--- durable {' '.join(args)} ---\n{node.output}")  # shown if the test fails
 
 
 def with_database(url: str, dbname: str) -> str:
