@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -109,3 +110,43 @@ async def test_migrate_without_database_url(base: Path) -> None:
     assert "to the newest revision" in result.stdout
     assert (data / "pg" / "PG_VERSION").exists()
     assert embedded.server_pid(data / "pg") is None  # stopped on the way out
+
+
+CHAT = str(Path(__file__).parents[2] / "examples" / "chat")
+
+
+async def _frame(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, object]:
+    """The next JSON frame of type ``kind`` (join and leave notices may come first)."""
+    while True:
+        frame = json.loads(await ws.receive_str(timeout=10))
+        if frame["type"] == kind:
+            return frame
+
+
+async def test_serve_the_chat_without_database_url(base: Path) -> None:
+    data = base / "data"
+    args = ("serve", CHAT, "--data-dir", str(data), "--port", "0", "--node-id", "chat")
+    async with durable(*args, env=child_env()) as node:
+        url = await node.serving(timeout=90)
+        pid = embedded.server_pid(data / "pg")
+        assert pid is not None
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{url}/") as response:
+                assert response.status == 200
+                assert "<html" in (await response.text()).lower()
+            alice = await session.ws_connect(f"{url}/chat/lobby?username=alice")
+            assert (await _frame(alice, "history"))["messages"] == []
+            await alice.send_str(json.dumps({"type": "message", "text": "anyone here?"}))
+            assert (await _frame(alice, "message"))["text"] == "anyone here?"
+            bob = await session.ws_connect(f"{url}/chat/lobby?username=bob")
+            history = (await _frame(bob, "history"))["messages"]
+            assert [m["text"] for m in history] == ["anyone here?"]  # type: ignore[index]
+            await bob.send_str(json.dumps({"type": "message", "text": "hi alice"}))
+            assert (await _frame(alice, "message"))["username"] == "bob"
+            assert (await _frame(bob, "message"))["text"] == "hi alice"
+            assert await node.stop(timeout=30) == 0
+            for ws in (alice, bob):  # the Close frame the node sent before it went
+                close = await ws.receive(timeout=10)
+                assert (close.type, close.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+        assert "Traceback" not in node.output
+        await _postgres_gone(data / "pg", pid)

@@ -45,10 +45,11 @@ async def _socket_row(database_url: str, object_id: str) -> asyncpg.Record:
 
 
 async def _close_code(ws: aiohttp.ClientWebSocketResponse) -> int | None:
-    while True:
-        message = await ws.receive(timeout=20)
-        if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-            return ws.close_code
+    """The code of the Close frame the node sends (after any text frames still coming)."""
+    while (message := await ws.receive(timeout=20)).type is WSMsgType.TEXT:
+        pass
+    assert message.type is WSMsgType.CLOSE, message
+    return int(message.data)
 
 
 async def test_sigterm_closes_a_live_objects_sockets_with_1001(database_url: str) -> None:
@@ -134,7 +135,7 @@ async def test_acknowledged_messages_survive_a_sigterm_mid_burst(database_url: s
             node.process.terminate()
             while (message := await ws.receive(timeout=20)).type is WSMsgType.TEXT:
                 acknowledged.add(message.data.removeprefix("echo "))
-            assert ws.close_code == 1001
+            assert (message.type, message.data) == (WSMsgType.CLOSE, 1001)
         assert await node.exited(timeout=30) == 0, node.output
     assert len(acknowledged) >= 100
     state = await fold_all(database_url, object_id)
