@@ -72,7 +72,7 @@ def compose() -> dict[str, Any]:
     text = (DOCKER / "compose.yaml").read_text()
     parsed = parse_yaml(text)
     try:
-        import yaml
+        import yaml  # type: ignore[import-untyped]
     except ImportError:
         pass
     else:  # where PyYAML is installed, the two readings agree

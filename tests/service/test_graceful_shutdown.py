@@ -12,7 +12,9 @@ from tests.service.process import ECHO, child_env, durable
 from tests.support import eventually, fold_all
 
 
-async def _connect(session: aiohttp.ClientSession, url: str, name: str) -> tuple[object, str]:
+async def _connect(
+    session: aiohttp.ClientSession, url: str, name: str
+) -> tuple[aiohttp.ClientWebSocketResponse, str]:
     ws = await session.ws_connect(f"{url}/echo/{name}")
     greeting = await ws.receive_str(timeout=10)
     assert greeting.startswith("id ")
@@ -28,7 +30,8 @@ async def _hibernated(session: aiohttp.ClientSession, url: str) -> bool:
 async def _rows(database_url: str, query: str, *args: object) -> list[asyncpg.Record]:
     connection = await asyncpg.connect(database_url)
     try:
-        return await connection.fetch(query, *args)
+        rows: list[asyncpg.Record] = await connection.fetch(query, *args)
+        return rows
     finally:
         await connection.close()
 

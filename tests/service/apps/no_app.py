@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from echo import Echo  # a sibling file: the loader puts this directory on sys.path
+# A sibling file: the loader puts this directory on sys.path.
+from echo import Echo  # type: ignore[import-not-found]
 
 from service import Application
 
