@@ -15,12 +15,15 @@ import logging.config
 import signal
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from pydantic_core import PydanticUndefined
 
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +52,15 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             return _migrate(settings)
         return _serve(settings, args.app)
-    except (LoadError, EmbeddedError, FileNotFoundError) as error:
+    except (LoadError, EmbeddedError, FileNotFoundError, CommandError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+class CommandError(Exception):
+    """A command cannot go on; its message is for the user, without a traceback."""
 
 
 # -- options ----------------------------------------------------------------------------
@@ -195,12 +202,24 @@ def _database(settings: Settings) -> Iterator[tuple[str, bool]]:
 
 
 def _migrate(settings: Settings) -> int:
-    from service.store import database_url, migrate
+    from service.store import database_url
 
     with _database(settings) as (url, _):
-        migrate.upgrade(url)
+        _upgrade(url)
         print(f"Migrated {database_url.redact(url)} to the newest revision.", flush=True)
     return 0
+
+
+def _upgrade(url: str) -> None:
+    from service.store import database_url, migrate
+
+    try:
+        migrate.upgrade(url)
+    except Exception as error:
+        log.debug("migration failed", exc_info=True)
+        raise CommandError(
+            f"migrating {database_url.redact(url)} failed: {type(error).__name__}: {error}"
+        ) from error
 
 
 def _serve(settings: Settings, target: str) -> int:
@@ -211,7 +230,7 @@ def _serve(settings: Settings, target: str) -> int:
     application = load_application(target)
     with _database(settings) as (url, embedded):
         if embedded or settings.auto_migrate:
-            migrate.upgrade(url)
+            _upgrade(url)
         else:
             problem = migrate.check(url)
             if problem:
@@ -222,7 +241,7 @@ def _serve(settings: Settings, target: str) -> int:
         return asyncio.run(_run(webapp, settings, target))
 
 
-async def _run(webapp: Any, settings: Settings, target: str) -> int:
+async def _run(webapp: web.Application, settings: Settings, target: str) -> int:
     """Serve until SIGTERM or SIGINT, then shut down gracefully (a second signal: at once)."""
     from aiohttp import web
 

@@ -102,3 +102,12 @@ def test_serve_says_when_the_database_cannot_be_reached() -> None:
     assert result.returncode == 1
     assert "error: cannot reach the database postgresql://nobody@127.0.0.1:1/none" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_migrate_says_when_the_database_cannot_be_reached() -> None:
+    env = child_env(database_url="postgresql://nobody:secret@127.0.0.1:1/none")
+    result = run("migrate", env=env, timeout=30)
+    assert result.returncode == 1
+    assert "error: migrating postgresql://nobody@127.0.0.1:1/none failed: " in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "secret" not in result.stdout + result.stderr

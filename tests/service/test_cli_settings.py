@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import aiohttp
 import pytest
 
@@ -102,3 +104,15 @@ async def test_a_served_node_takes_flags_over_environment(database_url: str) -> 
         async with aiohttp.ClientSession() as session, session.get(f"{url}/healthz") as response:
             assert response.status == 200
         assert await node.stop() == 0
+
+
+async def test_a_port_in_use_is_refused_clearly(database_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = child_env(database_url=database_url)
+        async with durable("serve", ECHO, "--port", str(port), env=env) as node:
+            assert await node.exited(timeout=60) == 1
+    assert f"error: cannot listen on 127.0.0.1:{port}: " in node.output
+    assert "Traceback" not in node.output
