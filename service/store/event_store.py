@@ -15,7 +15,7 @@ import asyncpg
 from service.events import types
 from service.events.log import Append, Claim, History, InboxItem, StoreUnavailableError
 from service.store import connections, database_url, notifications, queries
-from service.store.group_commit import TRANSIENT_ERRORS, GroupCommit
+from service.store.group_commit import TRANSIENT_ERRORS, GroupCommit, describe
 from service.store.listener import Listener
 
 #: The NOTIFY channel; versioned so that old and new nodes can run side by side.
@@ -59,6 +59,13 @@ class EventStore:
             max_size=self._pool_size,
             command_timeout=self._command_timeout,
             timeout=self._command_timeout,
+            server_settings={
+                # A flush holds the positions lock (queries.LOCK_POSITIONS) until it ends. If
+                # this node loses its link mid-flush, the server would keep the transaction
+                # open, idle, until TCP gives up (hours), stalling every node's commits. No
+                # transaction of ours waits on the client for long, so end such sessions.
+                "idle_in_transaction_session_timeout": str(int(self._command_timeout * 1000)),
+            },
         )
         self._commit = GroupCommit(
             self._pool,
@@ -184,4 +191,6 @@ class EventStore:
             async with connections.borrow(self.pool) as connection:
                 return await operation(connection)
         except TRANSIENT_ERRORS as error:
-            raise StoreUnavailableError(f"the database is unavailable: {error}") from error
+            raise StoreUnavailableError(
+                f"the database is unavailable: {describe(error)}"
+            ) from error

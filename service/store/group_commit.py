@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -34,10 +34,30 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def describe(error: BaseException) -> str:
+    """An error for a message: its text, or its kind when it has none (timeouts)."""
+    return str(error) or type(error).__name__
+
+
 @dataclass(slots=True)
 class _Pending:
     item: Append | InboxItem
     future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """One try at committing a batch: what it learnt before sending COMMIT."""
+
+    #: The transaction's id, to ask the database how it ended if COMMIT got no answer.
+    xid: int | None = None
+    inbox_ids: list[int] = field(default_factory=list)
+    #: COMMIT was sent: from here on, a lost link leaves the outcome unknown.
+    committing: bool = False
+
+
+class _CommitInDoubtError(ConnectionError):
+    """The transaction of an interrupted COMMIT has not finished yet: ask again later."""
 
 
 class _Conflicts(Exception):
@@ -160,28 +180,58 @@ class GroupCommit:
     async def _flush_with_retry(self, taken: list[_Pending]) -> None:
         deadline = time.monotonic() + self._retry_seconds
         delay = 0.05
+        appends = [p for p in taken if isinstance(p.item, Append)]
+        inbox = [p for p in taken if isinstance(p.item, InboxItem)]
+        arrays = batch.build(_group(taken), [p.item for p in inbox])  # type: ignore[misc]
+        attempt: _Attempt | None = None
         while True:
+            started = time.perf_counter()
             try:
-                await self._flush(taken)
-                return
+                # Retrying blindly after a lost COMMIT would report a conflict for a commit
+                # that happened, or write the inbox rows twice: ask how it ended first.
+                if attempt is not None and attempt.committing and await self._committed(attempt):
+                    break
+                attempt = _Attempt()
+                await self._flush(arrays, attempt)
+                break
             except TRANSIENT_ERRORS as error:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise StoreUnavailableError(f"the database is unavailable: {error}") from error
-                log.warning("flush failed, retrying: %s", error, extra={"action": "flush"})
+                    raise StoreUnavailableError(
+                        f"the database is unavailable: {describe(error)}"
+                    ) from error
+                log.warning(
+                    "flush failed, retrying: %s", describe(error), extra={"action": "flush"}
+                )
                 # The last attempt is made at the deadline: the whole window is used.
                 await asyncio.sleep(min(delay, remaining))
                 delay = min(delay * 2, 1.0)
+        self._resolve(appends, inbox, attempt.inbox_ids)
+        if self._on_flush is not None:
+            try:
+                self._on_flush(arrays.event_count, time.perf_counter() - started)
+            except Exception:
+                # The commit stands; an observer's failure must not be taken for the commit's.
+                log.exception("the flush observer failed", extra={"action": "flush"})
 
-    async def _flush(self, taken: list[_Pending]) -> None:
-        appends = [p for p in taken if isinstance(p.item, Append)]
-        inbox = [p for p in taken if isinstance(p.item, InboxItem)]
-        groups = _group(taken)
-        arrays = batch.build(groups, [p.item for p in inbox])  # type: ignore[misc]
-        started = time.perf_counter()
-        async with connections.borrow(self._pool) as connection, connection.transaction():
-            inbox_ids = await self._write(connection, arrays)
-        elapsed = time.perf_counter() - started
+    async def _flush(self, arrays: batch.FlushArrays, attempt: _Attempt) -> None:
+        async with connections.borrow(self._pool) as connection:
+            async with connection.transaction():
+                attempt.inbox_ids = await self._write(connection, arrays, attempt)
+                attempt.committing = True
+            attempt.committing = False
+
+    async def _committed(self, attempt: _Attempt) -> bool:
+        """How an interrupted COMMIT ended; raises _CommitInDoubtError while it runs on."""
+        async with connections.borrow(self._pool) as connection:
+            status = await connection.fetchval(queries.TRANSACTION_STATUS, attempt.xid)
+        log.warning("an interrupted commit was %s", status, extra={"action": "flush"})
+        if status == "in progress":
+            raise _CommitInDoubtError("an interrupted commit is still in progress")
+        return bool(status == "committed")
+
+    @staticmethod
+    def _resolve(appends: list[_Pending], inbox: list[_Pending], inbox_ids: list[int]) -> None:
         for pending in appends:
             if not pending.future.done():
                 pending.future.set_result(None)
@@ -190,16 +240,12 @@ class GroupCommit:
             pending.item.id = inbox_id
             if not pending.future.done():
                 pending.future.set_result(inbox_id)
-        if self._on_flush is not None:
-            try:
-                self._on_flush(arrays.event_count, elapsed)
-            except Exception:
-                # The commit stands; an observer's failure must not be taken for the commit's.
-                log.exception("the flush observer failed", extra={"action": "flush"})
 
-    async def _write(self, connection: asyncpg.Connection, arrays: batch.FlushArrays) -> list[int]:
+    async def _write(
+        self, connection: asyncpg.Connection, arrays: batch.FlushArrays, attempt: _Attempt
+    ) -> list[int]:
         if arrays.object_ids:
-            await connection.execute(queries.LOCK_POSITIONS)
+            attempt.xid = (await connection.fetchrow(queries.LOCK_POSITIONS))[1]
             advanced = await connection.fetch(
                 queries.ADVANCE_OBJECTS,
                 arrays.object_ids,
@@ -218,7 +264,7 @@ class GroupCommit:
             rows = await connection.fetch(queries.INSERT_INBOX, *arrays.inbox)
             inbox_ids = sorted(row[0] for row in rows)
             payload = notifications.wake_payload(sorted(set(arrays.inbox[0])))
-            await connection.execute(queries.NOTIFY, self._channel, payload)
+            attempt.xid = (await connection.fetchrow(queries.NOTIFY, self._channel, payload))[1]
         return inbox_ids
 
 

@@ -71,9 +71,11 @@ class Listener:
     async def _connect(self) -> None:
         self._lost.clear()
         connection = await asyncpg.connect(self._dsn, timeout=self._probe_timeout)
+        # Held from the start, so that _drop() closes it even if we are stopped (cancelled)
+        # before LISTEN has answered.
+        self.connection = connection
         connection.add_termination_listener(lambda _conn: self._lost.set())
         await connection.add_listener(self._channel, self._dispatch)
-        self.connection = connection
         self.connected.set()
         log.info("listening on %s", self._channel, extra={"action": "listen"})
         await self._on_connect()

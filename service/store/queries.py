@@ -6,7 +6,8 @@ from __future__ import annotations
 # commit, so two concurrent flushes could commit out of position order and a reader tailing
 # by position would skip the one that commits late. Holding this transaction-scoped lock
 # from first insert to commit makes position order equal commit order, on every node.
-LOCK_POSITIONS = "SELECT pg_advisory_xact_lock(7305528449176000001)"
+# Also returns the flush's transaction id (see TRANSACTION_STATUS).
+LOCK_POSITIONS = "SELECT pg_advisory_xact_lock(7305528449176000001), txid_current()"
 
 # Advance each object's version if (and only if) both the expected seq and the owner epoch
 # still hold: optimistic concurrency and fencing in one statement.
@@ -112,8 +113,13 @@ SELECT object_id, kind, socket_id, data::jsonb
 RETURNING id
 """
 
-# One notification per flush, carrying object ids only.
-NOTIFY = "SELECT pg_notify($1, $2)"
+# One notification per flush, carrying object ids only; also returns the flush's
+# transaction id (see TRANSACTION_STATUS).
+NOTIFY = "SELECT pg_notify($1, $2), txid_current()"
+
+# Whether a flush whose COMMIT got no answer (the link broke) committed after all:
+# 'committed', 'aborted' or 'in progress' (its backend has not finished yet).
+TRANSACTION_STATUS = "SELECT txid_status($1)"
 
 # Claim an object for this node (creating its catalog row), raising the fencing epoch.
 CLAIM_OBJECT = """

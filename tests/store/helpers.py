@@ -105,11 +105,16 @@ class Proxy:
                     frozen += 1
         return frozen // 2
 
-    async def close(self) -> None:
+    def sever(self) -> None:
+        """Close every open link on both sides, as a network failure would."""
         self.freeze()
         for _tasks, writers in self._links:
             for writer in writers:
                 writer.close()
+        self._links.clear()
+
+    async def close(self) -> None:
+        self.sever()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import asyncpg
 
@@ -127,3 +128,21 @@ async def test_a_link_that_dies_silently_is_found_by_the_probe(
             await listening.close()
     finally:
         await proxy.close()
+
+
+async def test_stopping_the_listener_at_any_moment_leaks_no_connection(
+    stores: Stores, sql: asyncpg.Connection
+) -> None:
+    store = await stores.open("listening")
+    wakes = Wakes()
+    for step in range(40):
+        listener = store.listen(wakes.on_wake, wakes.on_connect, probe_interval=30)
+        await asyncio.sleep(step * 0.0005)
+        await listener.close()
+    gc.collect()
+    await asyncio.sleep(0.1)
+    listening = await sql.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' "
+        "AND datname = current_database()"
+    )
+    assert listening == 0
