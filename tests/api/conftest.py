@@ -130,9 +130,16 @@ class RawWebSocket:
 
 
 @pytest.fixture
-def raw_websocket() -> Callable[[Node, str], Awaitable[RawWebSocket]]:
+async def raw_websocket() -> AsyncIterator[Callable[[Node, str], Awaitable[RawWebSocket]]]:
+    opened: list[RawWebSocket] = []
+
     async def connect(node: Node, path: str) -> RawWebSocket:
         assert node.client.port is not None
-        return await RawWebSocket.connect(node.client.port, path)
+        raw = await RawWebSocket.connect(node.client.port, path)
+        opened.append(raw)
+        return raw
 
-    return connect
+    yield connect
+    for raw in opened:
+        if not raw.writer.transport.is_closing():
+            raw.abort()
