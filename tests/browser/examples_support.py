@@ -14,6 +14,7 @@ import pytest
 
 from service.api.application import Application
 from service.loader import load_application
+from tests.support import Node, eventually, serve
 
 #: Where the examples live, whatever directory pytest runs from.
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -37,6 +38,20 @@ TIMEOUT = 10.0
 def example(name: str) -> Application:
     """The Application of ``examples/<name>``, loaded as ``durable serve`` loads it."""
     return load_application(str(EXAMPLES / name))
+
+
+@contextlib.asynccontextmanager
+async def serve_example(database_url: str, name: str, **settings: Any) -> AsyncIterator[Node]:
+    """Run ``examples/<name>`` on a fresh node, once its LISTEN connection is up.
+
+    Waiting for the listener keeps a short test from stopping the node while that
+    connection is still being set up: closing it then leaks an asyncpg connection,
+    which the suite's warnings-as-errors turns into a failure of whatever test runs next.
+    """
+    async with serve(database_url, example(name), **settings) as node:
+        listener = node.runtime.log._listener  # type: ignore[attr-defined]
+        await eventually(lambda: listener is not None and listener.connected.is_set())
+        yield node
 
 
 async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.examples_support import example
-from tests.support import eventually, serve
+from tests.browser.examples_support import serve_example
+from tests.support import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +28,7 @@ def messages(page):
 
 
 async def test_two_pages_chat_join_message_leave(database_url, new_page):
-    async with serve(database_url, example("chat")) as node:
+    async with serve_example(database_url, "chat") as node:
         url = str(node.client.make_url("/"))
         alice = await new_page(url)
         await join(alice, "alice")
@@ -53,7 +53,7 @@ async def test_two_pages_chat_join_message_leave(database_url, new_page):
 
 
 async def test_chat_survives_hibernation(database_url, new_page):
-    async with serve(database_url, example("chat"), hibernate_after=0.3) as node:
+    async with serve_example(database_url, "chat", hibernate_after=0.3) as node:
         url = str(node.client.make_url("/"))
         alice = await new_page(url + "?room=den&name=alice")
         bob = await new_page(url + "?room=den&name=bob")

@@ -5,19 +5,19 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.browser.examples_support import example, receive, receive_type, send
-from tests.support import eventually, serve
+from tests.browser.examples_support import receive, receive_type, send, serve_example
+from tests.support import eventually
 
 
 async def test_plain_request_gets_426(database_url):
-    async with serve(database_url, example("chat")) as node:
+    async with serve_example(database_url, "chat") as node:
         response = await node.client.get("/chat/lobby?username=alice")
         assert response.status == 426
         assert await response.text() == "Expected WebSocket upgrade"
 
 
 async def test_username_is_required(database_url):
-    async with serve(database_url, example("chat")) as node:
+    async with serve_example(database_url, "chat") as node:
         with pytest.raises(aiohttp.WSServerHandshakeError) as raised:
             await node.client.ws_connect("/chat/lobby")
         assert raised.value.status == 400
@@ -30,14 +30,14 @@ async def test_username_is_required(database_url):
 
 
 async def test_page_is_served_at_root(database_url):
-    async with serve(database_url, example("chat")) as node:
+    async with serve_example(database_url, "chat") as node:
         response = await node.client.get("/")
         assert response.status == 200
         assert "<title>Chat</title>" in await response.text()
 
 
 async def test_join_message_leave_and_ping(database_url):
-    async with serve(database_url, example("chat")) as node:
+    async with serve_example(database_url, "chat") as node:
         alice = await node.client.ws_connect("/chat/lobby?username=alice")
         assert await receive(alice) == {"type": "history", "messages": []}
         assert await receive(alice) == {"type": "join", "username": "alice", "online": ["alice"]}
@@ -66,7 +66,7 @@ async def test_join_message_leave_and_ping(database_url):
 
 
 async def test_rooms_are_separate(database_url):
-    async with serve(database_url, example("chat")) as node:
+    async with serve_example(database_url, "chat") as node:
         alice = await node.client.ws_connect("/chat/red?username=alice")
         bob = await node.client.ws_connect("/chat/blue?username=bob")
         await receive_type(alice, "join")
@@ -80,7 +80,7 @@ async def test_rooms_are_separate(database_url):
 
 
 async def test_bad_frames_get_an_error_and_are_not_kept(database_url):
-    async with serve(database_url, example("chat")) as node:
+    async with serve_example(database_url, "chat") as node:
         alice = await node.client.ws_connect("/chat/lobby?username=alice")
         await receive_type(alice, "join")
         await alice.send_str("not json")
@@ -94,7 +94,7 @@ async def test_bad_frames_get_an_error_and_are_not_kept(database_url):
 
 
 async def test_history_keeps_the_last_fifty(database_url):
-    async with serve(database_url, example("chat")) as node:
+    async with serve_example(database_url, "chat") as node:
         alice = await node.client.ws_connect("/chat/lobby?username=alice")
         await receive_type(alice, "join")
         for number in range(1, 56):
@@ -109,7 +109,7 @@ async def test_history_keeps_the_last_fifty(database_url):
 
 
 async def test_room_survives_hibernation(database_url):
-    async with serve(database_url, example("chat"), hibernate_after=0.2) as node:
+    async with serve_example(database_url, "chat", hibernate_after=0.2) as node:
         alice = await node.client.ws_connect("/chat/lobby?username=alice")
         bob = await node.client.ws_connect("/chat/lobby?username=bob")
         await send(alice, type="message", text="before")

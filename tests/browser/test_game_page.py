@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.examples_support import example
-from tests.support import serve
+from tests.browser.examples_support import serve_example
 
 pytestmark = pytest.mark.browser
 
@@ -22,7 +21,7 @@ async def play(page, number: int, mark: str, *watchers) -> None:
 
 
 async def test_a_game_between_two_pages(database_url, new_page):
-    async with serve(database_url, example("game")) as node:
+    async with serve_example(database_url, "game") as node:
         url = str(node.client.make_url("/"))
         xena = await new_page(url)
         await xena.fill("#player", "xena")

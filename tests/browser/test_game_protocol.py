@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.browser.examples_support import example, receive, receive_type, send
-from tests.support import eventually, serve
+from tests.browser.examples_support import receive, receive_type, send, serve_example
+from tests.support import eventually
 
 
 async def connect(node, player: str, match: str = "m1"):
@@ -25,7 +25,7 @@ async def move(ws, cell, *everyone) -> list[dict]:
 
 
 async def test_upgrade_and_player_id_are_required(database_url):
-    async with serve(database_url, example("game")) as node:
+    async with serve_example(database_url, "game") as node:
         response = await node.client.get("/game/m1?playerId=xena")
         assert response.status == 426
         assert await response.text() == "Expected WebSocket upgrade"
@@ -35,7 +35,7 @@ async def test_upgrade_and_player_id_are_required(database_url):
 
 
 async def test_seats_spectators_and_a_win(database_url):
-    async with serve(database_url, example("game")) as node:
+    async with serve_example(database_url, "game") as node:
         xena = await connect(node, "xena")
         (state,) = await drain(xena)
         assert state["you"] == {"playerId": "xena", "role": "X"}
@@ -86,7 +86,7 @@ async def test_seats_spectators_and_a_win(database_url):
 
 
 async def test_draw_and_reset_only_when_over(database_url):
-    async with serve(database_url, example("game")) as node:
+    async with serve_example(database_url, "game") as node:
         xena, otto = await connect(node, "xena"), await connect(node, "otto")
         await drain(xena)
         await drain(xena, otto)
@@ -103,7 +103,7 @@ async def test_draw_and_reset_only_when_over(database_url):
 
 
 async def test_bad_frames_are_refused(database_url):
-    async with serve(database_url, example("game")) as node:
+    async with serve_example(database_url, "game") as node:
         xena = await connect(node, "xena")
         await drain(xena)
         await xena.send_str("hello")
@@ -116,7 +116,7 @@ async def test_bad_frames_are_refused(database_url):
 
 
 async def test_seats_are_kept_mid_game_and_given_away_between_games(database_url):
-    async with serve(database_url, example("game"), hibernate_after=0.2) as node:
+    async with serve_example(database_url, "game", hibernate_after=0.2) as node:
         xena, otto = await connect(node, "xena"), await connect(node, "otto")
         await drain(xena)
         await drain(xena, otto)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.examples_support import example
-from tests.support import serve
+from tests.browser.examples_support import serve_example
 
 pytestmark = pytest.mark.browser
 
@@ -16,7 +15,7 @@ def row(page, user: str):
 
 
 async def test_presence_list_updates_across_pages(database_url, new_page):
-    async with serve(database_url, example("presence")) as node:
+    async with serve_example(database_url, "presence") as node:
         url = str(node.client.make_url("/"))
         ann = await new_page(url)
         await ann.fill("#user", "ann")

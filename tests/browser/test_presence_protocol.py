@@ -6,12 +6,12 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.browser.examples_support import example, receive, send
-from tests.support import eventually, serve
+from tests.browser.examples_support import receive, send, serve_example
+from tests.support import eventually
 
 
 async def test_upgrade_and_user_id_are_required(database_url):
-    async with serve(database_url, example("presence")) as node:
+    async with serve_example(database_url, "presence") as node:
         response = await node.client.get("/presence/office?userId=ann")
         assert response.status == 426
         assert await response.text() == "Expected WebSocket upgrade"
@@ -21,7 +21,7 @@ async def test_upgrade_and_user_id_are_required(database_url):
 
 
 async def test_join_status_leave(database_url):
-    async with serve(database_url, example("presence")) as node:
+    async with serve_example(database_url, "presence") as node:
         ann = await node.client.ws_connect("/presence/office?userId=ann")
         assert await receive(ann) == {
             "type": "presence",
@@ -49,7 +49,7 @@ async def test_join_status_leave(database_url):
 
 
 async def test_bad_status_is_refused_to_its_sender_only(database_url):
-    async with serve(database_url, example("presence")) as node:
+    async with serve_example(database_url, "presence") as node:
         ann = await node.client.ws_connect("/presence/office?userId=ann")
         await receive(ann)
         await receive(ann)
@@ -62,7 +62,7 @@ async def test_bad_status_is_refused_to_its_sender_only(database_url):
 
 
 async def test_a_second_tab_shares_the_status_and_leaves_quietly(database_url):
-    async with serve(database_url, example("presence")) as node:
+    async with serve_example(database_url, "presence") as node:
         ann = await node.client.ws_connect("/presence/office?userId=ann")
         ben = await node.client.ws_connect("/presence/office?userId=ben")
         await send(ben, type="status", status="busy")
@@ -86,7 +86,7 @@ async def test_a_second_tab_shares_the_status_and_leaves_quietly(database_url):
 
 
 async def test_statuses_survive_hibernation_and_are_visible_in_sql(database_url):
-    async with serve(database_url, example("presence"), hibernate_after=0.2) as node:
+    async with serve_example(database_url, "presence", hibernate_after=0.2) as node:
         ann = await node.client.ws_connect("/presence/office?userId=ann")
         await send(ann, type="status", status="writing tests")
         while (await receive(ann)).get("type") != "status":
