@@ -5,8 +5,9 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from service.events import values
 from tests.browser.examples_support import receive, receive_type, send, serve_example
-from tests.support import eventually
+from tests.support import eventually, replay
 
 
 async def connect(node, player: str, match: str = "m1"):
@@ -73,6 +74,12 @@ async def test_seats_spectators_and_a_win(database_url):
             assert [m["cell"] for m in state["moves"]] == [0, 3, 1, 4, 2]
         await send(otto, type="move", cell=5)
         assert (await receive(otto))["message"] == "The game is over: start a new game"
+
+        # The log alone gives the same game: it can settle a dispute.
+        object_id = node.runtime.env["GAME"].id_from_name("m1").to_string()
+        logged = values.decode((await replay(database_url, object_id)).storage["game"])
+        assert logged == {k: v for k, v in state.items() if k in logged}
+        assert logged["winner"] == "X" and len(logged["moves"]) == 5
 
         await send(sam, type="reset")
         assert (await receive(sam))["message"] == "Only the players can start a new game"
