@@ -63,11 +63,15 @@ async def test_refused_data_fails_only_the_waiters_of_its_object(
     store = await stores.open()
     claims = [await store.claim(object_id(i), "CHAT", None) for i in range(6)]
     bad = claims[2]
+    waiting = await store.enqueue(InboxItem(bad.object_id, "message", "s", {"text": "m"}))
     futures = []
     for claim in claims:
         for n in range(3):
             value = "refused-by-test" if claim is bad and n == 1 else "fine"
-            futures.append(store.append(after(claim, n, [put(f"k{n}", value)])))
+            consumed = [waiting] if claim is bad and n == 0 else []
+            futures.append(
+                store.append(after(claim, n, [put(f"k{n}", value)], consumed_inbox=consumed))
+            )
     inbox = store.enqueue(InboxItem(bad.object_id, "message", "s", {"text": "still queued"}))
     results = await asyncio.gather(*futures, return_exceptions=True)
     for index, result in enumerate(results):
@@ -78,7 +82,8 @@ async def test_refused_data_fails_only_the_waiters_of_its_object(
             assert "refused by test trigger" in str(result)
         else:
             assert result is None, (index, result)
-    assert await inbox > 0
+    # The refused commit consumed nothing: the row it would have consumed is still there.
+    assert [i.id for i in await store.inbox(bad.object_id)] == [waiting, await inbox]
     assert await seqs(sql, bad.object_id) == []
     assert await last_seq(sql, bad.object_id) == 0
     for claim in claims:
