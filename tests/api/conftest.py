@@ -32,7 +32,12 @@ class Probe(DurableObject):
     """Runs the scenario named by ``?s=`` as its fetch handler."""
 
     async def fetch(self, request: Request) -> Response:
-        result = await _SCENARIOS[request.query["s"]](self, request)
+        try:
+            result = await _SCENARIOS[request.query["s"]](self, request)
+        except pytest.fail.Exception as failure:
+            # pytest's Failed ("DID NOT RAISE") is a BaseException: report it as a 500 here
+            # rather than let it escape the handler.
+            return Response(f"Failed: {failure}", status=500)
         if isinstance(result, Response):
             return result
         return Response.json(result)
