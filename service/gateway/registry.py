@@ -146,6 +146,15 @@ class SocketRegistry:
         finally:
             entry.writing = False
 
+    async def drain(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) until every released frame has been written."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline and any(
+            entry.writing or (entry.queue and entry.ws is not None)
+            for entry in self.entries.values()
+        ):
+            await asyncio.sleep(0.01)
+
     # -- figures ------------------------------------------------------------------------
 
     def socket_count(self) -> int:

@@ -42,9 +42,13 @@ def create_gateway(
 
 
 async def _close_sockets(app: web.Application) -> None:
-    """Going away: tell each object its socket closed (1001), then close the connection."""
+    """Going away: finish the work in flight and send its replies, then tell each object its
+    socket closed (1001) and close the connection."""
     registry = app[keys.REGISTRY]
     runtime = app[keys.RUNTIME]
+    timeout = runtime.settings.shutdown_timeout
+    await runtime.drain(timeout)
+    await registry.drain(timeout)
     for entry in list(registry.entries.values()):
         session.finish(
             entry,

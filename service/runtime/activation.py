@@ -173,6 +173,9 @@ class Activation:
                 )
                 delivery.kind = "drop"
         if first:
+            # Oldest first: the inbox, then work carried over from a reset instance, then
+            # whatever arrived while this one was loading.
+            fresh.extend(self.runtime.take_carryover(self.key))
             self._mailbox.extendleft(reversed(fresh))
         else:
             self._mailbox.extend(fresh)
@@ -180,12 +183,14 @@ class Activation:
             self._wakeup.set()
 
     def fail_load(self, error: BaseException) -> None:
-        """Loading failed: leave the registry so the next attempt starts afresh."""
+        """Loading failed: leave the registry; work that arrived meanwhile is carried over."""
         if not self.ready.done():
             self.ready.set_exception(error)
             self.ready.exception()  # retrieved: waiters re-raise it themselves
         self.status = "closed"
-        self.runtime.gone(self, [])
+        waiting = list(self._mailbox)
+        self._mailbox.clear()
+        self.runtime.gone(self, waiting)
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -269,6 +274,8 @@ class Activation:
         await self._stop_runner()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+        for delivery in self._failed:
+            delivery.attempts += 1
         undelivered = [*self._failed, *self._mailbox]
         self._mailbox.clear()
         for future in self._blockers:

@@ -104,6 +104,16 @@ class Runtime:
             asyncio.create_task(self._poll_loop(), name="inbox-poll"),
         ]
 
+    async def drain(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) until every live object has run, committed and released
+        everything it was given, so that shutting connections down loses no reply."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(
+            a.status in ("loading", "running") and (a.busy or a.has_work())
+            for a in self.activations.values()
+        ):
+            await asyncio.sleep(0.01)
+
     async def stop(self) -> None:
         """Let live objects finish their work, then hibernate them all (snapshots, release)."""
         self._stopping = True
@@ -237,6 +247,9 @@ class Runtime:
     def _carry(self, object_id: str, deliveries: list[Delivery]) -> None:
         kept = []
         for delivery in deliveries:
+            if delivery.inbox_id is not None and delivery.attempts:
+                previous = self.inbox_attempts.get(delivery.inbox_id, 0)
+                self.inbox_attempts[delivery.inbox_id] = max(previous, delivery.attempts)
             if delivery.future is not None and not delivery.future.done():
                 delivery.future.set_exception(
                     ObjectResetError("The object was reset before it handled this request.")
@@ -244,8 +257,6 @@ class Runtime:
             if delivery.kind == "fetch" or delivery.kind == "alarm":
                 continue  # the caller got an error / the alarms table still has it
             if delivery.inbox_id is not None:
-                attempts = self.inbox_attempts.get(delivery.inbox_id, 0) + 1
-                self.inbox_attempts[delivery.inbox_id] = attempts
                 continue  # still in the inbox: the next activation drains it
             if delivery.attempts >= self.settings.max_attempts:
                 log.error(
@@ -276,9 +287,12 @@ class Runtime:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
-        for delivery in self._carryover.pop(object_id, []):
-            delivery.attempts += 1
-            activation.enqueue(delivery)
+        # The activation took the carried-over work when it loaded (see take_carryover).
+        del activation
+
+    def take_carryover(self, object_id: str) -> list[Delivery]:
+        """Work kept from a reset (or unreachable) instance, for the one now loading."""
+        return self._carryover.pop(object_id, [])
 
     # -- notifications, polling, hibernation --------------------------------------------
 

@@ -31,6 +31,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.ConnectionFailureError,
+    # Raised when a pooled connection's backend was terminated mid-protocol.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
