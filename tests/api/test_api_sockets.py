@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import re
 import struct
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,8 @@ class Chat(DurableObject):
             return Response.json([ws.ready_state for ws in self.ctx.get_websockets()])
         client, server = WebSocketPair()
         self.ctx.accept_websocket(server, ["chat"])
+        # Listeners never fire on a hibernatable socket: events go to the class handlers.
+        server.add_event_listener("message", lambda event: Chat.log.append(("listener",)))
         if "who" in request.query:
             server.serialize_attachment({"who": request.query["who"]})
         return Response(status=101, websocket=client)
@@ -122,6 +125,7 @@ async def test_text_is_str_and_binary_is_bytes(database_url):
         await ws.send_bytes(b"")
         assert await ws.receive_str(timeout=5) == "bytes:b''"
         await ws.close()
+    assert ("listener",) not in Chat.log
     assert [entry[:2] for entry in Chat.log[:4]] == [
         ("message", "str"),
         ("message", "bytes"),
@@ -196,6 +200,49 @@ async def test_missing_handlers_are_fine(database_url, raw_websocket):
         state = await replay(database_url, object_id)
         assert state.messages == 2
         assert state.sockets == {}
+
+
+class Standard(DurableObject):
+    """Uses the standard API: accept() and listeners; it cannot hibernate."""
+
+    events: ClassVar[list[Any]] = []
+
+    async def fetch(self, request):
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return Response.json(len(self.ctx.get_websockets()))
+        client, server = WebSocketPair()
+        server.accept()
+        server.accept()  # a second accept() is harmless
+
+        def on_message(event):
+            Standard.events.append(("message", event.data))
+            server.send(f"echo {event.data}")
+
+        server.add_event_listener("message", on_message)
+        server.add_event_listener(
+            "close", lambda e: Standard.events.append(("close", e.code, e.reason, e.was_clean))
+        )
+        return Response(status=101, websocket=client)
+
+
+async def test_standard_api_uses_listeners_and_pins_the_object(database_url):
+    Standard.events.clear()
+    async with serve(database_url, Application({"STD": Standard}), hibernate_after=0.2) as node:
+        ws = await node.client.ws_connect("/std/s")
+        await ws.send_str("hi")
+        assert await ws.receive_str(timeout=5) == "echo hi"
+        await ws.send_bytes(b"\x01")
+        assert await ws.receive_str(timeout=5) == "echo b'\\x01'"
+        assert await (await node.client.get("/std/s")).json() == 0  # not hibernatable
+        await asyncio.sleep(0.6)
+        assert len(node.runtime.activations) == 1  # an accept()ed socket pins the object
+        await ws.close(code=4000, message=b"done")
+        await eventually(lambda: any(e[0] == "close" for e in Standard.events))
+    assert Standard.events == [
+        ("message", "hi"),
+        ("message", b"\x01"),
+        ("close", 4000, "done", True),
+    ]
 
 
 # -- ws.close() and ws.send() rules -----------------------------------------------------
