@@ -175,7 +175,15 @@ def undo_of(state: ObjectState, event: types.Event) -> Undo:
     return undo
 
 
-def _capture(state: ObjectState, event: types.Event) -> Undo:
+def _capture(state: ObjectState, event: types.Event) -> Undo:  # noqa: C901
+    kind = event.type  # isinstance on pydantic models goes through ABCMeta: slow per event
+    if kind == "message_received":
+        messages = state.messages
+
+        def restore_count(target: ObjectState) -> None:
+            target.messages = messages
+
+        return restore_count
     if isinstance(event, types.StoragePut | types.StorageDeleted):
         keys = event.entries if isinstance(event, types.StoragePut) else event.keys
         missing = object()

@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: Event types after whose commit the object's alarm timer must be re-armed.
+_ALARM_TYPES = frozenset({"alarm_set", "alarm_deleted", "storage_cleared"})
+
+
 class Activation:
     """A live instance of one object on this node (the runtime's ObjectCore)."""
 
@@ -393,10 +397,7 @@ class Activation:
             self.runtime.metrics.events_appended.inc(len(turn.events))
             for inbox_id in turn.consumed_inbox:
                 self._seen_inbox.discard(inbox_id)
-            if any(
-                isinstance(e, types.AlarmSet | types.AlarmDeleted | types.StorageCleared)
-                for e in turn.events
-            ):
+            if any(e.type in _ALARM_TYPES for e in turn.events):
                 self.runtime.alarms.schedule(self.key, self.state.alarm_ms)
             return
         if delivery is not None:
@@ -434,9 +435,11 @@ class Activation:
         turn.undos.append(undo_of(self.state, event))
         apply(self.state, event)
         turn.events.append(event)
-        if isinstance(event, types.AutoResponseSet):
+        kind = event.type  # cheaper than isinstance on pydantic models (ABCMeta)
+        if kind == "auto_response_set":
             self.runtime.transport.set_auto_response(self.key, self.state.auto_response)
-        elif isinstance(event, types.WebSocketAccepted):
+        elif kind == "websocket_accepted":
+            assert isinstance(event, types.WebSocketAccepted)
             turn.accepted.append((event.socket_id, event.hibernatable))
 
     def _finish_orphan(self, turn: Turn) -> None:

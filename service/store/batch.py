@@ -17,9 +17,8 @@ class FlushArrays:
     expected: list[int] = field(default_factory=list)
     last: list[int] = field(default_factory=list)
     epochs: list[int] = field(default_factory=list)
-    event_columns: tuple[list[str], list[int], list[str], list[int], list[str]] = field(
-        default_factory=lambda: ([], [], [], [], [])
-    )
+    #: (object_id, seq, type, version, data) per event, in append order (= position order).
+    event_rows: list[tuple[str, int, str, int, str]] = field(default_factory=list)
     accepted: tuple[list[str], list[str], list[str], list[bool], list[str | None]] = field(
         default_factory=lambda: ([], [], [], [], [])
     )
@@ -38,7 +37,7 @@ class FlushArrays:
 
     @property
     def event_count(self) -> int:
-        return len(self.event_columns[0])
+        return len(self.event_rows)
 
 
 def build(groups: dict[str, list[Append]], inbox: list[InboxItem]) -> FlushArrays:
@@ -76,31 +75,34 @@ def build(groups: dict[str, list[Append]], inbox: list[InboxItem]) -> FlushArray
 
 
 def _add_event(arrays: FlushArrays, object_id: str, seq: int, event: types.Event) -> None:
-    columns = arrays.event_columns
-    columns[0].append(object_id)
-    columns[1].append(seq)
-    columns[2].append(event.type)
-    columns[3].append(event.version)
-    columns[4].append(types.to_data(event))
+    arrays.event_rows.append((object_id, seq, event.type, event.version, types.to_data(event)))
     _project(arrays, object_id, event)
 
 
 def _project(arrays: FlushArrays, object_id: str, event: types.Event) -> None:
-    """Derive the presence and alarm projections from the event itself."""
-    if isinstance(event, types.MessageReceived):
-        arrays.touched[(object_id, event.socket_id)] = None
-    elif isinstance(event, types.WebSocketAccepted):
+    """Derive the presence and alarm projections from the event itself.
+
+    Dispatches on the ``type`` tag: isinstance on pydantic models goes through ABCMeta,
+    which costs more than the rest of this function on the hot path.
+    """
+    kind = event.type
+    if kind == "message_received":
+        arrays.touched[(object_id, event.socket_id)] = None  # type: ignore[union-attr]
+    elif kind == "websocket_accepted":
+        assert isinstance(event, types.WebSocketAccepted)
         accepted = arrays.accepted
         accepted[0].append(object_id)
         accepted[1].append(event.socket_id)
         accepted[2].append(json.dumps(event.tags, ensure_ascii=False))
         accepted[3].append(event.hibernatable)
         accepted[4].append(event.url)
-    elif isinstance(event, types.AttachmentSet):
+    elif kind == "attachment_set":
+        assert isinstance(event, types.AttachmentSet)
         arrays.attachments[(object_id, event.socket_id)] = json.dumps(
             event.attachment, ensure_ascii=False
         )
-    elif isinstance(event, types.WebSocketClosed | types.WebSocketErrored):
+    elif kind in ("websocket_closed", "websocket_error"):
+        assert isinstance(event, types.WebSocketClosed | types.WebSocketErrored)
         closed = arrays.closed
         # A socket ends once: the first end in the batch stands (CLOSE_SOCKETS keeps the
         # first across batches), and one UPDATE must not see two rows for one socket.
@@ -109,15 +111,15 @@ def _project(arrays: FlushArrays, object_id: str, event: types.Event) -> None:
         arrays.ended.add((object_id, event.socket_id))
         closed[0].append(object_id)
         closed[1].append(event.socket_id)
+        closed[2].append(event.code)
         if isinstance(event, types.WebSocketClosed):
-            closed[2].append(event.code)
             closed[3].append(event.reason)
             closed[4].append(event.was_clean)
         else:
-            closed[2].append(event.code)
             closed[3].append(event.error)
             closed[4].append(False)
-    elif isinstance(event, types.AlarmSet):
+    elif kind == "alarm_set":
+        assert isinstance(event, types.AlarmSet)
         arrays.alarms[object_id] = event.scheduled_ms
-    elif isinstance(event, types.AlarmDeleted | types.StorageCleared):
+    elif kind in ("alarm_deleted", "storage_cleared"):
         arrays.alarms[object_id] = None

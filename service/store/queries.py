@@ -22,13 +22,9 @@ UPDATE objects AS o
 RETURNING o.object_id
 """
 
-# Append a batch of events in one statement, in array order (which is position order).
-INSERT_EVENTS = """
-INSERT INTO events (object_id, seq, type, version, data)
-SELECT object_id, seq, type, version, data::jsonb
-  FROM unnest($1::text[], $2::bigint[], $3::text[], $4::smallint[], $5::text[])
-       AS e(object_id, seq, type, version, data)
-"""
+# Columns of ``events`` that a flush writes (with COPY, in append order = position order);
+# ``position`` and ``recorded_at`` take their defaults.
+EVENT_COLUMNS = ("object_id", "seq", "type", "version", "data")
 
 # Presence: a row per newly accepted socket.
 INSERT_SOCKETS = """
