@@ -80,6 +80,18 @@ class Request:
         return f"Request({self.method} {self.url})"
 
 
+class _ClassOrInstance:
+    """A name that is one method on the class and another on its instances."""
+
+    def __init__(self, on_class: str, on_instance: str) -> None:
+        self._on_class, self._on_instance = on_class, on_instance
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        if instance is None:
+            return getattr(owner, self._on_class)
+        return getattr(instance, self._on_instance)
+
+
 class Response:
     """An HTTP response; ``status=101`` with ``websocket=client`` completes an upgrade."""
 
@@ -107,11 +119,19 @@ class Response:
         self.websocket = websocket
 
     @classmethod
-    def json(cls, data: Any, status: int = 200, headers: HeadersInit = None) -> Response:
-        """A JSON response (``Response.json`` of the Fetch API)."""
+    def from_json(cls, data: Any, status: int = 200, headers: HeadersInit = None) -> Response:
+        """A JSON response."""
         response = cls(json.dumps(data, ensure_ascii=False), status=status, headers=headers)
         response.headers["Content-Type"] = "application/json"
         return response
+
+    async def read_json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    #: As in the Fetch API: ``Response.json(data)`` builds a JSON response, and
+    #: ``await response.json()`` reads one (a stub's answer, say).
+    json = _ClassOrInstance("from_json", "read_json")
 
     async def text(self) -> str:
         return self.body.decode("utf-8")

@@ -11,6 +11,7 @@ from service.api.core import ObjectCore
 from service.api.errors import DurableObjectError
 from service.api.ids import DurableObjectId
 from service.api.storage import Storage
+from service.api.text import check_text
 from service.api.websocket import WebSocket, WebSocketRequestResponsePair
 from service.events import types
 
@@ -71,7 +72,7 @@ class DurableObjectState:
                 )
             if not isinstance(tag, str):
                 raise TypeError(f"WebSocket tags must be strings, not {type(tag).__name__}.")
-            if len(tag.encode("utf-8")) > limits.max_tag_bytes:
+            if len(check_text(tag, "WebSocket tags")) > limits.max_tag_bytes:
                 raise DurableObjectError(
                     f'"{tag}" is longer than the max tag length '
                     f"({limits.max_tag_bytes} characters)."
@@ -118,7 +119,7 @@ class DurableObjectState:
             raise TypeError("set_websocket_auto_response() expects a WebSocketRequestResponsePair.")
         limit = self._core.limits.max_auto_response_bytes
         for label, text in (("Request", pair.request), ("Response", pair.response)):
-            size = len(text.encode("utf-8"))
+            size = len(check_text(text, f"The auto-response {label.lower()}"))
             if size > limit:
                 raise ValueError(
                     f"{label} cannot be larger than {limit} bytes. "

@@ -7,15 +7,36 @@ keyspace. Values are JSON-compatible or bytes and are copied at call time.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from service.api.core import ObjectCore
 from service.api.errors import DurableObjectError
+from service.api.text import check_text
 from service.events import types, values
 
 T = TypeVar("T")
+
+
+class Done(Generic[T]):
+    """An awaitable that is already settled.
+
+    Storage calls act when they are called (as JavaScript promises start at once): a write
+    made without ``await`` still happens, in order, and bad arguments raise at the call.
+    Awaiting gives the result; there is nothing to wait for, reads come from memory.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self.value
+        yield  # unreachable: makes this a generator, as __await__ must be
+
+
 _UNDEFINED: Any = object()
 
 
@@ -28,7 +49,7 @@ class _Keyspace:
     def _check_key(self, key: Any) -> str:
         if not isinstance(key, str):
             raise TypeError(f"Storage keys must be strings, not {type(key).__name__}.")
-        size = len(key.encode("utf-8", "surrogatepass"))
+        size = len(check_text(key, "Storage keys"))
         limit = self._core.limits.max_key_bytes
         if size > limit:
             raise ValueError(
@@ -158,30 +179,31 @@ class SyncKV(_Keyspace):
 
 
 class Storage(_Keyspace):
-    """``ctx.storage``: the async API, plus alarms, transactions and ``sync``."""
+    """``ctx.storage``: the awaitable API, plus alarms, transactions and ``sync``."""
 
     def __init__(self, core: ObjectCore) -> None:
         super().__init__(core)
         self.kv = SyncKV(core)
 
-    async def get(self, key: str | Iterable[str], **_options: Any) -> Any:
+    def get(self, key: str | Iterable[str], **_options: Any) -> Done[Any]:
         """A value (or None), or for a list of keys a dict of those that exist, in key order."""
         if isinstance(key, str):
-            return self._get_one(key)
-        return self._get_many(key)
+            return Done(self._get_one(key))
+        return Done(self._get_many(key))
 
-    async def put(
+    def put(
         self, key: str | dict[str, Any], value: Any = _UNDEFINED, **_options: Any
-    ) -> None:
+    ) -> Done[None]:
         self._put(key, value)
+        return Done(None)
 
-    async def delete(self, key: str | Iterable[str], **_options: Any) -> bool | int:
+    def delete(self, key: str | Iterable[str], **_options: Any) -> Done[bool | int]:
         """For one key, whether it existed; for a list, how many of them did."""
         if isinstance(key, str):
-            return self._delete([key]) == 1
-        return self._delete(list(key))
+            return Done(self._delete([key]) == 1)
+        return Done(self._delete(list(key)))
 
-    async def list(
+    def list(
         self,
         *,
         start: str | None = None,
@@ -191,14 +213,15 @@ class Storage(_Keyspace):
         reverse: bool = False,
         limit: int | None = None,
         **_options: Any,
-    ) -> dict[str, Any]:
-        return dict(self._list(start, start_after, end, prefix, reverse, limit))
+    ) -> Done[dict[str, Any]]:
+        return Done(dict(self._list(start, start_after, end, prefix, reverse, limit)))
 
-    async def delete_all(self, **_options: Any) -> None:
+    def delete_all(self, **_options: Any) -> Done[None]:
         """Delete every key, and the alarm."""
         state = self._core.state
         if state.storage or state.alarm_ms is not None:
             self._core.record(types.StorageCleared())
+        return Done(None)
 
     async def transaction(self, closure: Callable[[Transaction], Awaitable[T]]) -> T:
         """Run ``closure(txn)``; its writes are kept only if it returns without rolling back."""
@@ -218,11 +241,11 @@ class Storage(_Keyspace):
         """Resolve once every write made so far is durable."""
         await self._core.sync()
 
-    async def get_alarm(self, **_options: Any) -> int | None:
+    def get_alarm(self, **_options: Any) -> Done[int | None]:
         """The scheduled alarm in epoch milliseconds, or None."""
-        return self._core.state.alarm_ms
+        return Done(self._core.state.alarm_ms)
 
-    async def set_alarm(self, scheduled_time: datetime | float, **_options: Any) -> None:
+    def set_alarm(self, scheduled_time: datetime | float, **_options: Any) -> Done[None]:
         """Schedule the object's one alarm (replacing any other)."""
         if isinstance(scheduled_time, datetime):
             ms = int(scheduled_time.timestamp() * 1000)
@@ -237,10 +260,12 @@ class Storage(_Keyspace):
                 "Your Durable Object class must have an alarm() handler in order to call setAlarm()"
             )
         self._core.record(types.AlarmSet(scheduled_ms=ms))
+        return Done(None)
 
-    async def delete_alarm(self, **_options: Any) -> None:
+    def delete_alarm(self, **_options: Any) -> Done[None]:
         if self._core.state.alarm_ms is not None:
             self._core.record(types.AlarmDeleted())
+        return Done(None)
 
 
 class Transaction(Storage):
@@ -260,23 +285,23 @@ class Transaction(Storage):
         if self._rolled_back:
             raise DurableObjectError(f"Cannot {operation} on rolled back transaction")
 
-    async def get(self, key: str | Iterable[str], **options: Any) -> Any:
+    def get(self, key: str | Iterable[str], **options: Any) -> Done[Any]:
         self._check("get")
-        return await super().get(key, **options)
+        return super().get(key, **options)
 
-    async def put(self, key: str | dict[str, Any], value: Any = _UNDEFINED, **options: Any) -> None:
+    def put(self, key: str | dict[str, Any], value: Any = _UNDEFINED, **options: Any) -> Done[None]:
         self._check("put")
-        await super().put(key, value, **options)
+        return super().put(key, value, **options)
 
-    async def delete(self, key: str | Iterable[str], **options: Any) -> bool | int:
+    def delete(self, key: str | Iterable[str], **options: Any) -> Done[bool | int]:
         self._check("delete")
-        return await super().delete(key, **options)
+        return super().delete(key, **options)
 
-    async def list(self, **options: Any) -> dict[str, Any]:
+    def list(self, **options: Any) -> Done[dict[str, Any]]:
         self._check("list")
-        return await super().list(**options)
+        return super().list(**options)
 
-    async def delete_all(self, **_options: Any) -> None:
+    def delete_all(self, **_options: Any) -> Done[None]:
         raise DurableObjectError("Cannot call deleteAll() within a transaction")
 
     async def transaction(self, closure: Callable[[Transaction], Awaitable[T]]) -> T:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from service.api import core as core_module
 from service.api.errors import DurableObjectError, InvalidAccessError
+from service.api.text import check_text
 from service.events import types, values
 
 ListenerType = Literal["message", "close", "error"]
@@ -152,7 +153,7 @@ class WebSocket:
             raise InvalidAccessError(f"Invalid WebSocket close code: {code}.")
         reason = reason or ""
         limit = self._core.limits.max_close_reason_bytes if self._core else 123
-        if len(reason.encode("utf-8")) > limit:
+        if len(check_text(reason, "A WebSocket close reason")) > limit:
             raise ValueError(
                 f"WebSocket close reason must not be longer than {limit} bytes when UTF-8 encoded."
             )

@@ -28,6 +28,7 @@ class SocketEntry:
         "auto_response_at",
         "binding",
         "close_sent",
+        "close_sent_with",
         "ended",
         "hibernatable",
         "object_id",
@@ -47,6 +48,8 @@ class SocketEntry:
         self.writing = False
         #: The object called close(): no more auto-responses.
         self.close_sent = False
+        #: (code, reason) of the object's close, once its Close frame is written.
+        self.close_sent_with: tuple[int, str] | None = None
         #: The connection's end has been reported to the object.
         self.ended = False
         self.auto_response_at: datetime | None = None
@@ -139,6 +142,7 @@ class SocketRegistry:
                 else:
                     code, reason = cast(tuple[int | None, str], payload)
                     entry.queue.clear()
+                    entry.close_sent_with = (code or 1000, reason)
                     await ws.close(code=code or 1000, message=reason.encode("utf-8"))
         except (ConnectionError, RuntimeError) as error:
             log.debug("send failed: %s", error, extra={"object_id": entry.object_id})

@@ -302,6 +302,13 @@ class Activation:
             self.busy = True
             try:
                 await self._deliver(delivery)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as error:
+                # A fault of the runtime itself: never leave the object wedged behind it.
+                log.exception("delivery failed", extra=self._extra())
+                self._fail_delivery(delivery, ObjectResetError(f"internal error: {error!r}"))
+                self.reset(f"internal error: {error!r}")
             finally:
                 self.busy = False
                 self.last_active = time.monotonic()

@@ -149,7 +149,8 @@ async def _close(
 async def _error(
     activation: Activation, delivery: Delivery, turn: Turn, handle: WebSocket, hibernatable: bool
 ) -> None:
-    handle._closed_by_peer()
+    # After an error, send() and close() on the socket quietly do nothing (as in workerd).
+    handle._release()
     error = DurableObjectError(delivery.error)
     if hibernatable:
         handler = getattr(activation.instance, "websocket_error", None)
@@ -210,7 +211,7 @@ def _alarm_args(handler: Any, info: AlarmInfo) -> tuple[Any, ...]:
 
 async def invoke(
     activation: Activation, turn: Turn, handler: Any, *args: Any, timed: bool = False
-) -> tuple[Any, Exception | None]:
+) -> tuple[Any, BaseException | None]:
     """Call a user handler; if it raises, log it and undo everything it did in this turn."""
     timeout_ms = activation.state.event_timeout_ms if timed else None
     try:
@@ -227,7 +228,9 @@ async def invoke(
             else:
                 result = await result
         return result, None
-    except Exception as error:
+    except (ResetRequested, asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # any other BaseException is still the handler's failure
         log.exception(
             "handler %s raised",
             getattr(handler, "__qualname__", handler),

@@ -77,7 +77,7 @@ DELETE_ALARMS = "DELETE FROM alarms WHERE object_id = ANY($1::text[])"
 # Snapshots taken in this batch.
 INSERT_SNAPSHOTS = """
 INSERT INTO snapshots (object_id, seq, state)
-SELECT object_id, seq, state::jsonb
+SELECT object_id, seq, state::json
   FROM unnest($1::text[], $2::bigint[], $3::text[]) AS s(object_id, seq, state)
 ON CONFLICT (object_id, seq) DO NOTHING
 """

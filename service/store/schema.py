@@ -61,7 +61,7 @@ events = sa.Table(
     ),
     sa.Column("type", sa.Text, nullable=False, comment="Event type, e.g. message_received"),
     sa.Column("version", sa.SmallInteger, nullable=False, server_default="1"),
-    sa.Column("data", pg.JSONB, nullable=False, comment="The event's fields"),
+    sa.Column("data", pg.JSON, nullable=False, comment="The event's fields"),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
     comment="Append-only log of every object's events; never updated or deleted.",
 )
@@ -71,7 +71,7 @@ snapshots = sa.Table(
     metadata,
     sa.Column("object_id", sa.Text, primary_key=True),
     sa.Column("seq", sa.BigInteger, primary_key=True, comment="State after this event"),
-    sa.Column("state", pg.JSONB, nullable=False),
+    sa.Column("state", pg.JSON, nullable=False),
     sa.Column("taken_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
     comment="Folded state of an object at a seq; bounds replay work on wake.",
 )
