@@ -108,8 +108,10 @@ class GroupCommit:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="group-commit")
 
     async def close(self) -> None:
@@ -128,7 +130,7 @@ class GroupCommit:
         return self._submit(item)
 
     def _submit(self, item: Append | InboxItem) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = (self._loop or asyncio.get_running_loop()).create_future()
         if self._closing and self._task is not None and self._task.done():
             future.set_exception(StoreUnavailableError("the event store is closed"))
             return future
