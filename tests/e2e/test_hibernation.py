@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import ClassVar
 
 from service import (
@@ -162,3 +163,30 @@ async def test_close_while_hibernated_runs_the_close_handler(database_url):
         await ws.close(code=4000, message=b"bye")
         await eventually(lambda: closes == [(4000, "bye", True)], timeout=5)
         await asyncio.sleep(0)
+
+
+async def test_replay_sends_nothing_and_calls_no_handler(database_url):
+    calls: list[str] = []
+
+    class Counted(Room):
+        async def websocket_message(self, ws, message):
+            calls.append(message)
+            await super().websocket_message(ws, message)
+
+    Room.constructed.clear()
+    async with serve(database_url, Application({"ROOM": Counted}), hibernate_after=0.2) as node:
+        ws = await node.client.ws_connect("/room/r5?name=fay")
+        for text in ("one", "two", "three"):
+            await ws.send_str(text)
+            await ws.receive_str(timeout=5)
+        await eventually(lambda: not node.runtime.activations, timeout=5)
+        await ws.send_str("four")
+        # Only the new message's reply arrives: replaying three messages re-sent nothing...
+        assert await ws.receive_str(timeout=5) == "fay:four:4"
+        with contextlib.suppress(TimeoutError):
+            extra = await ws.receive_str(timeout=0.3)
+            raise AssertionError(f"unexpected frame after wake: {extra!r}")
+        # ...and ran no handler: each message was handled exactly once.
+        assert calls == ["one", "two", "three", "four"]
+        assert len(Room.constructed) == 2
+        await ws.close()
