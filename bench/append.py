@@ -129,21 +129,30 @@ async def measure_insert(url: str, rows: list[Row]) -> dict[str, Any]:
     return {"events": len(rows), "seconds": elapsed, "events_per_second": len(rows) / elapsed}
 
 
-async def appender(
-    store: EventStore,
-    claims: list[Claim],
-    events: list[types.Event],
-    per_append: int,
-    depth: int,
-    log: AppendLog,
-) -> None:
-    """Append ``events`` to ``claims`` round-robin, with up to ``depth`` appends in flight.
+def plan(claims: list[Claim], events: list[types.Event], per_append: int) -> list[Append]:
+    """The appends one appender will submit: ``events`` dealt round-robin to ``claims``.
+
+    Built before the clock starts, as the COPY's rows are: the timed part is submitting
+    them to the store and their commits, not making the test data.
+    """
+    seqs = {claim.object_id: claim.last_seq for claim in claims}
+    appends = []
+    for turn, start in enumerate(range(0, len(events), per_append)):
+        claim = claims[turn % len(claims)]
+        chunk = events[start : start + per_append]
+        seq = seqs[claim.object_id]
+        appends.append(Append(claim.object_id, claim.epoch, seq, chunk))
+        seqs[claim.object_id] = seq + len(chunk)
+    return appends
+
+
+async def appender(store: EventStore, appends: list[Append], depth: int, log: AppendLog) -> None:
+    """Submit ``appends`` in order, with up to ``depth`` in flight (0: no bound).
 
     Like the runtime, the next append is submitted before the previous one is durable, and
     commits are observed with done-callbacks (a flush settles hundreds of appends at once,
-    waking this appender once rather than once per append). ``depth`` 0 means no bound.
+    waking this appender once rather than once per append).
     """
-    seqs = {claim.object_id: claim.last_seq for claim in claims}
     inflight = 0
     room = asyncio.Event()
 
@@ -160,20 +169,14 @@ async def appender(
         if not depth or inflight < depth:
             room.set()
 
-    for turn, start in enumerate(range(0, len(events), per_append)):
+    for append in appends:
         while depth and inflight >= depth:
             room.clear()
             await room.wait()
-        claim = claims[turn % len(claims)]
-        chunk = events[start : start + per_append]
-        seq = seqs[claim.object_id]
-        future = asyncio.ensure_future(
-            store.append(Append(claim.object_id, claim.epoch, seq, chunk))
-        )
-        seqs[claim.object_id] = seq + len(chunk)
+        future = asyncio.ensure_future(store.append(append))
         inflight += 1
         future.add_done_callback(
-            functools.partial(settled, submitted=time.perf_counter(), count=len(chunk))
+            functools.partial(settled, submitted=time.perf_counter(), count=len(append.events))
         )
     while inflight:
         room.clear()
@@ -199,14 +202,13 @@ async def measure_store(
         claims = await asyncio.gather(*(store.claim(o, "BENCH", None) for o in objects))
         shares = [claims[i::concurrency] for i in range(concurrency)]
         work = [events[i::concurrency] for i in range(concurrency)]
+        plans = [
+            plan(share, chunk, per_append)
+            for share, chunk in zip(shares, work, strict=True)
+            if share and chunk
+        ]
         started, cpu = time.perf_counter(), time.process_time()
-        await asyncio.gather(
-            *(
-                appender(store, share, chunk, per_append, depth, log)
-                for share, chunk in zip(shares, work, strict=True)
-                if share and chunk
-            )
-        )
+        await asyncio.gather(*(appender(store, appends, depth, log) for appends in plans))
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         stored = await store.pool.fetchval(COUNT_ROWS, objects)
     finally:
