@@ -274,12 +274,15 @@ class Runtime:
             self._spawn(self._revive(object_id))
 
     async def _revive(self, object_id: str) -> None:
-        """Bring an object back after a reset, retrying while the database is away."""
+        """Bring an object back after a reset, retrying while the database is away.
+
+        The new activation takes the carried-over work when it loads (``take_carryover``).
+        """
         delay = 0.1
         while True:
             try:
-                activation = await self.activate(object_id)
-                break
+                await self.activate(object_id)
+                return
             except StoreUnavailableError as error:
                 log.warning("cannot revive yet: %s", error, extra={"object_id": object_id})
             except LookupError:
@@ -287,8 +290,6 @@ class Runtime:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
-        # The activation took the carried-over work when it loaded (see take_carryover).
-        del activation
 
     def take_carryover(self, object_id: str) -> list[Delivery]:
         """Work kept from a reset (or unreachable) instance, for the one now loading."""
