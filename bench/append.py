@@ -368,16 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.objects < args.concurrency:
         print("error: --objects must be at least --concurrency (each appender owns objects)")
         return 2
-    report.stop_on_sigterm()
-    try:
-        with scratch.scratch_database(args.database_url) as url:
-            result = asyncio.run(run(url, args))
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(render(result))
-    print(f"results: {report.write('append', result)}")
-    return 0
+    return report.run_on_scratch("append", args.database_url, lambda url: run(url, args), render)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
 import platform
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -86,3 +88,32 @@ def write(name: str, result: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+def run_on_scratch(
+    name: str,
+    database_url: str,
+    run: Callable[[str], Coroutine[Any, Any, dict[str, Any]]],
+    render: Callable[[dict[str, Any]], str],
+    failures: tuple[type[Exception], ...] = (),
+) -> int:
+    """Run one benchmark on a scratch database, print its table, write its JSON.
+
+    Returns the process exit code: 1 for an expected ``failures`` error, 130 when
+    interrupted (Ctrl-C or SIGTERM; the scratch database is dropped either way).
+    """
+    from bench import scratch
+
+    stop_on_sigterm()
+    try:
+        with scratch.scratch_database(database_url) as url:
+            result = asyncio.run(run(url))
+    except failures as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print(render(result))
+    print(f"results: {write(name, result)}")
+    return 0

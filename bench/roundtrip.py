@@ -368,19 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if min(args.clients, args.messages) < 1 or args.warmup < 0:
         print("error: --clients and --messages must be at least 1")
         return 2
-    report.stop_on_sigterm()
-    try:
-        with scratch.scratch_database(args.database_url) as url:
-            result = asyncio.run(run(url, args))
-    except ServerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    print(render(result))
-    print(f"results: {report.write('roundtrip', result)}")
-    return 0
+    return report.run_on_scratch(
+        "roundtrip", args.database_url, lambda url: run(url, args), render, (ServerError,)
+    )
 
 
 if __name__ == "__main__":
