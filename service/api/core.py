@@ -44,9 +44,6 @@ class ObjectCore(Protocol):
     def close_socket(self, socket_id: str, code: int | None, reason: str) -> None:
         """Close a connection once everything recorded so far is committed."""
 
-    def expect_socket(self, socket: WebSocket) -> None:
-        """A socket was accepted: its connection will be attached by the gateway."""
-
     def auto_response_timestamp(self, socket_id: str) -> datetime | None: ...
 
     def savepoint(self) -> int:

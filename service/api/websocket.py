@@ -205,7 +205,6 @@ class WebSocket:
         if self._pending_attachment is not _MISSING:
             encoded, self._pending_attachment = self._pending_attachment, _MISSING
             self._core.record(types.AttachmentSet(socket_id=self._id, attachment=encoded))
-        self._core.expect_socket(self)
 
     def _use_in_response(self) -> None:
         if self._mode == "hibernatable":

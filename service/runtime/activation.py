@@ -471,9 +471,6 @@ class Activation:
             gate.add_done_callback(lambda _f: self._pump())
         self._pump()
 
-    def expect_socket(self, socket: WebSocket) -> None:
-        """Nothing to do now: the turn registers accepted sockets once it is committed."""
-
     def auto_response_timestamp(self, socket_id: str) -> datetime | None:
         return self.runtime.transport.auto_response_timestamp(socket_id)
 

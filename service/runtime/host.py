@@ -122,14 +122,10 @@ class Runtime:
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        deadline = time.monotonic() + self.settings.shutdown_timeout
+        await self.drain(self.settings.shutdown_timeout)
         for activation in list(self.activations.values()):
             with contextlib.suppress(Exception):
                 await activation.ready
-            while activation.status == "running" and (activation.busy or activation.has_work()):
-                if time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.01)
             if activation.status == "running":
                 await activation.hibernate()
         self.alarms.close()
