@@ -117,3 +117,44 @@ def run_on_scratch(
     print(render(result))
     print(f"results: {write(name, result)}")
     return 0
+
+
+def line_chart(
+    name: str,
+    title: str,
+    x_label: str,
+    y_label: str,
+    series: dict[str, Sequence[tuple[float, float]]],
+    log_x: bool = False,
+) -> Path:
+    """Plot ``series`` (label -> (x, y) points) as lines to bench/results/<name>.png.
+
+    matplotlib comes with the ``bench`` extra (``pip install -e '.[bench]'``) and draws
+    off-screen (the Agg backend), so no display is needed.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 4.2), dpi=110)
+    try:
+        for label, points in series.items():
+            xs = [x for x, _ in points]
+            ys = [y for _, y in points]
+            axes.plot(xs, ys, marker="o", label=label)
+        if log_x:
+            axes.set_xscale("log")
+        axes.set_title(title)
+        axes.set_xlabel(x_label)
+        axes.set_ylabel(y_label)
+        axes.set_ylim(bottom=0)
+        axes.grid(True, alpha=0.3)
+        axes.legend()
+        figure.tight_layout()
+        RESULTS.mkdir(exist_ok=True)
+        path = RESULTS / f"{name}.png"
+        figure.savefig(path)
+    finally:
+        pyplot.close(figure)
+    return path

@@ -11,55 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
-import re
-import signal
-import socket
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 
-from bench import report, scratch
-
-#: The chat room application the durable node serves.
-CHAT_APP = Path(__file__).resolve().parent / "apps" / "chat.py"
-
-#: The project root: servers run from there so that ``bench`` and ``service`` import.
-ROOT = Path(__file__).resolve().parents[1]
-
-#: Counters and sums read from the node's /metrics, before and after the measured sends.
-_METRIC = re.compile(r"^(durable_[a-z_]+)\s+([0-9.eE+-]+)$", re.MULTILINE)
-
-#: Cumulative buckets of the flush-duration histogram.
-_COMMIT_BUCKET = re.compile(
-    r'^durable_commit_seconds_bucket\{le="([^"]+)"\}\s+([0-9.eE+-]+)$', re.MULTILINE
-)
-
-
-class ServerError(Exception):
-    """A server process did not start or died; the message carries its stderr."""
-
-
-@dataclass
-class Server:
-    """A server process and the base URL it answers on."""
-
-    name: str
-    process: asyncio.subprocess.Process
-    base: str
-    stderr: IO[bytes]
-
-    def stderr_tail(self, lines: int = 20) -> str:
-        """The last lines the process wrote to stderr."""
-        self.stderr.seek(0)
-        return b"\n".join(self.stderr.read().splitlines()[-lines:]).decode(errors="replace")
+from bench import processes, report, scratch
 
 
 @dataclass
@@ -87,61 +47,6 @@ class Samples:
 
     roundtrips: list[float] = field(default_factory=list)
     fanouts: list[float] = field(default_factory=list)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextlib.asynccontextmanager
-async def server(
-    name: str, argv: list[str], env: dict[str, str], port: int, startup: float
-) -> AsyncIterator[Server]:
-    """Start a server process, wait until /healthz answers 200, stop it on the way out."""
-    with tempfile.TemporaryFile() as stderr:
-        process = await asyncio.create_subprocess_exec(
-            *argv, cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=stderr
-        )
-        running = Server(name, process, f"http://127.0.0.1:{port}", stderr)
-        try:
-            await wait_ready(running, startup)
-            yield running
-        finally:
-            await stop(process)
-
-
-async def wait_ready(running: Server, timeout: float) -> None:
-    """Poll /healthz until it answers 200; fail early if the process exits."""
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if running.process.returncode is not None:
-                raise ServerError(
-                    f"{running.name} exited with {running.process.returncode}:\n"
-                    + running.stderr_tail()
-                )
-            with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with session.get(running.base + "/healthz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    raise ServerError(f"{running.name} not ready after {timeout:.0f} s:\n" + running.stderr_tail())
-
-
-async def stop(process: asyncio.subprocess.Process) -> None:
-    """SIGTERM (graceful shutdown), then SIGKILL if it takes more than 15 seconds."""
-    if process.returncode is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), 15)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
 
 
 async def read(client: Client, fanouts: dict[str, Fanout]) -> None:
@@ -207,25 +112,6 @@ async def measure(url: str, args: argparse.Namespace) -> Samples:
     return samples
 
 
-async def scrape(base: str) -> dict[str, float]:
-    """The node's durable_* metrics (counters, sums, counts, and commit buckets as le:<bound>)."""
-    async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as response:
-        text = await response.text()
-    found = {name: float(value) for name, value in _METRIC.findall(text)}
-    found.update({f"le:{bound}": float(count) for bound, count in _COMMIT_BUCKET.findall(text)})
-    return found
-
-
-def bucket_bound(delta: dict[str, float], fraction: float) -> float | None:
-    """The smallest histogram bound (seconds) under which ``fraction`` of the commits fell."""
-    buckets = sorted((float(k[3:]), v) for k, v in delta.items() if k.startswith("le:"))
-    total = buckets[-1][1] if buckets else 0.0
-    for bound, count in buckets:
-        if total and count >= fraction * total:
-            return bound
-    return None
-
-
 def summary(samples: Samples) -> dict[str, Any]:
     """Percentiles in milliseconds."""
     out: dict[str, Any] = {"messages": len(samples.roundtrips)}
@@ -239,46 +125,19 @@ def summary(samples: Samples) -> dict[str, Any]:
     return out
 
 
-def server_env(extra: dict[str, str]) -> dict[str, str]:
-    """This environment without DURABLE_* settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DURABLE_")}
-    env.update(extra)
-    return env
-
-
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Baseline server first, then the durable node, with the same clients and messages."""
     server_version = await scratch.server_version(url)
-    port = free_port()
-    baseline_argv = [sys.executable, "-m", "bench.baseline_server", "--port", str(port)]
-    async with server("baseline", baseline_argv, server_env({}), port, args.startup) as base:
+    async with processes.baseline(args.startup) as base:
         baseline = summary(await measure(base.base, args))
-    port = free_port()
-    node_env = server_env(
-        {
-            "DATABASE_URL": url,
-            "DURABLE_HOST": "127.0.0.1",
-            "DURABLE_PORT": str(port),
-            "DURABLE_NODE_ID": "bench-node",
-            "DURABLE_LOG_LEVEL": "WARNING",
-        }
-    )
-    node_argv = [sys.executable, "-m", "service", "serve", str(CHAT_APP)]
-    async with server("durable node", node_argv, node_env, port, args.startup) as node:
-        before = await scrape(node.base)
+    async with processes.durable_node(url, "chat.py", args.startup) as node:
+        before = await processes.scrape(node.base)
         samples = await measure(node.base, args)
-        after = await scrape(node.base)
+        after = await processes.scrape(node.base)
     durable = summary(samples)
-    delta = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
-    flushes = delta.get("durable_flushes_total", 0.0)
+    delta = processes.metrics_delta(before, after)
     durable["node"] = {
-        "flushes": flushes,
-        "events_appended": delta.get("durable_events_appended_total", 0.0),
-        "average_commit_ms": (
-            delta.get("durable_commit_seconds_sum", 0.0) / flushes * 1000 if flushes else None
-        ),
-        "commit_median_at_most_ms": _ms(bucket_bound(delta, 0.5)),
-        "commit_p99_at_most_ms": _ms(bucket_bound(delta, 0.99)),
+        **processes.commit_figures(delta),
         "note": "counted over the warm-up as well as the measured sends",
     }
     return {
@@ -292,10 +151,6 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
             "p99": durable["roundtrip"]["p99_ms"] / baseline["roundtrip"]["p99_ms"],
         },
     }
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else seconds * 1000
 
 
 def render(result: dict[str, Any]) -> str:
@@ -369,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --clients and --messages must be at least 1")
         return 2
     return report.run_on_scratch(
-        "roundtrip", args.database_url, lambda url: run(url, args), render, (ServerError,)
+        "roundtrip", args.database_url, lambda url: run(url, args), render, (processes.ServerError,)
     )
 
 
