@@ -25,8 +25,10 @@ from typing import Any
 import asyncpg
 
 from bench import report, scratch
+from service import tuning
 from service.events import types, values
 from service.events.log import Append, Claim
+from service.settings import Settings
 from service.store.event_store import EventStore
 
 #: Columns of ``events`` the service writes; the others take their defaults.
@@ -276,7 +278,7 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "insert_per_commit": insert,
         "store": store,
         "store_to_copy": store["events_per_second"] / copy["events_per_second"],
-        "target_store_to_copy": 0.30,
+        "target_store_to_copy": 0.50,
         "rounds": {"copy": copies, "store": stores},
     }
 
@@ -322,7 +324,7 @@ def render(result: dict[str, Any]) -> str:
             "",
             report.table(["path", "events", "seconds", "events/s"], rows),
             "",
-            f"store / COPY: {ratio:.1%} ({verdict} the 30% target); median of {p['rounds']} "
+            f"store / COPY: {ratio:.1%} ({verdict} the 50% target); median of {p['rounds']} "
             f"rounds (COPY vs store events/s: {each})",
             f"flushes: {store['flushes']:,}, batch average {store['average_batch']:.1f} events, "
             f"median {store['median_batch']:.0f}, largest {store['largest_batch']:,}; "
@@ -356,6 +358,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--payload-bytes", type=int, default=100, help="message text length")
     parser.add_argument("--rounds", type=int, default=3, help="COPY/store rounds (median shown)")
     parser.add_argument("--pool-size", type=int, default=10, help="EventStore pool size")
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=Settings.model_fields["gc_threshold"].default,
+        help="young GC threshold, as a node sets it (0: Python's default)",
+    )
     return parser
 
 
@@ -368,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.objects < args.concurrency:
         print("error: --objects must be at least --concurrency (each appender owns objects)")
         return 2
+    # The store runs in this process as it runs in a node: with the node's GC settings.
+    tuning.tune_gc(args.gc_threshold)
     return report.run_on_scratch("append", args.database_url, lambda url: run(url, args), render)
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from pydantic_core import PydanticUndefined
 
+from service import tuning
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -238,6 +239,7 @@ def _serve(settings: Settings, target: str) -> int:
                 return 1
         settings = settings.model_copy(update={"database_url": url})
         webapp = create_app(settings, application)
+        tuning.tune_gc(settings.gc_threshold)
         return asyncio.run(_run(webapp, settings, target))
 
 

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         default=10.0, ge=0, description="seconds objects get to finish their work at shutdown"
     )
+    gc_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="allocations between young garbage collections (0: Python's default, 700)",
+    )
     log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @field_validator("database_url")
