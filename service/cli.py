@@ -229,6 +229,11 @@ def _serve(settings: Settings, target: str) -> int:
     from service.store import migrate
 
     application = load_application(target)
+    try:
+        loop_factory = tuning.loop_factory(settings.event_loop)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     with _database(settings) as (url, embedded):
         if embedded or settings.auto_migrate:
             _upgrade(url)
@@ -240,7 +245,8 @@ def _serve(settings: Settings, target: str) -> int:
         settings = settings.model_copy(update={"database_url": url})
         webapp = create_app(settings, application)
         tuning.tune_gc(settings.gc_threshold)
-        return asyncio.run(_run(webapp, settings, target))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(_run(webapp, settings, target))
 
 
 async def _run(webapp: web.Application, settings: Settings, target: str) -> int:
@@ -276,7 +282,12 @@ async def _run(webapp: web.Application, settings: Settings, target: str) -> int:
             return 1
         host, port = runner.addresses[0][:2]
         shown = f"[{host}]" if ":" in host else host
-        print(f"Serving {target} at http://{shown}:{port}/ as node {settings.node_id}", flush=True)
+        loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        print(
+            f"Serving {target} at http://{shown}:{port}/ as node {settings.node_id} "
+            f"(event loop: {loop_name})",
+            flush=True,
+        )
         await stop.wait()
     finally:
         await runner.cleanup()

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         default=10.0, ge=0, description="seconds objects get to finish their work at shutdown"
     )
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto",
+        description="event loop: uvloop, asyncio's own, or auto (uvloop when installed)",
+    )
     gc_threshold: int = Field(
         default=50_000,
         ge=0,
