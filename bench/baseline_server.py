@@ -1,17 +1,28 @@
-"""A bare aiohttp WebSocket broadcast server with no persistence: the round trip's baseline.
+"""A bare aiohttp WebSocket broadcast server with no persistence: the benchmarks' baseline.
 
 ``python -m bench.baseline_server --port N`` serves ``/<binding>/<room>`` like the chat
-room of ``bench/apps/chat.py`` (every message to every socket in the room) and ``/healthz``.
+room of ``bench/apps/chat.py`` (every message to every socket in the room), ``/healthz``,
+and ``/debug/heap`` (a full garbage collection, then heap figures). A text frame ``ping``
+is answered ``pong`` to its sender only, not broadcast, like a durable object's
+auto-response.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import collections
+import gc
+import sys
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
 ROOMS = web.AppKey("rooms", dict[str, set[web.WebSocketResponse]])
+
+#: The auto-response pair answered directly (as bench/apps/connections.py sets it up).
+PING, PONG = "ping", "pong"
 
 
 async def room(request: web.Request) -> web.WebSocketResponse:
@@ -23,6 +34,9 @@ async def room(request: web.Request) -> web.WebSocketResponse:
     try:
         async for message in ws:
             if message.type == WSMsgType.TEXT:
+                if message.data == PING:
+                    await ws.send_str(PONG)
+                    continue
                 for peer in list(members):
                     await peer.send_str(message.data)
             elif message.type == WSMsgType.BINARY:
@@ -38,11 +52,36 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def heap_figures(top: int = 80) -> dict[str, Any]:
+    """Collect garbage, then count what is left: objects the collector tracks (by type,
+    the ``top`` most common), pymalloc blocks in use, asyncio tasks.
+
+    Only container objects are tracked, so str and bytes do not appear by type.
+    """
+    collected = gc.collect()
+    counts = collections.Counter(
+        f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects()
+    )
+    return {
+        "collected": collected,
+        "gc_objects": sum(counts.values()),
+        "allocated_blocks": sys.getallocatedblocks(),
+        "tasks": len(asyncio.all_tasks()),
+        "types": dict(counts.most_common(top)),
+    }
+
+
+async def heap(request: web.Request) -> web.Response:
+    """``heap_figures`` of this server."""
+    return web.json_response(heap_figures())
+
+
 def create_app() -> web.Application:
     """The baseline server's app."""
     app = web.Application()
     app[ROOMS] = {}
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/debug/heap", heap)
     app.router.add_get("/{binding}/{name}", room)
     return app
 

@@ -1,0 +1,575 @@
+"""Many idle WebSockets on one node: connect rate, memory per socket, auto-response latency.
+
+Opens ``--sockets`` client WebSockets (spread over ``--rooms`` rooms) from
+``--generators`` load-generator processes (``python -m bench.connections_client``) against
+two servers in turn, each a process of its own:
+
+- **baseline**: ``python -m bench.baseline_server``, a bare aiohttp WebSocket server that
+  answers ``ping`` with ``pong`` itself;
+- **durable node**: ``python -m service serve bench/apps/connections.py`` on a scratch
+  database; each room accepts its sockets with ``ctx.accept_websocket`` (a durable event) and
+  sets the ``ping`` -> ``pong`` auto-response, which the gateway answers without waking it.
+
+For each server it measures the connect rate, the server's resident memory (RSS) before
+connecting, while connecting, once all are open, once idle (the node: every room
+hibernated, per /metrics) and after a full garbage collection and ``--settle`` seconds;
+then ``--pings`` pings over random sockets at ``--ping-rate`` per second, each timed until
+its ``pong``; the node's /metrics must show that no room woke up meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+
+from bench import processes, report, scratch
+from bench.connections_client import raise_open_files
+
+#: File descriptors a server needs besides its client sockets (database pool, listener...).
+SPARE_FILES = 256
+
+
+class BenchError(Exception):
+    """The run cannot be measured (limits too low, a load generator failed)."""
+
+
+@dataclass
+class LoadGenerator:
+    """A ``bench.connections_client`` process and the events it reported."""
+
+    index: int
+    process: asyncio.subprocess.Process
+    events: asyncio.Queue[dict[str, Any] | None]
+    stderr: IO[bytes]
+    reader: asyncio.Task[None] | None = None
+
+    async def read(self) -> None:
+        """Queue every JSON line of the process's stdout; None at its end."""
+        assert self.process.stdout is not None
+        try:
+            async for line in self.process.stdout:
+                await self.events.put(json.loads(line))
+        finally:
+            await self.events.put(None)
+
+    async def command(
+        self,
+        command: dict[str, Any],
+        answer: str,
+        timeout: float,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Send ``command``; return the ``answer`` event (progress events go to ``progress``)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps(command) + "\n").encode())
+        await self.process.stdin.drain()
+        return await self.expect(answer, timeout, progress)
+
+    async def expect(
+        self, answer: str, timeout: float, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, Any]:
+        """The next ``answer`` event (progress events before it go to ``progress``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = await asyncio.wait_for(self.events.get(), deadline - time.monotonic())
+            except TimeoutError:
+                raise BenchError(
+                    f"load generator {self.index}: no {answer!r} after {timeout:.0f} s"
+                ) from None
+            if event is None:
+                await self.process.wait()
+                raise BenchError(
+                    f"load generator {self.index} exited with {self.process.returncode}:\n"
+                    + self.stderr_tail()
+                )
+            if event["event"] == "progress" and progress is not None:
+                progress(self.index, event["connected"])
+            elif event["event"] == answer:
+                return event
+
+    def stderr_tail(self, lines: int = 10) -> str:
+        """The last lines the process wrote to stderr."""
+        self.stderr.seek(0)
+        return b"\n".join(self.stderr.read().splitlines()[-lines:]).decode(errors="replace")
+
+
+def shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` near-equal whole shares."""
+    return [total // parts + (1 if k < total % parts else 0) for k in range(parts)]
+
+
+@contextlib.asynccontextmanager
+async def load_generators(
+    server: processes.Server, args: argparse.Namespace
+) -> AsyncIterator[list[LoadGenerator]]:
+    """Start the load generators against ``server``; wait until each is ready.
+
+    On the way out, a generator still running gets end-of-input (it drops its connections
+    and exits), then SIGKILL after 10 seconds.
+    """
+    generators: list[LoadGenerator] = []
+    deadline = 3 * args.phase_timeout + args.pings / args.ping_rate + 60
+    with contextlib.ExitStack() as files:
+        try:
+            first = 0
+            for index, count in enumerate(shares(args.sockets, args.generators)):
+                stderr = files.enter_context(tempfile.TemporaryFile())
+                argv = [
+                    *("--url", server.base, "--first", str(first), "--count", str(count)),
+                    *("--rooms", str(args.rooms), "--in-flight", str(args.in_flight)),
+                    *("--progress-every", str(max(1, min(100, count // 10)))),
+                    *("--seed", str(index), "--deadline", str(deadline)),
+                ]
+                process = await asyncio.create_subprocess_exec(
+                    *(sys.executable, "-m", "bench.connections_client", *argv),
+                    cwd=processes.ROOT,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=stderr,
+                    limit=1 << 24,  # one line carries every connect latency
+                )
+                generator = LoadGenerator(index, process, asyncio.Queue(), stderr)
+                generator.reader = asyncio.create_task(generator.read())
+                generators.append(generator)
+                first += count
+            for generator in generators:
+                await generator.expect("ready", args.phase_timeout)
+            yield generators
+        finally:
+            await asyncio.shield(_stop_generators(generators))
+
+
+async def _stop_generators(generators: list[LoadGenerator]) -> None:
+    for generator in generators:
+        stdin = generator.process.stdin
+        if stdin is not None and not stdin.is_closing():
+            stdin.close()
+    for generator in generators:
+        try:
+            await asyncio.wait_for(generator.process.wait(), 10)
+        except TimeoutError:
+            generator.process.kill()
+            await generator.process.wait()
+        if generator.reader is not None:
+            with contextlib.suppress(Exception):
+                await generator.reader
+
+
+async def get_json(url: str) -> dict[str, Any]:
+    """GET ``url`` and decode its JSON answer."""
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+        response.raise_for_status()
+        answer: dict[str, Any] = await response.json()
+        return answer
+
+
+async def wait_hibernated(server: processes.Server, sockets: int, timeout: float) -> dict[str, Any]:
+    """Poll /metrics until no room is live and the node holds ``sockets`` open sockets."""
+    started = time.monotonic()
+    while True:
+        figures = await processes.scrape(server.base)
+        live = figures.get("durable_live_objects", -1.0)
+        held = figures.get("durable_open_sockets", -1.0)
+        done = live == 0 and held == sockets
+        if done or time.monotonic() - started > timeout:
+            return {
+                "all_hibernated": done,
+                "seconds": time.monotonic() - started,
+                "live_objects": live,
+                "hibernated_objects": figures.get("durable_hibernated_objects"),
+                "open_sockets": held,
+            }
+        await asyncio.sleep(0.2)
+
+
+def milliseconds(values: Sequence[float]) -> dict[str, float]:
+    """Median, p90, p99 and max of ``values`` (seconds) in milliseconds."""
+    return {
+        "median_ms": report.percentile(values, 0.5) * 1000,
+        "p90_ms": report.percentile(values, 0.9) * 1000,
+        "p99_ms": report.percentile(values, 0.99) * 1000,
+        "max_ms": max(values, default=float("nan")) * 1000,
+    }
+
+
+def heap_per_socket(before: dict[str, Any], after: dict[str, Any], sockets: int) -> dict[str, Any]:
+    """What the server's heap gained per open socket (objects by type, blocks, tasks)."""
+    per = max(sockets, 1)
+    gained = {
+        name: (count - before["types"].get(name, 0)) / per for name, count in after["types"].items()
+    }
+    return {
+        "gc_objects": (after["gc_objects"] - before["gc_objects"]) / per,
+        "allocated_blocks": (after["allocated_blocks"] - before["allocated_blocks"]) / per,
+        "tasks": (after["tasks"] - before["tasks"]) / per,
+        "types": {
+            name: round(value, 2)
+            for name, value in sorted(gained.items(), key=lambda item: -item[1])
+            if value >= 0.5
+        },
+    }
+
+
+async def measure(server: processes.Server, args: argparse.Namespace) -> dict[str, Any]:
+    """Connect, let the server go idle, collect, ping, close; memory and latency figures."""
+    durable = server.name == "durable node"
+    heap_before = await get_json(server.base + "/debug/heap")
+    rss_before = server.resident_kib()
+    curve: list[tuple[int, int]] = [(0, rss_before)]
+    result: dict[str, Any] = {}
+    async with load_generators(server, args) as generators:
+        counts = [0] * len(generators)
+        step = args.sample_every
+        next_sample = step
+
+        def progress(index: int, connected: int) -> None:
+            nonlocal next_sample
+            counts[index] = connected
+            total = sum(counts)
+            if total >= next_sample:
+                curve.append((total, server.resident_kib()))
+                next_sample = (total // step + 1) * step
+
+        metrics_start = await processes.scrape(server.base) if durable else {}
+        started = time.perf_counter()
+        connected = await asyncio.gather(
+            *(
+                g.command({"cmd": "connect"}, "connected", args.phase_timeout, progress)
+                for g in generators
+            )
+        )
+        connect_seconds = time.perf_counter() - started
+        sockets = sum(c["connected"] for c in connected)
+        rss_open = server.resident_kib()
+        if curve[-1][0] != sockets:
+            curve.append((sockets, rss_open))
+        latencies = [x for c in connected for x in c["latencies"]]
+        errors: dict[str, int] = {}
+        for c in connected:
+            for name, count in c["errors"].items():
+                errors[name] = errors.get(name, 0) + count
+        result["connect"] = {
+            "sockets": sockets,
+            "failed": sum(c["failed"] for c in connected),
+            "attempt_errors": errors,
+            "seconds": connect_seconds,
+            "per_second": sockets / connect_seconds,
+            "latency": milliseconds(latencies),
+        }
+        if durable:
+            metrics_open = await processes.scrape(server.base)
+            result["connect"]["node"] = processes.commit_figures(
+                processes.metrics_delta(metrics_start, metrics_open)
+            )
+            result["hibernation"] = await wait_hibernated(server, sockets, args.phase_timeout)
+        rss_idle = server.resident_kib()
+        heap_after = await get_json(server.base + "/debug/heap")
+        await asyncio.sleep(args.settle)
+        rss_collected = server.resident_kib()
+        per = max(sockets, 1)
+        result["memory"] = {
+            "rss_before_kib": rss_before,
+            "rss_open_kib": rss_open,
+            "rss_idle_kib": rss_idle,
+            "rss_collected_kib": rss_collected,
+            "open_kib_per_socket": (rss_open - rss_before) / per,
+            "idle_kib_per_socket": (rss_idle - rss_before) / per,
+            "collected_kib_per_socket": (rss_collected - rss_before) / per,
+            "curve": curve,
+            "heap_per_socket": heap_per_socket(heap_before, heap_after, sockets),
+            "heap_after": {k: v for k, v in heap_after.items() if k != "types"},
+        }
+
+        metrics_before = await processes.scrape(server.base) if durable else {}
+        counts_per = shares(args.pings, len(generators))
+        pinged = await asyncio.gather(
+            *(
+                g.command(
+                    {
+                        "cmd": "ping",
+                        "count": count,
+                        "rate": args.ping_rate * count / args.pings,
+                        "timeout": args.ping_timeout,
+                    },
+                    "pinged",
+                    args.phase_timeout + args.pings / args.ping_rate,
+                )
+                for g, count in zip(generators, counts_per, strict=True)
+                if count
+            )
+        )
+        samples = [x for p in pinged for x in p["samples"]]
+        ping_errors: dict[str, int] = {}
+        for p in pinged:
+            for name, count in p["errors"].items():
+                ping_errors[name] = ping_errors.get(name, 0) + count
+        result["pings"] = {"sent": args.pings, "answered": len(samples), "errors": ping_errors}
+        result["pings"].update(milliseconds(samples))
+        if durable:
+            metrics_after = await processes.scrape(server.base)
+            delta = processes.metrics_delta(metrics_before, metrics_after)
+            result["pings"]["node"] = {
+                "wakes": delta.get("durable_wake_seconds_count", 0.0),
+                "events_appended": delta.get("durable_events_appended_total", 0.0),
+                "hibernations": delta.get("durable_hibernations_total", 0.0),
+                "live_objects_after": metrics_after.get("durable_live_objects"),
+                "open_sockets_after": metrics_after.get("durable_open_sockets"),
+            }
+
+        closed = await asyncio.gather(
+            *(g.command({"cmd": "close"}, "closed", args.phase_timeout) for g in generators)
+        )
+        result["close"] = {
+            "closed": sum(c["closed"] for c in closed),
+            "seconds": max(c["seconds"] for c in closed),
+        }
+    return result
+
+
+def check_limits(args: argparse.Namespace) -> dict[str, int]:
+    """Raise the open-files limit for the servers and generators; refuse what cannot work."""
+    needed = args.sockets + SPARE_FILES
+    soft = raise_open_files(needed)
+    if soft < needed:
+        raise BenchError(
+            f"the open-files limit (ulimit -n) is {soft}, and cannot be raised to the "
+            f"{needed} that {args.sockets:,} sockets need in the server process: "
+            "raise the hard limit or pass a smaller --sockets"
+        )
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    if high - low + 1 < args.sockets + 1000:
+        raise BenchError(
+            f"the ephemeral port range {low}-{high} is too small for {args.sockets:,} sockets"
+        )
+    return {"open_files_limit": soft, "ephemeral_ports": high - low + 1}
+
+
+async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Baseline server first, then the durable node, with the same clients and pings."""
+    limits = check_limits(args)
+    server_version = await scratch.server_version(url)
+    async with processes.baseline(args.startup) as base:
+        baseline = await measure(base, args)
+    async with processes.durable_node(
+        url, "connections.py", args.startup, hibernate_after=str(args.hibernate_after)
+    ) as node:
+        durable = await measure(node, args)
+    result: dict[str, Any] = {
+        "benchmark": "connections",
+        "parameters": {k: v for k, v in vars(args).items() if k != "database_url"},
+        "environment": {**report.environment(server_version), **limits},
+        "baseline": baseline,
+        "durable": durable,
+        "durable_to_baseline": {
+            "idle_kib_per_socket": _ratio(durable, baseline, "memory", "idle_kib_per_socket"),
+            "collected_kib_per_socket": _ratio(
+                durable, baseline, "memory", "collected_kib_per_socket"
+            ),
+            "ping_median": _ratio(durable, baseline, "pings", "median_ms"),
+            "ping_p99": _ratio(durable, baseline, "pings", "p99_ms"),
+            "connect_rate": _ratio(durable, baseline, "connect", "per_second"),
+        },
+        "targets": {
+            "kib_per_hibernated_socket_at_most": 16,
+            "kib_per_hibernated_socket": durable["memory"]["idle_kib_per_socket"],
+            "ping_p99_ms_below": 5,
+            "ping_p99_ms": durable["pings"]["p99_ms"],
+        },
+    }
+    chart = report.line_chart(
+        "connections",
+        f"Server RSS while {args.sockets:,} WebSockets connect ({args.rooms} rooms)",
+        "sockets open",
+        "resident memory (MiB)",
+        {
+            "durable node": [(n, kib / 1024) for n, kib in durable["memory"]["curve"]],
+            "baseline (aiohttp)": [(n, kib / 1024) for n, kib in baseline["memory"]["curve"]],
+        },
+    )
+    result["chart"] = str(chart)
+    return result
+
+
+def _ratio(durable: dict[str, Any], baseline: dict[str, Any], group: str, key: str) -> float:
+    denominator = baseline[group][key]
+    return float(durable[group][key] / denominator) if denominator else float("nan")
+
+
+def render(result: dict[str, Any]) -> str:
+    """The human-readable summary of one run."""
+    p = result["parameters"]
+    env = result["environment"]
+    servers = (("baseline (aiohttp)", "baseline"), ("durable node", "durable"))
+    memory_rows = []
+    ping_rows = []
+    for label, key in servers:
+        r = result[key]
+        m = r["memory"]
+        memory_rows.append(
+            [
+                label,
+                f"{r['connect']['sockets']:,}",
+                f"{r['connect']['per_second']:,.0f}",
+                f"{r['connect']['latency']['p99_ms']:.1f}",
+                *(
+                    f"{m[name] / 1024:.1f}"
+                    for name in ("rss_before_kib", "rss_open_kib", "rss_idle_kib")
+                ),
+                f"{m['rss_collected_kib'] / 1024:.1f}",
+                f"{m['idle_kib_per_socket']:.1f}",
+                f"{m['collected_kib_per_socket']:.1f}",
+            ]
+        )
+        pings = r["pings"]
+        ping_rows.append(
+            [
+                label,
+                f"{pings['answered']:,}/{pings['sent']:,}",
+                *(f"{pings[name]:.2f}" for name in ("median_ms", "p90_ms", "p99_ms", "max_ms")),
+            ]
+        )
+    ratio = result["durable_to_baseline"]
+    targets = result["targets"]
+    d = result["durable"]
+    node = d["connect"]["node"]
+    hib = d["hibernation"]
+    during = d["pings"]["node"]
+    heap = d["memory"]["heap_per_socket"]
+    base_heap = result["baseline"]["memory"]["heap_per_socket"]
+    kib = targets["kib_per_hibernated_socket"]
+    p99 = targets["ping_p99_ms"]
+    lines = [
+        f"connections: {p['sockets']:,} sockets in {p['rooms']} rooms from {p['generators']} "
+        f"load generators ({p['in_flight']} connection attempts in flight each); "
+        f"{p['pings']:,} pings at {p['ping_rate']:g}/s; node hibernate_after "
+        f"{p['hibernate_after']:g} s; PostgreSQL {env['postgresql']}, {env['cpus']} CPUs, "
+        f"load {env['load_average'][0]:.1f} at the end",
+        "",
+        report.table(
+            [
+                "server",
+                "sockets",
+                "connect/s",
+                "connect p99 ms",
+                "RSS before MiB",
+                "all open",
+                "idle",
+                "after gc",
+                "KiB/socket idle",
+                "after gc",
+            ],
+            memory_rows,
+        ),
+        "(idle: the node once every room has hibernated; after gc: a full collection in the "
+        f"server, then {p['settle']:g} s)",
+        "",
+        "auto-response (ping -> pong) with every socket open:",
+        report.table(["server", "pongs", "median ms", "p90", "p99", "max"], ping_rows),
+        "",
+        f"durable / baseline: KiB per socket x{ratio['idle_kib_per_socket']:.2f} idle, "
+        f"x{ratio['collected_kib_per_socket']:.2f} after gc; ping median "
+        f"x{ratio['ping_median']:.2f}, p99 x{ratio['ping_p99']:.2f}; connect rate "
+        f"x{ratio['connect_rate']:.2f}",
+        f"targets: {kib:.1f} KiB per hibernated socket (at most 16: "
+        f"{'met' if kib <= 16 else 'NOT met'}); ping p99 {p99:.2f} ms with all open (below 5: "
+        f"{'met' if p99 < 5 else 'NOT met'})",
+        f"node while connecting: {node['events_appended']:,.0f} events in "
+        f"{node['flushes']:,.0f} flushes ({node['events_appended'] / max(node['flushes'], 1):.1f}"
+        f" per flush); "
+        + (
+            f"every room hibernated {hib['seconds']:.1f} s after the last connect "
+            f"({hib['hibernated_objects']:.0f} rooms)"
+            if hib["all_hibernated"]
+            else f"NOT all hibernated after {hib['seconds']:.0f} s: {hib['live_objects']:.0f} "
+            "rooms still live"
+        ),
+        f"node during the pings: {during['wakes']:.0f} wakes, {during['events_appended']:.0f} "
+        f"events appended, {during['live_objects_after']:.0f} live rooms after",
+        f"heap per socket after gc (gc-tracked objects, pymalloc blocks, tasks): node "
+        f"{heap['gc_objects']:.1f}, {heap['allocated_blocks']:.0f}, {heap['tasks']:.2f}; "
+        f"baseline {base_heap['gc_objects']:.1f}, {base_heap['allocated_blocks']:.0f}, "
+        f"{base_heap['tasks']:.2f}",
+        "node objects per socket: "
+        + ", ".join(f"{name} {count:g}" for name, count in list(heap["types"].items())[:12]),
+    ]
+    for label, key in servers:
+        r = result[key]
+        problems = []
+        if r["connect"]["failed"]:
+            problems.append(f"{r['connect']['failed']} sockets failed to connect")
+        if r["connect"]["attempt_errors"]:
+            problems.append(f"attempt errors {r['connect']['attempt_errors']}")
+        if r["pings"]["errors"]:
+            problems.append(f"ping errors {r['pings']['errors']}")
+        if r["close"]["closed"] != r["connect"]["sockets"]:
+            problems.append(f"only {r['close']['closed']} sockets closed cleanly")
+        if problems:
+            lines.append(f"WARNING {label}: " + "; ".join(problems))
+    lines.append(f"chart: {result['chart']}")
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.connections", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--database-url", default=scratch.server_url(), help="server to use")
+    parser.add_argument("--sockets", type=int, default=10_000, help="WebSockets to open")
+    parser.add_argument("--rooms", type=int, default=100, help="rooms they spread over")
+    parser.add_argument("--generators", type=int, default=4, help="load-generator processes")
+    parser.add_argument(
+        "--in-flight", type=int, default=50, help="connection attempts at once per generator"
+    )
+    parser.add_argument("--pings", type=int, default=2_000, help="auto-response pings timed")
+    parser.add_argument("--ping-rate", type=float, default=200.0, help="pings per second")
+    parser.add_argument("--ping-timeout", type=float, default=5.0, help="seconds per pong")
+    parser.add_argument(
+        "--sample-every", type=int, default=1_000, help="sockets between RSS samples"
+    )
+    parser.add_argument(
+        "--hibernate-after", type=float, default=1.0, help="the node's idle seconds"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=2.0, help="seconds after the gc before reading RSS"
+    )
+    parser.add_argument(
+        "--phase-timeout", type=float, default=120.0, help="seconds per connect/ping/close phase"
+    )
+    parser.add_argument("--startup", type=float, default=60.0, help="seconds to wait per server")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark on a scratch database; print the table and write the JSON."""
+    args = parser().parse_args(argv)
+    if min(args.sockets, args.rooms, args.generators, args.in_flight, args.sample_every) < 1:
+        print("error: --sockets, --rooms, --generators, --in-flight, --sample-every must be >= 1")
+        return 2
+    if args.pings < 1 or args.ping_rate <= 0 or args.generators > args.sockets:
+        print("error: --pings and --ping-rate must be positive, --generators <= --sockets")
+        return 2
+    return report.run_on_scratch(
+        "connections",
+        args.database_url,
+        lambda url: run(url, args),
+        render,
+        (processes.ServerError, BenchError),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
