@@ -1,7 +1,10 @@
 """Every socket this node holds, awake or hibernated: the runtime's SocketTransport.
 
 An evicted object costs only its sockets' entries here. Frames released by the output gate
-are written in order by a short-lived task per busy socket (no task per idle socket).
+are written in order, by one writer task for every socket that has frames: a broadcast to
+a hundred sockets is a hundred frame writes in one task, not a hundred tasks, and a text
+sent to many sockets is encoded once. A socket whose peer reads slowly (its transport's
+buffer is full), or that is being closed, gets a task of its own, so it holds up no other.
 Auto-responses are answered from here without waking the object.
 """
 
@@ -13,7 +16,7 @@ import logging
 from datetime import UTC, datetime
 from typing import cast
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,7 @@ class SocketEntry:
         "object_id",
         "queue",
         "socket_id",
+        "transport",
         "writing",
         "ws",
     )
@@ -44,6 +48,7 @@ class SocketEntry:
         self.binding = binding
         self.hibernatable = hibernatable
         self.ws: web.WebSocketResponse | None = None
+        self.transport: asyncio.Transport | None = None
         self.queue: collections.deque[Command] = collections.deque()
         self.writing = False
         #: The object called close(): no more auto-responses.
@@ -62,6 +67,9 @@ class SocketRegistry:
         self.entries: dict[str, SocketEntry] = {}
         self._auto_responses: dict[str, tuple[str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Sockets with frames to write and no task writing them yet.
+        self._ready: list[SocketEntry] = []
+        self._writer: asyncio.Task[None] | None = None
 
     # -- SocketTransport (called by the runtime) ----------------------------------------
 
@@ -96,9 +104,12 @@ class SocketRegistry:
 
     # -- the gateway side ---------------------------------------------------------------
 
-    def attach(self, socket_id: str, ws: web.WebSocketResponse) -> SocketEntry:
+    def attach(
+        self, socket_id: str, ws: web.WebSocketResponse, transport: asyncio.Transport | None
+    ) -> SocketEntry:
         entry = self.entries[socket_id]
         entry.ws = ws
+        entry.transport = transport
         self._kick(entry)
         return entry
 
@@ -120,6 +131,49 @@ class SocketRegistry:
         if entry.ws is None or entry.writing or not entry.queue:
             return
         entry.writing = True
+        self._ready.append(entry)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_ready())
+
+    async def _write_ready(self) -> None:
+        """Write the queued frames of every ready socket; runs until none is left.
+
+        Uncompressed frames to a socket whose buffer has room are written without the
+        await ever suspending, so this goes through every socket in one loop iteration.
+        """
+        try:
+            while self._ready:
+                ready, self._ready = self._ready, []
+                text: str | None = None
+                encoded = b""
+                for entry in ready:
+                    ws = entry.ws
+                    assert ws is not None
+                    try:
+                        while entry.queue and _writable(entry.transport):
+                            kind, payload = entry.queue[0]
+                            if kind != "send" or ws.closed:
+                                break  # a close, or a closed socket: _drain handles both
+                            entry.queue.popleft()
+                            if isinstance(payload, str):
+                                if payload is not text:
+                                    text, encoded = payload, payload.encode("utf-8")
+                                await ws.send_frame(encoded, WSMsgType.TEXT)
+                            else:
+                                assert isinstance(payload, bytes)
+                                await ws.send_frame(payload, WSMsgType.BINARY)
+                    except (ConnectionError, RuntimeError) as error:
+                        log.debug("send failed: %s", error, extra={"object_id": entry.object_id})
+                        entry.queue.clear()
+                    if entry.queue:
+                        self._spawn(entry)
+                    else:
+                        entry.writing = False
+        finally:
+            self._writer = None
+
+    def _spawn(self, entry: SocketEntry) -> None:
+        """Give ``entry`` a writer task of its own (``entry.writing`` stays set)."""
         task = asyncio.create_task(self._drain(entry))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -166,3 +220,11 @@ class SocketRegistry:
 
     def object_ids(self) -> set[str]:
         return {e.object_id for e in self.entries.values()}
+
+
+def _writable(transport: asyncio.Transport | None) -> bool:
+    """Whether a frame can be written now without waiting for the peer to read."""
+    # uvloop's transports have these methods without subclassing asyncio.WriteTransport.
+    if transport is None or transport.is_closing():
+        return False
+    return transport.get_write_buffer_size() < transport.get_write_buffer_limits()[1]

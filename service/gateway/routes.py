@@ -123,7 +123,7 @@ async def _upgrade(request: web.Request, response: Response) -> web.StreamRespon
         session.finish(entry, runtime, _disconnected(socket_id))
         registry.remove(socket_id)
         raise
-    registry.attach(socket_id, ws)
+    registry.attach(socket_id, ws, request.transport)
     try:
         await session.read_loop(entry, ws, registry, runtime)
     finally:
