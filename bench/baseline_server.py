@@ -4,7 +4,7 @@
 room of ``bench/apps/chat.py`` (every message to every socket in the room), ``/healthz``,
 and ``/debug/heap`` (a full garbage collection, then heap figures). A text frame ``ping``
 is answered ``pong`` to its sender only, not broadcast, like a durable object's
-auto-response.
+auto-response. ``--event-loop uvloop`` runs it on uvloop (asyncio's own loop by default).
 """
 
 from __future__ import annotations
@@ -91,8 +91,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.baseline_server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8788)
+    parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args(argv)
-    web.run_app(create_app(), host=args.host, port=args.port, print=None, access_log=None)
+    loop: asyncio.AbstractEventLoop | None = None
+    if args.event_loop == "uvloop":
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    web.run_app(
+        create_app(), host=args.host, port=args.port, print=None, access_log=None, loop=loop
+    )
 
 
 if __name__ == "__main__":

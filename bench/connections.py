@@ -339,6 +339,27 @@ async def measure(server: processes.Server, args: argparse.Namespace) -> dict[st
     return result
 
 
+def event_loop(choice: str) -> str:
+    """The loop both servers run on: ``auto`` is uvloop when installed, as for a node."""
+    if choice != "auto":
+        return choice
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
+def baseline_server(
+    loop: str, startup: float
+) -> contextlib.AbstractAsyncContextManager[processes.Server]:
+    """``python -m bench.baseline_server`` on the event loop the node uses."""
+    port = processes.free_port()
+    argv = [sys.executable, "-m", "bench.baseline_server", "--port", str(port)]
+    argv += ["--event-loop", loop]
+    return processes.server("baseline", argv, processes.server_env({}), port, startup)
+
+
 def check_limits(args: argparse.Namespace) -> dict[str, int]:
     """Raise the open-files limit for the servers and generators; refuse what cannot work."""
     needed = args.sockets + SPARE_FILES
@@ -361,16 +382,21 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Baseline server first, then the durable node, with the same clients and pings."""
     limits = check_limits(args)
     server_version = await scratch.server_version(url)
-    async with processes.baseline(args.startup) as base:
+    loop = event_loop(args.event_loop)
+    async with baseline_server(loop, args.startup) as base:
         baseline = await measure(base, args)
     async with processes.durable_node(
-        url, "connections.py", args.startup, hibernate_after=str(args.hibernate_after)
+        url,
+        "connections.py",
+        args.startup,
+        hibernate_after=str(args.hibernate_after),
+        event_loop=loop,
     ) as node:
         durable = await measure(node, args)
     result: dict[str, Any] = {
         "benchmark": "connections",
         "parameters": {k: v for k, v in vars(args).items() if k != "database_url"},
-        "environment": {**report.environment(server_version), **limits},
+        "environment": {**report.environment(server_version), **limits, "event_loop": loop},
         "baseline": baseline,
         "durable": durable,
         "durable_to_baseline": {
@@ -406,6 +432,16 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
 def _ratio(durable: dict[str, Any], baseline: dict[str, Any], group: str, key: str) -> float:
     denominator = baseline[group][key]
     return float(durable[group][key] / denominator) if denominator else float("nan")
+
+
+def extra_objects(node: dict[str, Any], baseline: dict[str, Any]) -> list[tuple[str, float]]:
+    """Object types per socket that the node holds beyond the baseline's, most first."""
+    names = set(node["types"]) | set(baseline["types"])
+    extra = {n: node["types"].get(n, 0) - baseline["types"].get(n, 0) for n in names}
+    return sorted(
+        ((n.removeprefix("builtins."), c) for n, c in extra.items() if abs(c) >= 0.5),
+        key=lambda item: -item[1],
+    )
 
 
 def render(result: dict[str, Any]) -> str:
@@ -455,7 +491,8 @@ def render(result: dict[str, Any]) -> str:
         f"connections: {p['sockets']:,} sockets in {p['rooms']} rooms from {p['generators']} "
         f"load generators ({p['in_flight']} connection attempts in flight each); "
         f"{p['pings']:,} pings at {p['ping_rate']:g}/s; node hibernate_after "
-        f"{p['hibernate_after']:g} s; PostgreSQL {env['postgresql']}, {env['cpus']} CPUs, "
+        f"{p['hibernate_after']:g} s; both servers on {env['event_loop']}; "
+        f"PostgreSQL {env['postgresql']}, {env['cpus']} CPUs, "
         f"load {env['load_average'][0]:.1f} at the end",
         "",
         report.table(
@@ -502,8 +539,8 @@ def render(result: dict[str, Any]) -> str:
         f"{heap['gc_objects']:.1f}, {heap['allocated_blocks']:.0f}, {heap['tasks']:.2f}; "
         f"baseline {base_heap['gc_objects']:.1f}, {base_heap['allocated_blocks']:.0f}, "
         f"{base_heap['tasks']:.2f}",
-        "node objects per socket: "
-        + ", ".join(f"{name} {count:g}" for name, count in list(heap["types"].items())[:12]),
+        "gc-tracked objects per socket, node minus baseline: "
+        + ", ".join(f"{name} {count:+.2g}" for name, count in extra_objects(heap, base_heap)[:16]),
     ]
     for label, key in servers:
         r = result[key]
@@ -548,6 +585,12 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--phase-timeout", type=float, default=120.0, help="seconds per connect/ping/close phase"
+    )
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop of both servers (auto: uvloop when installed, as a node does)",
     )
     parser.add_argument("--startup", type=float, default=60.0, help="seconds to wait per server")
     return parser
