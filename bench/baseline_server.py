@@ -4,7 +4,8 @@
 room of ``bench/apps/chat.py`` (every message to every socket in the room), ``/healthz``,
 and ``/debug/heap`` (a full garbage collection, then heap figures). A text frame ``ping``
 is answered ``pong`` to its sender only, not broadcast, like a durable object's
-auto-response. ``--event-loop uvloop`` runs it on uvloop (asyncio's own loop by default).
+auto-response. ``--event-loop uvloop`` runs it on uvloop (asyncio's own loop by default);
+``--gc-threshold N`` tunes the garbage collector as a node's DURABLE_GC_THRESHOLD does.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from service import tuning
 
 ROOMS = web.AppKey("rooms", dict[str, set[web.WebSocketResponse]])
 
@@ -92,7 +95,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8788)
     parser.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--gc-threshold", type=int, default=0, help="young GC threshold (0: Python's default)"
+    )
     args = parser.parse_args(argv)
+    tuning.tune_gc(args.gc_threshold)
     loop: asyncio.AbstractEventLoop | None = None
     if args.event_loop == "uvloop":
         import uvloop
