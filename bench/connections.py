@@ -131,6 +131,7 @@ async def load_generators(
                     *("--rooms", str(args.rooms), "--in-flight", str(args.in_flight)),
                     *("--progress-every", str(max(1, min(100, count // 10)))),
                     *("--seed", str(index), "--deadline", str(deadline)),
+                    *("--compress", str(args.compress)),
                 ]
                 process = await asyncio.create_subprocess_exec(
                     *(sys.executable, "-m", "bench.connections_client", *argv),
@@ -316,8 +317,17 @@ async def measure(server: processes.Server, args: argparse.Namespace) -> dict[st
         for p in pinged:
             for name, count in p["errors"].items():
                 ping_errors[name] = ping_errors.get(name, 0) + count
-        result["pings"] = {"sent": args.pings, "answered": len(samples), "errors": ping_errors}
+        used = sum(p["sockets_used"] for p in pinged)
+        rss_pinged = server.resident_kib()
+        result["pings"] = {
+            "sent": args.pings,
+            "answered": len(samples),
+            "errors": ping_errors,
+            "sockets_used": used,
+        }
         result["pings"].update(milliseconds(samples))
+        result["memory"]["rss_after_pings_kib"] = rss_pinged
+        result["memory"]["kib_per_pinged_socket"] = (rss_pinged - rss_collected) / max(used, 1)
         if durable:
             metrics_after = await processes.scrape(server.base)
             delta = processes.metrics_delta(metrics_before, metrics_after)
@@ -516,6 +526,17 @@ def render(result: dict[str, Any]) -> str:
         "auto-response (ping -> pong) with every socket open:",
         report.table(["server", "pongs", "median ms", "p90", "p99", "max"], ping_rows),
         "",
+        "RSS after the pings, gained per socket pinged: "
+        + ", ".join(
+            f"{label} {result[key]['memory']['kib_per_pinged_socket']:.1f} KiB "
+            f"({result[key]['pings']['sockets_used']:,} sockets)"
+            for label, key in servers
+        )
+        + (
+            f" (clients offer permessage-deflate, window {p['compress']})"
+            if p["compress"]
+            else " (no compression negotiated)"
+        ),
         f"durable / baseline: KiB per socket x{ratio['idle_kib_per_socket']:.2f} idle, "
         f"x{ratio['collected_kib_per_socket']:.2f} after gc; ping median "
         f"x{ratio['ping_median']:.2f}, p99 x{ratio['ping_p99']:.2f}; connect rate "
@@ -574,6 +595,13 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--pings", type=int, default=2_000, help="auto-response pings timed")
     parser.add_argument("--ping-rate", type=float, default=200.0, help="pings per second")
     parser.add_argument("--ping-timeout", type=float, default=5.0, help="seconds per pong")
+    parser.add_argument(
+        "--compress",
+        type=int,
+        default=0,
+        help="clients offer permessage-deflate with this window size, as browsers do "
+        "(15; 0: no compression)",
+    )
     parser.add_argument(
         "--sample-every", type=int, default=1_000, help="sockets between RSS samples"
     )

@@ -82,7 +82,11 @@ class Generator:
                     started = time.perf_counter()
                     try:
                         ws = await self.session.ws_connect(
-                            url, max_msg_size=0, autoping=True, timeout=ws_timeout
+                            url,
+                            max_msg_size=0,
+                            autoping=True,
+                            timeout=ws_timeout,
+                            compress=args.compress,
                         )
                     except (aiohttp.ClientError, OSError, TimeoutError) as error:
                         errors[_error_name(error)] += 1
@@ -111,6 +115,7 @@ class Generator:
         live = [ws for ws in self.sockets if not ws.closed]
         rng = random.Random(self.args.seed)
         busy: set[int] = set()
+        used: set[int] = set()
         samples: list[float] = []
         errors: collections.Counter[str] = collections.Counter()
         tasks: set[asyncio.Task[None]] = set()
@@ -150,6 +155,7 @@ class Generator:
             while index in busy:
                 index = rng.randrange(len(live))
             busy.add(index)
+            used.add(index)
             task = asyncio.create_task(one(index))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
@@ -158,6 +164,7 @@ class Generator:
         return {
             "event": "pinged",
             "samples": samples,
+            "sockets_used": len(used),
             "errors": dict(errors),
             "seconds": time.perf_counter() - start,
         }
@@ -227,6 +234,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--rooms", type=int, default=100, help="rooms the sockets spread over")
     parser.add_argument("--in-flight", type=int, default=50, help="connection attempts at once")
     parser.add_argument("--progress-every", type=int, default=100, help="sockets per progress")
+    parser.add_argument(
+        "--compress",
+        type=int,
+        default=0,
+        help="offer permessage-deflate with this window size (15, as browsers do; 0: none)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the ping socket choice")
     parser.add_argument("--connect-timeout", type=float, default=60.0, help="seconds per attempt")
     parser.add_argument("--close-timeout", type=float, default=10.0, help="seconds per close")

@@ -52,6 +52,8 @@ def test_connections_benchmark_runs(database_url: str) -> None:
         assert pings["answered"] == PINGS
         assert pings["errors"] == {}
         assert 0 < pings["median_ms"] <= pings["p99_ms"] <= pings["max_ms"]
+        assert 0 < pings["sockets_used"] <= PINGS
+        assert memory["rss_after_pings_kib"] > 0
         assert figures["close"]["closed"] == SOCKETS
     durable = result["durable"]
     assert durable["hibernation"]["all_hibernated"]
