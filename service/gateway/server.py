@@ -49,6 +49,8 @@ async def _close_sockets(app: web.Application) -> None:
     timeout = runtime.settings.shutdown_timeout
     await runtime.drain(timeout)
     await registry.drain(timeout)
+    # A close is no reason to wake a hibernated object now: it waits in the inbox.
+    runtime.stop_waking()
     for entry in list(registry.entries.values()):
         session.finish(
             entry,

@@ -111,7 +111,9 @@ class Activation:
         if claim.name is not None and self.object_id.name is None:
             self.object_id.name = claim.name
         self._epoch = claim.epoch
-        history = await log_.history(self.key)
+        # Bounded by the claimed seq: the planner then always takes the (object_id, seq)
+        # index, whatever other objects' logs make of its row estimates.
+        history = await log_.history(self.key, claim.last_seq)
         state = snapshot.decode(history.snapshot) if history.snapshot else ObjectState()
         for event in history.events:
             apply(state, event)

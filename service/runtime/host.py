@@ -82,6 +82,8 @@ class Runtime:
         self._tasks: set[asyncio.Future[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
+        #: Whether a frame for a hibernated object wakes it here (until shutdown begins).
+        self._waking = True
 
     # -- start and stop -----------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class Runtime:
     async def stop(self) -> None:
         """Let live objects finish their work, then hibernate them all (snapshots, release)."""
         self._stopping = True
+        self._waking = False
         for task in self._loops:
             task.cancel()
         for task in self._loops:
@@ -131,6 +134,10 @@ class Runtime:
         self.alarms.close()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.settings.shutdown_timeout)
+
+    def stop_waking(self) -> None:
+        """Shutting down: frames for hibernated objects go to the inbox, for the next node."""
+        self._waking = False
 
     def track(self, future: asyncio.Future[Any]) -> None:
         """Keep a background task referenced until it ends; log how it failed."""
@@ -162,12 +169,21 @@ class Runtime:
     # -- deliveries from the gateway ----------------------------------------------------
 
     def deliver(self, object_id: str, delivery: Delivery) -> None:
-        """A frame, close or error of a socket: to the mailbox if live, else to the inbox."""
+        """A frame, close or error of a socket: to the object's mailbox, waking it if needed.
+
+        A hibernated object is woken here, as a live one would handle the frame: the turn
+        that handles it records it. Only while an object is leaving memory does the frame
+        go to the inbox, which its next activation reads before anything newer.
+        """
         activation = self.activations.get(object_id)
         if activation is not None and activation.accepting:
             activation.enqueue(delivery)
         elif object_id in self._carryover:
             self._carryover[object_id].append(delivery)
+        elif activation is None and self._waking:
+            activation = self._register(object_id, None, None)
+            activation.enqueue(delivery)
+            self._spawn(self._load_quietly(activation))
         else:
             self._to_inbox(object_id, delivery)
 
@@ -224,14 +240,28 @@ class Runtime:
                 await asyncio.shield(activation.ready)
                 return activation
             await asyncio.shield(activation.closed)
+        activation = self._register(object_id, binding, name)
+        await self._load(activation, name, existing=binding is None)
+        return activation
+
+    def _register(self, object_id: str, binding: str | None, name: str | None) -> Activation:
         activation = Activation(self, DurableObjectId(object_id, name), binding)
         self.activations[object_id] = activation
+        return activation
+
+    async def _load(self, activation: Activation, name: str | None, *, existing: bool) -> None:
         try:
-            await activation.load(name, existing=binding is None)
+            await activation.load(name, existing=existing)
         except BaseException as error:
             activation.fail_load(error)
             raise
-        return activation
+
+    async def _load_quietly(self, activation: Activation) -> None:
+        """Load an object woken by a frame; a failure carries the frame over (``fail_load``)."""
+        try:
+            await self._load(activation, None, existing=True)
+        except (StoreUnavailableError, LookupError, ObjectResetError) as error:
+            log.warning("wake failed: %s", error, extra={"object_id": activation.key})
 
     def gone(self, activation: Activation, undelivered: list[Delivery]) -> None:
         """An activation left memory; work it did not finish is carried to the next one."""
