@@ -16,7 +16,9 @@ import logging
 from datetime import UTC, datetime
 from typing import cast
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
+
+from service.gateway import frames
 
 log = logging.getLogger(__name__)
 
@@ -138,30 +140,21 @@ class SocketRegistry:
     async def _write_ready(self) -> None:
         """Write the queued frames of every ready socket; runs until none is left.
 
-        Uncompressed frames to a socket whose buffer has room are written without the
-        await ever suspending, so this goes through every socket in one loop iteration.
+        Frames to an uncompressed socket whose buffer has room are built once per payload
+        and written together, one transport write per socket; this goes through every
+        ready socket in one loop iteration. Compressed sockets use aiohttp's writer, whose
+        awaits do not suspend while the buffer has room either.
         """
         try:
             while self._ready:
                 ready, self._ready = self._ready, []
-                text: str | None = None
-                encoded = b""
+                cache = frames.FrameCache()
                 for entry in ready:
-                    ws = entry.ws
-                    assert ws is not None
                     try:
-                        while entry.queue and _writable(entry.transport):
-                            kind, payload = entry.queue[0]
-                            if kind != "send" or ws.closed:
-                                break  # a close, or a closed socket: _drain handles both
-                            entry.queue.popleft()
-                            if isinstance(payload, str):
-                                if payload is not text:
-                                    text, encoded = payload, payload.encode("utf-8")
-                                await ws.send_frame(encoded, WSMsgType.TEXT)
-                            else:
-                                assert isinstance(payload, bytes)
-                                await ws.send_frame(payload, WSMsgType.BINARY)
+                        if entry.ws is not None and entry.ws.compress:
+                            await _send_compressed(entry)
+                        else:
+                            _write_frames(entry, cache)
                     except (ConnectionError, RuntimeError) as error:
                         log.debug("send failed: %s", error, extra={"object_id": entry.object_id})
                         entry.queue.clear()
@@ -228,3 +221,39 @@ def _writable(transport: asyncio.Transport | None) -> bool:
     if transport is None or transport.is_closing():
         return False
     return transport.get_write_buffer_size() < transport.get_write_buffer_limits()[1]
+
+
+#: Bytes joined into one transport write at most (beyond one frame), so that a socket
+#: whose peer reads slowly gets at most this much past its buffer's high-water mark.
+_WRITE_CHUNK = 1 << 16
+
+
+def _write_frames(entry: SocketEntry, cache: frames.FrameCache) -> None:
+    """Write the socket's leading sends as raw frames while its buffer has room."""
+    ws, transport = entry.ws, entry.transport
+    queue = entry.queue
+    while queue and queue[0][0] == "send" and ws is not None and not ws.closed:
+        if transport is None or not _writable(transport):
+            return
+        chunk: list[bytes] = []
+        size = 0
+        while queue and queue[0][0] == "send" and size < _WRITE_CHUNK:
+            frame = cache.frame(cast(str | bytes, queue.popleft()[1]))
+            chunk.append(frame)
+            size += len(frame)
+        transport.write(chunk[0] if len(chunk) == 1 else b"".join(chunk))
+
+
+async def _send_compressed(entry: SocketEntry) -> None:
+    """Send the socket's leading sends through aiohttp's writer (it compresses them)."""
+    ws = entry.ws
+    assert ws is not None
+    while entry.queue and _writable(entry.transport):
+        kind, payload = entry.queue[0]
+        if kind != "send" or ws.closed:
+            return  # a close, or a closed socket: _drain handles both
+        entry.queue.popleft()
+        if isinstance(payload, str):
+            await ws.send_str(payload)
+        else:
+            await ws.send_bytes(cast(bytes, payload))
