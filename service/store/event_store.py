@@ -130,6 +130,8 @@ class EventStore:
             start = snapshot["seq"] if snapshot else 0
             if until_seq is None:
                 rows = await connection.fetch(queries.EVENTS_AFTER, object_id, start)
+            elif start >= until_seq:
+                rows = []  # the snapshot is the whole story (a wake after hibernation)
             else:
                 rows = await connection.fetch(queries.EVENTS_BETWEEN, object_id, start, until_seq)
             events = [types.from_row(r["type"], r["version"], r["data"]) for r in rows]
