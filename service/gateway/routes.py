@@ -52,7 +52,13 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     except LookupError as error:
         return _error(404, str(error))
     if response.websocket is not None:
-        return await _upgrade(request, response)
+        socket_id = response.websocket.id
+        protocol = response.headers.get("Sec-WebSocket-Protocol")
+        # The connection outlives this frame by hours: it must not keep the API objects,
+        # whose WebSocket pair leads to the activation and all of the object's state, alive
+        # after the object hibernates.
+        del response, api_request
+        return await _upgrade(request, socket_id, protocol)
     return web.Response(body=response.body, status=response.status, headers=dict(response.headers))
 
 
@@ -95,16 +101,15 @@ def _static_file(application: Application, path: str) -> Path | None:
     return candidate
 
 
-async def _upgrade(request: web.Request, response: Response) -> web.StreamResponse:
+async def _upgrade(
+    request: web.Request, socket_id: str, protocol: str | None
+) -> web.StreamResponse:
     """Complete a 101: attach the client's connection to the socket the object accepted."""
-    assert response.websocket is not None
-    socket_id = response.websocket.id
     registry = request.app[keys.REGISTRY]
     runtime = request.app[keys.RUNTIME]
     entry = registry.entries.get(socket_id)
     if entry is None:
         return _error(500, "The accepted WebSocket is unknown to the gateway.")
-    protocol = response.headers.get("Sec-WebSocket-Protocol")
     ws = web.WebSocketResponse(
         # aiohttp refuses a message of exactly max_msg_size bytes; our limit is inclusive.
         max_msg_size=request.app[keys.LIMITS].max_message_bytes + 1,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import weakref
 from typing import ClassVar
 
 from service import (
@@ -190,3 +192,23 @@ async def test_replay_sends_nothing_and_calls_no_handler(database_url):
         assert calls == ["one", "two", "three", "four"]
         assert len(Room.constructed) == 2
         await ws.close()
+
+
+async def test_a_hibernated_object_leaves_memory_while_its_sockets_stay_open(database_url):
+    async with serve(database_url, Application({"ROOM": Room}), hibernate_after=0.2) as node:
+        sockets = [await node.client.ws_connect(f"/room/freed?name=u{i}") for i in range(3)]
+        await sockets[0].send_str("hello")
+        for ws in sockets:
+            assert await ws.receive_str(timeout=5) == "u0:hello:1"
+        (activation,) = node.runtime.activations.values()
+        gone = [weakref.ref(x) for x in (activation, activation.instance, activation.state)]
+        del activation
+        await eventually(lambda: not node.runtime.activations, timeout=5)
+        gc.collect()
+        # Nothing the connections hold (the upgrade's request, response or WebSocket pair)
+        # may keep the activation, the instance or the state alive.
+        assert [ref() is None for ref in gone] == [True, True, True]
+        await sockets[1].send_str("ping")
+        assert await sockets[1].receive_str(timeout=5) == "pong"
+        for ws in sockets:
+            await ws.close()
