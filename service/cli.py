@@ -264,7 +264,14 @@ async def _run(webapp: web.Application, settings: Settings, target: str) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
-    runner = web.AppRunner(webapp, handle_signals=False, shutdown_timeout=settings.shutdown_timeout)
+    # No access log: aiohttp.access is silenced (logging config), and its logger object
+    # would cost every open WebSocket connection memory for nothing.
+    runner = web.AppRunner(
+        webapp,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log=None,
+    )
     try:
         try:
             await runner.setup()
