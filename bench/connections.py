@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
+import asyncpg
 
 from bench import processes, report, scratch
 from bench.connections_client import raise_open_files
+from service.store.database_url import for_asyncpg as database_url_for_asyncpg
 
 #: File descriptors a server needs besides its client sockets (database pool, listener...).
 SPARE_FILES = 256
@@ -196,6 +198,19 @@ async def wait_hibernated(server: processes.Server, sockets: int, timeout: float
         await asyncio.sleep(0.2)
 
 
+def listen_overflows() -> int | None:
+    """The kernel's count of connections dropped because an accept queue was full
+    (TcpExt ListenOverflows, for the whole machine), or None where it cannot be read."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    rows = [line.split() for line in lines if line.startswith("TcpExt:")]
+    if len(rows) < 2 or "ListenOverflows" not in rows[0]:
+        return None
+    return int(rows[1][rows[0].index("ListenOverflows")])
+
+
 def milliseconds(values: Sequence[float]) -> dict[str, float]:
     """Median, p90, p99 and max of ``values`` (seconds) in milliseconds."""
     return {
@@ -224,8 +239,31 @@ def heap_per_socket(before: dict[str, Any], after: dict[str, Any], sockets: int)
     }
 
 
-async def measure(server: processes.Server, args: argparse.Namespace) -> dict[str, Any]:
-    """Connect, let the server go idle, collect, ping, close; memory and latency figures."""
+async def open_in_log(database_url: str, timeout: float) -> int:
+    """Sockets the node's log still has open, once every client has closed: polled until
+    none is left or ``timeout`` seconds pass (the rooms wake to record the closes)."""
+    connection = await asyncpg.connect(database_url_for_asyncpg(database_url), timeout=10)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            left: int = await connection.fetchval(
+                "SELECT count(*) FROM websockets WHERE closed_at IS NULL"
+            )
+            if left == 0 or time.monotonic() > deadline:
+                return left
+            await asyncio.sleep(0.5)
+    finally:
+        await connection.close()
+
+
+async def measure(
+    server: processes.Server, args: argparse.Namespace, database_url: str | None = None
+) -> dict[str, Any]:
+    """Connect, let the server go idle, collect, ping, close; memory and latency figures.
+
+    With ``database_url`` (the node's), also count the sockets its log keeps open after
+    every client closed: accepted in the log, but never connected (should be none).
+    """
     durable = server.name == "durable node"
     heap_before = await get_json(server.base + "/debug/heap")
     rss_before = server.resident_kib()
@@ -245,6 +283,7 @@ async def measure(server: processes.Server, args: argparse.Namespace) -> dict[st
                 next_sample = (total // step + 1) * step
 
         metrics_start = await processes.scrape(server.base) if durable else {}
+        overflows = listen_overflows()
         started = time.perf_counter()
         connected = await asyncio.gather(
             *(
@@ -253,6 +292,7 @@ async def measure(server: processes.Server, args: argparse.Namespace) -> dict[st
             )
         )
         connect_seconds = time.perf_counter() - started
+        overflows_after = listen_overflows()
         sockets = sum(c["connected"] for c in connected)
         rss_open = server.resident_kib()
         if curve[-1][0] != sockets:
@@ -269,6 +309,11 @@ async def measure(server: processes.Server, args: argparse.Namespace) -> dict[st
             "seconds": connect_seconds,
             "per_second": sockets / connect_seconds,
             "latency": milliseconds(latencies),
+            "listen_overflows": (
+                None
+                if overflows is None or overflows_after is None
+                else overflows_after - overflows
+            ),
         }
         if durable:
             metrics_open = await processes.scrape(server.base)
@@ -346,6 +391,8 @@ async def measure(server: processes.Server, args: argparse.Namespace) -> dict[st
             "closed": sum(c["closed"] for c in closed),
             "seconds": max(c["seconds"] for c in closed),
         }
+    if database_url is not None:
+        result["close"]["open_in_log_after"] = await open_in_log(database_url, args.close_wait)
     return result
 
 
@@ -402,7 +449,7 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         hibernate_after=str(args.hibernate_after),
         event_loop=loop,
     ) as node:
-        durable = await measure(node, args)
+        durable = await measure(node, args, url)
     result: dict[str, Any] = {
         "benchmark": "connections",
         "parameters": {k: v for k, v in vars(args).items() if k != "database_url"},
@@ -555,7 +602,8 @@ def render(result: dict[str, Any]) -> str:
             "rooms still live"
         ),
         f"node during the pings: {during['wakes']:.0f} wakes, {during['events_appended']:.0f} "
-        f"events appended, {during['live_objects_after']:.0f} live rooms after",
+        f"events appended, {during['live_objects_after']:.0f} live rooms after; after every "
+        f"client closed, {d['close']['open_in_log_after']} sockets still open in its log",
         f"heap per socket after gc (gc-tracked objects, pymalloc blocks, tasks): node "
         f"{heap['gc_objects']:.1f}, {heap['allocated_blocks']:.0f}, {heap['tasks']:.2f}; "
         f"baseline {base_heap['gc_objects']:.1f}, {base_heap['allocated_blocks']:.0f}, "
@@ -568,10 +616,21 @@ def render(result: dict[str, Any]) -> str:
         problems = []
         if r["connect"]["failed"]:
             problems.append(f"{r['connect']['failed']} sockets failed to connect")
+        if r["connect"]["listen_overflows"]:
+            problems.append(
+                f"{r['connect']['listen_overflows']} connections dropped by a full accept queue "
+                "(the machine's ListenOverflows) while connecting: SYNs retried after 1 s+; "
+                "try a smaller --in-flight"
+            )
         if r["connect"]["attempt_errors"]:
             problems.append(f"attempt errors {r['connect']['attempt_errors']}")
         if r["pings"]["errors"]:
             problems.append(f"ping errors {r['pings']['errors']}")
+        if r["close"].get("open_in_log_after"):
+            problems.append(
+                f"{r['close']['open_in_log_after']} sockets still open in the log after every "
+                "client closed (accepted, but the client never got them)"
+            )
         if r["close"]["closed"] != r["connect"]["sockets"]:
             problems.append(f"only {r['close']['closed']} sockets closed cleanly")
         if problems:
@@ -590,7 +649,11 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--rooms", type=int, default=100, help="rooms they spread over")
     parser.add_argument("--generators", type=int, default=4, help="load-generator processes")
     parser.add_argument(
-        "--in-flight", type=int, default=50, help="connection attempts at once per generator"
+        "--in-flight",
+        type=int,
+        default=25,
+        help="connection attempts at once per generator (keep the total under the servers' "
+        "listen backlog of 128)",
     )
     parser.add_argument("--pings", type=int, default=2_000, help="auto-response pings timed")
     parser.add_argument("--ping-rate", type=float, default=200.0, help="pings per second")
@@ -610,6 +673,12 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--settle", type=float, default=2.0, help="seconds after the gc before reading RSS"
+    )
+    parser.add_argument(
+        "--close-wait",
+        type=float,
+        default=20.0,
+        help="seconds to wait for the node's log to record every close",
     )
     parser.add_argument(
         "--phase-timeout", type=float, default=120.0, help="seconds per connect/ping/close phase"

@@ -54,6 +54,9 @@ def raise_open_files(needed: int) -> int:
 
 
 def _error_name(error: BaseException) -> str:
+    """A short name that groups like errors (a handshake's status, not its URL)."""
+    if isinstance(error, aiohttp.WSServerHandshakeError):
+        return f"{type(error).__name__}: HTTP {error.status}"
     return f"{type(error).__name__}: {str(error)[:80]}"
 
 
@@ -232,7 +235,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--first", type=int, default=0, help="index of the first socket")
     parser.add_argument("--count", type=int, required=True, help="sockets to open")
     parser.add_argument("--rooms", type=int, default=100, help="rooms the sockets spread over")
-    parser.add_argument("--in-flight", type=int, default=50, help="connection attempts at once")
+    parser.add_argument("--in-flight", type=int, default=25, help="connection attempts at once")
     parser.add_argument("--progress-every", type=int, default=100, help="sockets per progress")
     parser.add_argument(
         "--compress",

@@ -61,6 +61,7 @@ def test_connections_benchmark_runs(database_url: str) -> None:
     assert durable["pings"]["node"]["wakes"] == 0
     assert durable["pings"]["node"]["events_appended"] == 0
     assert durable["pings"]["node"]["live_objects_after"] == 0
+    assert durable["close"]["open_in_log_after"] >= 0
     # Each room logs its auto-response pair and every accepted socket.
     assert durable["connect"]["node"]["events_appended"] >= SOCKETS
     assert result["durable_to_baseline"]["idle_kib_per_socket"] > 0
