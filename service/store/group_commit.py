@@ -59,18 +59,28 @@ class _Attempt:
 
 
 class _Slot:
-    """Orders pipelined flushes: each takes the positions lock only after the previous one.
+    """Orders pipelined flushes: each takes the positions lock only after the previous one,
+    and reports its outcome only after the previous one has reported.
 
     PostgreSQL queues lock waiters in arrival order, so a flush that asks for the lock after
     its predecessor holds it commits after it: appends that extend a chain written by the
-    previous flush find it committed.
+    previous flush find it committed. The answers of two flushes come back on different
+    connections and may be read in either order; resolving in flush order means a waiter
+    never sees a later commit before an earlier one (an object's turns settle in order).
     """
 
-    __slots__ = ("after", "locked")
+    __slots__ = ("after", "locked", "previous", "settled")
 
-    def __init__(self, after: asyncio.Event | None) -> None:
-        self.after = after
-        self.locked = asyncio.Event()
+    def __init__(self, previous: _Slot | None) -> None:
+        self.locked: asyncio.Event = asyncio.Event()
+        self.settled: asyncio.Event = asyncio.Event()
+        self.after: asyncio.Event | None = previous.locked if previous is not None else None
+        self.previous: asyncio.Event | None = previous.settled if previous is not None else None
+
+    async def turn_to_settle(self) -> None:
+        """Wait until the previous flush has resolved or failed its waiters."""
+        if self.previous is not None:
+            await self.previous.wait()
 
 
 class _CommitInDoubtError(ConnectionError):
@@ -94,6 +104,7 @@ class GroupCommit:
         *,
         max_batch_events: int = 5000,
         pipeline_depth: int = 2,
+        overlap: int = 64,
         retry_seconds: float = 10.0,
         on_flush: Callable[[int, float], None] | None = None,
     ) -> None:
@@ -102,6 +113,9 @@ class GroupCommit:
         self._channel = channel
         self._max_batch_events = max_batch_events
         self._pipeline_depth = max(1, pipeline_depth)
+        self._overlap = max(1, overlap)
+        #: Flushes in flight (kept by the run loop, read by submitters).
+        self._flushing = 0
         self._retry_seconds = retry_seconds
         self._on_flush = on_flush
         self._queue: list[_Pending] = []
@@ -109,6 +123,7 @@ class GroupCommit:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_slot: _Slot | None = None
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -135,7 +150,8 @@ class GroupCommit:
             future.set_exception(StoreUnavailableError("the event store is closed"))
             return future
         self._queue.append(_Pending(item, future))
-        self._wakeup.set()
+        if not self._flushing or len(self._queue) >= self._overlap:
+            self._wakeup.set()
         return future
 
     async def _run(self) -> None:
@@ -143,21 +159,28 @@ class GroupCommit:
 
         While one flush is in the database, the next is prepared and waits for the lock, and
         the previous one's waiters are resolved: Python and PostgreSQL work side by side.
+        A second flush starts only once ``overlap`` items are queued: under light load, one
+        flush at a time carries everything that arrived meanwhile, instead of twice as many
+        flushes of half the size, each costing its round trips and Python work.
         """
         in_flight: list[tuple[asyncio.Task[None], _Slot]] = []
         while True:
-            if not self._queue or len(in_flight) >= self._pipeline_depth:
+            if not self._queue or (
+                in_flight
+                and (len(in_flight) >= self._pipeline_depth or len(self._queue) < self._overlap)
+            ):
+                if not self._queue and self._closing and not in_flight:
+                    return
                 waits: list[asyncio.Future[Any]] = [task for task, _ in in_flight]
-                if not self._queue:
-                    if self._closing and not in_flight:
-                        return
-                    self._wakeup.clear()
+                self._wakeup.clear()
+                if len(in_flight) < self._pipeline_depth:
                     waits.append(asyncio.ensure_future(self._wakeup.wait()))
                 done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 for future in waits:
                     if future not in done and not any(future is t for t, _ in in_flight):
                         future.cancel()
                 in_flight = [(t, s) for t, s in in_flight if not t.done()]
+                self._flushing = len(in_flight)
                 continue
             taken, deferred = _chains(self._take())
             # Appends that do not follow their object's chain in this batch (two writers at
@@ -165,15 +188,19 @@ class GroupCommit:
             self._queue[:0] = deferred
             if not taken:
                 continue
-            slot = _Slot(in_flight[-1][1].locked if in_flight else None)
+            slot = _Slot(in_flight[-1][1] if in_flight else self._last_slot)
+            self._last_slot = slot
             task = asyncio.create_task(self._flush_slot(taken, slot))
             in_flight.append((task, slot))
+            self._flushing = len(in_flight)
 
     async def _flush_slot(self, taken: list[_Pending], slot: _Slot) -> None:
         try:
             await self._flush_all(taken, slot)
         finally:
             slot.locked.set()
+            slot.settled.set()
+            slot.previous = None  # no chain of finished slots is kept alive
 
     def _take(self) -> list[_Pending]:
         count, size = 0, 0
@@ -208,6 +235,7 @@ class GroupCommit:
             if rest:
                 await self._flush_all(rest, slot)
         except StoreUnavailableError as error:
+            await slot.turn_to_settle()
             _fail(taken, error)
         except Exception as error:
             groups = _group(taken)
@@ -251,6 +279,7 @@ class GroupCommit:
                 # The last attempt is made at the deadline: the whole window is used.
                 await asyncio.sleep(min(delay, remaining))
                 delay = min(delay * 2, 1.0)
+        await slot.turn_to_settle()
         self._resolve(appends, inbox, attempt.inbox_ids)
         if self._on_flush is not None:
             try:

@@ -138,3 +138,27 @@ async def test_a_failing_flush_observer_does_not_disturb_the_commits(
     assert await seqs(sql, claims[1].object_id) == [1, 2, 3, 4, 5]
     # One call per commit: the observer's error is not taken for a failed commit.
     assert calls == [10, 1]
+
+
+async def test_waiters_learn_of_commits_in_commit_order(
+    stores: Stores, sql: asyncpg.Connection
+) -> None:
+    # Small batches and many appends keep two flushes in flight at once; their answers come
+    # back on different connections, yet no waiter may hear of a later commit first.
+    objects, appends_each = 40, 30
+    store = await stores.open(max_batch_events=17)
+    claims = [await store.claim(object_id(i), "CHAT", None) for i in range(objects)]
+    resolved: list[tuple[str, int]] = []
+    futures = []
+    for n in range(appends_each):
+        for claim in claims:
+            future = asyncio.ensure_future(store.append(after(claim, n, [put(f"k{n}", n)])))
+            future.add_done_callback(lambda _f, key=(claim.object_id, n + 1): resolved.append(key))
+            futures.append(future)
+        await asyncio.sleep(0)
+    await asyncio.gather(*futures)
+    rows = await sql.fetch(
+        "SELECT object_id, seq FROM events WHERE object_id = ANY($1::text[]) ORDER BY position",
+        [claim.object_id for claim in claims],
+    )
+    assert resolved == [(row["object_id"], row["seq"]) for row in rows]
