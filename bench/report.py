@@ -27,7 +27,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def stop_on_sigterm() -> None:
-    """Treat SIGTERM like Ctrl-C, so that servers are stopped and the scratch database dropped."""
+    """Treat SIGTERM like Ctrl-C, so that servers are stopped and the scratch database dropped.
+
+    A job started in the background of a non-interactive shell inherits SIGINT ignored;
+    Python's own handler is put back first, or the re-raised SIGINT would do nothing.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
 
 

@@ -34,6 +34,7 @@ def create_app(settings: Settings, application: Application) -> web.Application:
         metrics=metrics,
         ping=store.ping,
         heartbeat=settings.heartbeat,
+        compression=settings.websocket_compression,
     )
 
     registry = webapp[keys.REGISTRY]

@@ -279,7 +279,9 @@ async def _run(webapp: web.Application, settings: Settings, target: str) -> int:
             log.debug("start-up failed", exc_info=True)
             print(f"error: the node could not start: {error}", file=sys.stderr)
             return 1
-        site = web.TCPSite(runner, settings.host, settings.port)
+        # A reconnect storm overflows aiohttp's default backlog of 128 (clients then wait a
+        # second or more for SYN retries); the kernel caps this at net.core.somaxconn.
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=4096)
         try:
             await site.start()
         except OSError as error:

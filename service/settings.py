@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     heartbeat: float | None = Field(
         default=None, gt=0, description="seconds between protocol pings to clients (unset: none)"
     )
+    websocket_compression: bool = Field(
+        default=False,
+        description="negotiate permessage-deflate with clients that offer it (browsers do); "
+        "each socket that has exchanged a message then keeps about 96 KiB of zlib state",
+    )
     auto_migrate: bool = Field(
         default=False,
         description="apply migrations at start with DATABASE_URL set "

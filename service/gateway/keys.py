@@ -21,3 +21,5 @@ LIMITS = web.AppKey("limits", Limits)
 PING: web.AppKey[Callable[[], Awaitable[None]]] = web.AppKey("ping")
 #: Seconds between protocol pings to each client, or None for none.
 HEARTBEAT = web.AppKey("heartbeat", float)
+#: Whether to negotiate permessage-deflate with clients that offer it.
+COMPRESSION = web.AppKey("compression", bool)

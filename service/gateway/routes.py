@@ -114,6 +114,7 @@ async def _upgrade(
         # aiohttp refuses a message of exactly max_msg_size bytes; our limit is inclusive.
         max_msg_size=request.app[keys.LIMITS].max_message_bytes + 1,
         autoclose=True,
+        compress=request.app[keys.COMPRESSION],
         autoping=True,
         heartbeat=request.app.get(keys.HEARTBEAT),
         protocols=(protocol,) if protocol else (),

@@ -24,6 +24,7 @@ def create_gateway(
     metrics: Metrics,
     ping: Callable[[], Awaitable[None]],
     heartbeat: float | None = None,
+    compression: bool = False,
 ) -> web.Application:
     """The web app; the runtime is put under ``keys.RUNTIME`` by the composition root."""
     app = web.Application(client_max_size=max(limits.max_message_bytes, 1 << 20))
@@ -32,6 +33,7 @@ def create_gateway(
     app[keys.METRICS] = metrics
     app[keys.LIMITS] = limits
     app[keys.PING] = ping
+    app[keys.COMPRESSION] = compression
     if heartbeat:
         app[keys.HEARTBEAT] = heartbeat
     app.router.add_get("/healthz", routes.healthz)

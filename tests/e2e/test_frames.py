@@ -1,5 +1,5 @@
 """Frames the gateway writes reach real clients intact: every length encoding, text and
-binary, with and without permessage-deflate, and a broadcast framed once for many sockets."""
+binary, with and without permessage-deflate (off unless enabled), and a broadcast framed once for many sockets."""
 
 from __future__ import annotations
 
@@ -31,10 +31,13 @@ class Sizes(DurableObject):
                 peer.send(payload)
 
 
-@pytest.mark.parametrize("compress", [0, 15])
-async def test_every_length_and_kind_arrives_intact(database_url, compress):
-    async with serve(database_url, Application({"S": Sizes})) as node:
-        sockets = [await node.client.ws_connect("/s/room", compress=compress) for _ in range(3)]
+@pytest.mark.parametrize(("offered", "enabled"), [(0, False), (15, False), (15, True)])
+async def test_every_length_and_kind_arrives_intact(database_url, offered, enabled):
+    app = Application({"S": Sizes})
+    async with serve(database_url, app, websocket_compression=enabled) as node:
+        sockets = [await node.client.ws_connect("/s/room", compress=offered) for _ in range(3)]
+        # Compression only when the client offers it and the node allows it (off by default).
+        assert [ws.compress for ws in sockets] == [15 if offered and enabled else 0] * 3
         await sockets[0].send_str("go")
         for ws in sockets:
             got = []
