@@ -240,14 +240,16 @@ class Reading:
 
     server_cpu: float
     clients_cpu: float
+    postgres_cpu: float
     metrics: dict[str, float] | None
 
     @classmethod
     async def take(cls, group: Group, durable: bool) -> Reading:
         server_cpu = group.server.cpu_seconds()
         clients_cpu = group.cpu_seconds()
+        postgres_cpu = processes.postgres_cpu_seconds()
         metrics = await processes.scrape(group.server.base) if durable else None
-        return cls(server_cpu, clients_cpu, metrics)
+        return cls(server_cpu, clients_cpu, postgres_cpu, metrics)
 
 
 async def measure(
@@ -329,6 +331,7 @@ def summarise(
         "latency": latency_figures(merge_histograms([r["latency"] for r in results])),
         "server_cpu_percent": (last.server_cpu - first.server_cpu) / duration * 100,
         "clients_cpu_percent": (last.clients_cpu - first.clients_cpu) / duration * 100,
+        "postgres_cpu_percent": (last.postgres_cpu - first.postgres_cpu) / duration * 100,
         "errors": [e for r in results for e in r["errors"]][:10],
     }
     if load["mode"] == "rate":
@@ -621,6 +624,7 @@ def _row(label: str, server: str, f: dict[str, Any]) -> list[str]:
         str(losses(f)),
         f"{f['server_cpu_percent']:.0f}%",
         f"{f['clients_cpu_percent']:.0f}%",
+        f"{f.get('postgres_cpu_percent', 0):.0f}%",
         _commit(f),
     ]
 
@@ -647,6 +651,7 @@ def _ratio(base: dict[str, Any], durable: dict[str, Any]) -> list[str]:
         share("latency", "p90_ms"),
         share("latency", "p99_ms"),
         share("latency", "max_ms"),
+        "",
         "",
         "",
         "",
@@ -683,6 +688,7 @@ def render_scenario(name: str, s: dict[str, Any]) -> str:
         "lost",
         "server CPU",
         "clients CPU",
+        "PostgreSQL CPU",
         "commit ms (ev/flush)",
     ]
     lines = [

@@ -214,3 +214,23 @@ def commit_figures(delta: dict[str, float]) -> dict[str, float | None]:
         "commit_median_at_most_ms": None if median is None else median * 1000,
         "commit_p99_at_most_ms": None if p99 is None else p99 * 1000,
     }
+
+
+def postgres_cpu_seconds() -> float:
+    """User plus system CPU seconds of every PostgreSQL process on this machine so far.
+
+    The database shares the machine's cores with the servers and load generators; its CPU
+    is part of what persistence costs. Backends that ended between two readings are
+    missed, so take readings around a phase whose connections stay open.
+    """
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.find("(") + 1 : text.rfind(")")]
+        if name.startswith("postgres"):
+            fields = text.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
