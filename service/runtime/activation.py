@@ -28,7 +28,7 @@ from service.api.limits import Limits
 from service.api.state import DurableObjectState
 from service.api.websocket import WebSocket
 from service.events import snapshot, types
-from service.events.log import Append, ConflictError, StoreUnavailableError
+from service.events.log import Append, Claim, ConflictError, InboxItem, StoreUnavailableError
 from service.events.state import ObjectState, apply, undo_of
 from service.runtime import delivery as delivery_module
 from service.runtime import dispatch
@@ -111,9 +111,38 @@ class Activation:
         if claim.name is not None and self.object_id.name is None:
             self.object_id.name = claim.name
         self._epoch = claim.epoch
+        # The inbox is read on another connection while the log is replayed.
+        inbox = asyncio.ensure_future(self._read_inbox())
+        try:
+            replayed = await self._replay(claim)
+        except BaseException:
+            inbox.cancel()
+            inbox.add_done_callback(_retrieve)
+            raise
+        self._queue_inbox(await inbox, first=True)
+        if self.status != "loading":
+            raise ObjectResetError("the object was reset while it was loading")
+        self.status = "running"
+        self.ready.set_result(None)
+        self._runner = asyncio.create_task(self._run(), name=f"object-{self.key[:12]}")
+        elapsed = time.perf_counter() - started
+        self.runtime.metrics.wake_seconds.observe(elapsed)
+        log.info(
+            "loaded in %.1f ms (%d events replayed after snapshot %d)",
+            elapsed * 1000,
+            replayed,
+            claim.last_seq - replayed,
+            extra=self._extra(),
+        )
+
+    async def _replay(self, claim: Claim) -> int:
+        """Rebuild the state from the newest snapshot and the events after it; construct.
+
+        Returns how many events were replayed after the snapshot.
+        """
         # Bounded by the claimed seq: the planner then always takes the (object_id, seq)
         # index, whatever other objects' logs make of its row estimates.
-        history = await log_.history(self.key, claim.last_seq)
+        history = await self.runtime.log.history(self.key, claim.last_seq)
         state = snapshot.decode(history.snapshot) if history.snapshot else ObjectState()
         for event in history.events:
             apply(state, event)
@@ -127,21 +156,7 @@ class Activation:
         self._snapshot_seq = history.snapshot_seq
         self.runtime.transport.set_auto_response(self.key, state.auto_response)
         self._construct()
-        await self.take_inbox(first=True)
-        if self.status != "loading":
-            raise ObjectResetError("the object was reset while it was loading")
-        self.status = "running"
-        self.ready.set_result(None)
-        self._runner = asyncio.create_task(self._run(), name=f"object-{self.key[:12]}")
-        elapsed = time.perf_counter() - started
-        self.runtime.metrics.wake_seconds.observe(elapsed)
-        log.info(
-            "loaded in %.1f ms (%d events replayed after snapshot %d)",
-            elapsed * 1000,
-            len(history.events),
-            history.snapshot_seq,
-            extra=self._extra(),
-        )
+        return len(history.events)
 
     def _construct(self) -> None:
         turn = self._turn = Turn()
@@ -156,10 +171,16 @@ class Activation:
             self._turn = None
         self._finish(turn)
 
-    async def take_inbox(self, *, first: bool = False) -> None:
-        """Queue this object's inbox rows not seen yet (oldest first, before newer work)."""
+    async def take_inbox(self) -> None:
+        """Queue this object's inbox rows not seen yet, after the work already queued."""
+        self._queue_inbox(await self._read_inbox(), first=False)
+
+    async def _read_inbox(self) -> list[InboxItem]:
         await self.runtime.inbox_settled(self.key)
-        items = await self.runtime.log.inbox(self.key)
+        return await self.runtime.log.inbox(self.key)
+
+    def _queue_inbox(self, items: list[InboxItem], *, first: bool) -> None:
+        """Queue the rows not seen yet; ``first``: oldest first, before newer work."""
         fresh = [
             delivery_module.from_inbox(item)
             for item in items
@@ -553,3 +574,9 @@ def _storage_error(error: BaseException) -> Exception:
     if isinstance(error, StoreUnavailableError | ConflictError):
         return StorageUnavailableError(f"The object's event log could not commit: {error}")
     return StorageUnavailableError(f"The commit failed: {error!r}")
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a future's outcome as seen (its error, if any, was superseded by another)."""
+    if not future.cancelled():
+        future.exception()
