@@ -52,6 +52,8 @@ class Metrics:
         )
 
     def on_flush(self, events: int, seconds: float) -> None:
+        if events:
+            self.events_appended.inc(events)
         self.flushes.inc()
         self.commit_seconds.observe(seconds)
 

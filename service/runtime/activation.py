@@ -401,21 +401,23 @@ class Activation:
                         self.key,
                         self._epoch,
                         first_seq,
-                        list(turn.events),
+                        turn.events,  # the turn is over: its lists are not changed again
                         snap,
-                        list(turn.consumed_inbox),
+                        turn.consumed_inbox,
                     )
                 )
             )
             self._pending[commit] = turn.delivery
+            turn.committing = True
             commit.add_done_callback(functools.partial(self._committed, turn=turn))
             gate = self._last_commit = commit
         elif self._last_commit is not None and not self._last_commit.done():
             gate = self._last_commit
         if turn.outputs or turn.accepted:
             expects: list[Output] = [("expect", sid, hib) for sid, hib in turn.accepted]
-            self._outbox.append((gate, expects + turn.outputs))
-            if gate is not None and not gate.done():
+            self._outbox.append((gate, expects + turn.outputs if expects else turn.outputs))
+            # A gate of this turn's own commit pumps from _committed (one callback, not two).
+            if gate is not None and not gate.done() and not turn.committing:
                 gate.add_done_callback(lambda _f: self._pump())
             self._pump()
         return gate
@@ -424,11 +426,12 @@ class Activation:
         delivery = self._pending.pop(commit, None)
         error = commit.exception() if not commit.cancelled() else ObjectResetError("cancelled")
         if error is None:
-            self.runtime.metrics.events_appended.inc(len(turn.events))
             for inbox_id in turn.consumed_inbox:
                 self._seen_inbox.discard(inbox_id)
-            if any(e.type in _ALARM_TYPES for e in turn.events):
+            if turn.alarm_changed:
                 self.runtime.alarms.schedule(self.key, self.state.alarm_ms)
+            if turn.outputs or turn.accepted:
+                self._pump()
             return
         if delivery is not None:
             self._failed.append(delivery)
@@ -466,7 +469,9 @@ class Activation:
         apply(self.state, event)
         turn.events.append(event)
         kind = event.type  # cheaper than isinstance on pydantic models (ABCMeta)
-        if kind == "auto_response_set":
+        if kind in _ALARM_TYPES:
+            turn.alarm_changed = True
+        elif kind == "auto_response_set":
             self.runtime.transport.set_auto_response(self.key, self.state.auto_response)
         elif kind == "websocket_accepted":
             assert isinstance(event, types.WebSocketAccepted)

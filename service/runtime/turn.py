@@ -24,6 +24,10 @@ class Turn:
     #: Events before this index record facts (an inbound frame, a fired alarm) and stay
     #: even if the handler raises; events after it are the handler's and are undone.
     kept: int = 0
+    #: An event of this turn sets, deletes or clears the alarm.
+    alarm_changed: bool = False
+    #: The turn's events were handed to the log (its commit is the outbox gate).
+    committing: bool = False
 
 
 class ResetRequested(BaseException):
