@@ -16,8 +16,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-#: Where results go; git-ignored.
-RESULTS = Path(__file__).resolve().parent / "results"
+#: Where results go: bench/results (git-ignored), or BENCH_RESULTS_DIR (the smoke tests
+#: use their own, so that they never overwrite the figures of a full run).
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -89,7 +90,7 @@ def _commit() -> str | None:
 
 def write(name: str, result: dict[str, Any]) -> Path:
     """Write ``result`` as bench/results/<name>.json and return the path."""
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
@@ -157,7 +158,7 @@ def line_chart(
         axes.grid(True, alpha=0.3)
         axes.legend()
         figure.tight_layout()
-        RESULTS.mkdir(exist_ok=True)
+        RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / f"{name}.png"
         figure.savefig(path)
     finally:

@@ -2,39 +2,27 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-# Not ``from bench import ...``: with tests/ on sys.path, ``bench`` would name this folder.
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "bench" / "results"
+from tests.bench.support import run_benchmark
+
 SOCKETS = 200
 PINGS = 100
 
 
 @pytest.mark.slow
-def test_connections_benchmark_runs(database_url: str) -> None:
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "bench.connections", "--database-url", database_url),
-            *("--sockets", str(SOCKETS), "--rooms", "4", "--generators", "2"),
-            *("--pings", str(PINGS), "--sample-every", "50", "--settle", "0.2"),
-            *("--phase-timeout", "20", "--startup", "20"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
+def test_connections_benchmark_runs(database_url: str, tmp_path: Path) -> None:
+    stdout, result = run_benchmark(
+        "connections",
+        database_url,
+        tmp_path,
+        *("--sockets", str(SOCKETS), "--rooms", "4", "--generators", "2"),
+        *("--pings", str(PINGS), "--sample-every", "50", "--settle", "0.2"),
+        *("--phase-timeout", "20", "--startup", "20"),
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "auto-response" in done.stdout
-    result = json.loads((RESULTS / "connections.json").read_text())
-    assert result["benchmark"] == "connections"
+    assert "auto-response" in stdout
     for server in ("baseline", "durable"):
         figures = result[server]
         assert figures["connect"]["sockets"] == SOCKETS
@@ -65,4 +53,4 @@ def test_connections_benchmark_runs(database_url: str) -> None:
     # Each room logs its auto-response pair and every accepted socket.
     assert durable["connect"]["node"]["events_appended"] >= SOCKETS
     assert result["durable_to_baseline"]["idle_kib_per_socket"] > 0
-    assert (RESULTS / "connections.png").exists()
+    assert (tmp_path / "connections.png").exists()

@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-# Not ``from bench import ...``: with tests/ on sys.path, ``bench`` would name this folder.
-ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "bench" / "results"
+from tests.bench.support import run_benchmark
+
 LISTENERS, ROOMS, ROOM_SIZE = 6, 4, 3
 
 
 @pytest.mark.slow
-def test_fanout_benchmark_runs(database_url: str) -> None:
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "bench.fanout", "--database-url", database_url),
-            *("--listeners", str(LISTENERS), "--window", "4"),
-            *("--rooms", str(ROOMS), "--room-size", str(ROOM_SIZE), "--chat-window", "2"),
-            *("--warmup", "0.1", "--duration", "0.5", "--loads", "0.5", "--drain", "5"),
-            *("--startup", "20"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
+def test_fanout_benchmark_runs(database_url: str, tmp_path: Path) -> None:
+    stdout, result = run_benchmark(
+        "fanout",
+        database_url,
+        tmp_path,
+        *("--listeners", str(LISTENERS), "--window", "4"),
+        *("--rooms", str(ROOMS), "--room-size", str(ROOM_SIZE), "--chat-window", "2"),
+        *("--warmup", "0.1", "--duration", "0.5", "--loads", "0.5", "--drain", "5"),
+        *("--startup", "20"),
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "target (throughput)" in done.stdout
-    assert "target (latency)" in done.stdout
-    result = json.loads((RESULTS / "fanout.json").read_text())
-    assert result["benchmark"] == "fanout"
+    assert "target (throughput)" in stdout
+    assert "target (latency)" in stdout
     assert result["failures"] == []
     scenarios = result["scenarios"]
     assert scenarios["broadcast"]["clients"] == LISTENERS + 1

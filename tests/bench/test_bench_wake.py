@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.support import run_benchmark
 
 
 @pytest.mark.slow
-def test_the_wake_benchmark_runs_and_reports_sane_figures(database_url: str) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.wake",
-            "--database-url",
-            database_url,
-            "--histories",
-            "100,1000",
-            "--wakes",
-            "10",
-            "--warmup",
-            "1",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
+def test_the_wake_benchmark_runs_and_reports_sane_figures(
+    database_url: str, tmp_path: Path
+) -> None:
+    stdout, result = run_benchmark(
+        "wake", database_url, tmp_path, "--histories", "100,1000", "--wakes", "10", "--warmup", "1"
     )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "history events" in done.stdout
-    result = json.loads((ROOT / "bench" / "results" / "wake.json").read_text())
-    assert result["benchmark"] == "wake"
+    assert "history events" in stdout
     assert result["build"]["events"] > 0
     for history in ("100", "1000"):
         figures = result["histories"][history]

@@ -1,5 +1,6 @@
 """Frames the gateway writes reach real clients intact: every length encoding, text and
-binary, with and without permessage-deflate (off unless enabled), and a broadcast framed once for many sockets."""
+binary, with and without permessage-deflate (off unless enabled), and a broadcast framed
+once for many sockets."""
 
 from __future__ import annotations
 
