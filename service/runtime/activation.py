@@ -140,12 +140,16 @@ class Activation:
 
         Returns how many events were replayed after the snapshot.
         """
+        log_ = self.runtime.log
+        newest = await log_.snapshot_at(self.key, claim.last_seq)
+        start, state = (newest[0], snapshot.decode(newest[1])) if newest else (0, ObjectState())
+        replayed = 0
         # Bounded by the claimed seq: the planner then always takes the (object_id, seq)
         # index, whatever other objects' logs make of its row estimates.
-        history = await self.runtime.log.history(self.key, claim.last_seq)
-        state = snapshot.decode(history.snapshot) if history.snapshot else ObjectState()
-        for event in history.events:
-            apply(state, event)
+        async for events in log_.events_between(self.key, start, claim.last_seq):
+            for event in events:
+                apply(state, event)
+            replayed += len(events)
         if state.seq != claim.last_seq:
             raise ConflictError(
                 f"object {self.key}: replay reached seq {state.seq}, the catalog says "
@@ -153,10 +157,10 @@ class Activation:
             )
         self.state = state
         self._seq = state.seq
-        self._snapshot_seq = history.snapshot_seq
+        self._snapshot_seq = start
         self.runtime.transport.set_auto_response(self.key, state.auto_response)
         self._construct()
-        return len(history.events)
+        return replayed
 
     def _construct(self) -> None:
         turn = self._turn = Turn()

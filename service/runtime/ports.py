@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
 from service.events.log import Append, Claim, History, InboxItem
+from service.events.types import Event
 
 
 class EventLog(Protocol):
@@ -25,6 +26,12 @@ class EventLog(Protocol):
     async def release(self, object_id: str, epoch: int) -> None: ...
 
     async def history(self, object_id: str, until_seq: int | None = None) -> History: ...
+
+    async def snapshot_at(self, object_id: str, until_seq: int) -> tuple[int, str] | None: ...
+
+    def events_between(
+        self, object_id: str, after_seq: int, until_seq: int, page: int = 10_000
+    ) -> AsyncIterator[list[Event]]: ...
 
     async def inbox(self, object_id: str) -> list[InboxItem]: ...
 

@@ -6,8 +6,9 @@ records, never object classes or HTTP.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
@@ -139,6 +140,23 @@ class EventStore:
 
         return await self._call(read)
 
+    async def snapshot_at(self, object_id: str, until_seq: int) -> tuple[int, str] | None:
+        """The newest snapshot at or before ``until_seq``: (seq, encoded state), or None."""
+        row = await self._fetchrow(queries.SNAPSHOT_AT_OR_BEFORE, object_id, until_seq)
+        return (row["seq"], row["state"]) if row else None
+
+    async def events_between(
+        self, object_id: str, after_seq: int, until_seq: int, page: int = 10_000
+    ) -> AsyncIterator[list[types.Event]]:
+        """The events after ``after_seq`` up to ``until_seq``, in order, a page at a time."""
+        seq = after_seq
+        while seq < until_seq:
+            rows = await self._call(functools.partial(_page, object_id, seq, until_seq, page))
+            if not rows:
+                return  # fewer events than asked for: the caller's seq check says so
+            yield [types.from_row(r["type"], r["version"], r["data"]) for r in rows]
+            seq = rows[-1]["seq"]
+
     async def inbox(self, object_id: str) -> list[InboxItem]:
         rows = await self._call(lambda c: c.fetch(queries.INBOX_OF, object_id))
         return [
@@ -196,3 +214,13 @@ class EventStore:
             raise StoreUnavailableError(
                 f"the database is unavailable: {describe(error)}"
             ) from error
+
+
+async def _page(
+    object_id: str, after: int, until: int, page: int, connection: asyncpg.Connection
+) -> list[asyncpg.Record]:
+    """Up to ``page`` events of an object after seq ``after``, up to ``until``."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        queries.EVENTS_PAGE, object_id, after, until, page
+    )
+    return rows

@@ -160,6 +160,13 @@ SELECT type, version, data FROM events
  WHERE object_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq
 """
 
+# One page of an object's events in a seq range: a long log is read page by page, each a
+# short statement (a wake never outlives the command timeout, nor holds the whole log).
+EVENTS_PAGE = """
+SELECT seq, type, version, data FROM events
+ WHERE object_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4
+"""
+
 # The newest snapshot at or before a seq.
 SNAPSHOT_AT_OR_BEFORE = """
 SELECT seq, state FROM snapshots WHERE object_id = $1 AND seq <= $2

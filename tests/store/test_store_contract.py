@@ -176,6 +176,21 @@ class EventLogContract:
         assert at_4.snapshot is None and at_4.snapshot_seq == 0
         assert at_4.events == puts(3, "r0.") + puts(3, "r1.")[:1]
 
+    async def test_a_wake_reads_the_log_in_pages_up_to_the_claimed_seq(
+        self, stores: Stores
+    ) -> None:
+        store = await self.open(stores)
+        claim = await store.claim(object_id("paged"), "CHAT", None)
+        events = puts(23, "p.")
+        await store.append(after(claim, 0, events))
+        pages = [page async for page in store.events_between(claim.object_id, 0, 23, page=5)]
+        assert [len(page) for page in pages] == [5, 5, 5, 5, 3]
+        assert [event for page in pages for event in page] == events
+        between = [page async for page in store.events_between(claim.object_id, 7, 19, page=5)]
+        assert [event for page in between for event in page] == events[7:19]
+        assert [page async for page in store.events_between(claim.object_id, 23, 23)] == []
+        assert await store.snapshot_at(claim.object_id, 23) is None
+
     async def test_a_snapshot_alone_can_be_appended_as_at_hibernation(
         self, stores: Stores, sql: asyncpg.Connection
     ) -> None:
@@ -189,6 +204,9 @@ class EventLogContract:
         history = await store.history(claim.object_id)
         assert history.snapshot_seq == 2 and history.events == []
         assert await last_seq(sql, claim.object_id) == 2
+        newest = await store.snapshot_at(claim.object_id, 2)
+        assert newest is not None and newest[0] == 2
+        assert dict(snapshot.decode(newest[1]).storage) == dict(state.storage)
 
     async def test_history_of_an_unknown_object_is_empty(self, stores: Stores) -> None:
         store = await self.open(stores)
