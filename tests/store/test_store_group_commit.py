@@ -162,3 +162,21 @@ async def test_waiters_learn_of_commits_in_commit_order(
         [claim.object_id for claim in claims],
     )
     assert resolved == [(row["object_id"], row["seq"]) for row in rows]
+
+
+async def test_light_load_waits_for_the_flush_in_flight_instead_of_overlapping(
+    stores: Stores,
+) -> None:
+    # Below the overlap threshold, appends made while a flush is in flight share the next
+    # flush; a second concurrent flush of one append each would double the commits.
+    sizes: list[int] = []
+    store = await stores.open(on_flush=lambda events, _seconds: sizes.append(events))
+    claims = [await store.claim(object_id(f"light{i}"), "CHAT", None) for i in range(11)]
+    first = store.append(after(claims[0], 0, [put("k")]))
+    await asyncio.sleep(0)  # the first flush starts, with whatever has arrived by then
+    rest = []
+    for claim in claims[1:]:
+        rest.append(store.append(after(claim, 0, [put("k")])))
+        await asyncio.sleep(0)
+    await asyncio.gather(first, *rest)
+    assert len(sizes) == 2 and sum(sizes) == 11, sizes
