@@ -149,8 +149,8 @@ class SocketRegistry:
 
         Frames to an uncompressed socket whose buffer has room are built once per payload
         and written together, one transport write per socket; this goes through every
-        ready socket in one loop iteration. Compressed sockets use aiohttp's writer, whose
-        awaits do not suspend while the buffer has room either.
+        ready socket in one loop iteration. A socket that negotiated compression is left to
+        its own task, which sends through aiohttp's writer.
         """
         try:
             while self._ready:
@@ -158,9 +158,7 @@ class SocketRegistry:
                 cache = frames.FrameCache()
                 for entry in ready:
                     try:
-                        if entry.ws is not None and entry.ws.compress:
-                            await _send_compressed(entry)
-                        else:
+                        if entry.ws is None or not entry.ws.compress:
                             _write_frames(entry, cache)
                     except (ConnectionError, RuntimeError) as error:
                         log.debug("send failed: %s", error, extra={"object_id": entry.object_id})
@@ -250,18 +248,3 @@ def _write_frames(entry: SocketEntry, cache: frames.FrameCache) -> None:
             chunk.append(frame)
             size += len(frame)
         transport.write(chunk[0] if len(chunk) == 1 else b"".join(chunk))
-
-
-async def _send_compressed(entry: SocketEntry) -> None:
-    """Send the socket's leading sends through aiohttp's writer (it compresses them)."""
-    ws = entry.ws
-    assert ws is not None
-    while entry.queue and _writable(entry.transport):
-        kind, payload = entry.queue[0]
-        if kind != "send" or ws.closed:
-            return  # a close, or a closed socket: _drain handles both
-        entry.queue.popleft()
-        if isinstance(payload, str):
-            await ws.send_str(payload)
-        else:
-            await ws.send_bytes(cast(bytes, payload))

@@ -391,7 +391,8 @@ class Activation:
     def _finish(self, turn: Turn) -> asyncio.Future[None] | None:
         """Hand the turn's events to the log; queue its output behind the commit."""
         gate: asyncio.Future[None] | None = None
-        if turn.events or turn.consumed_inbox:
+        committing = bool(turn.events or turn.consumed_inbox)
+        if committing:
             first_seq = self._seq
             self._seq += len(turn.events)
             snap = None
@@ -412,7 +413,6 @@ class Activation:
                 )
             )
             self._pending[commit] = turn.delivery
-            turn.committing = True
             commit.add_done_callback(functools.partial(self._committed, turn=turn))
             gate = self._last_commit = commit
         elif self._last_commit is not None and not self._last_commit.done():
@@ -421,7 +421,7 @@ class Activation:
             expects: list[Output] = [("expect", sid, hib) for sid, hib in turn.accepted]
             self._outbox.append((gate, expects + turn.outputs if expects else turn.outputs))
             # A gate of this turn's own commit pumps from _committed (one callback, not two).
-            if gate is not None and not gate.done() and not turn.committing:
+            if gate is not None and not gate.done() and not committing:
                 gate.add_done_callback(lambda _f: self._pump())
             self._pump()
         return gate

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from service.events.log import Append, Claim, History, InboxItem
+from service.events.log import Append, Claim, InboxItem
 from service.events.types import Event
 
 
@@ -24,8 +24,6 @@ class EventLog(Protocol):
     async def claim_existing(self, object_id: str) -> Claim | None: ...
 
     async def release(self, object_id: str, epoch: int) -> None: ...
-
-    async def history(self, object_id: str, until_seq: int | None = None) -> History: ...
 
     async def snapshot_at(self, object_id: str, until_seq: int) -> tuple[int, str] | None: ...
 

@@ -26,8 +26,6 @@ class Turn:
     kept: int = 0
     #: An event of this turn sets, deletes or clears the alarm.
     alarm_changed: bool = False
-    #: The turn's events were handed to the log (its commit is the outbox gate).
-    committing: bool = False
 
 
 class ResetRequested(BaseException):

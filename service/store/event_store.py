@@ -120,21 +120,17 @@ class EventStore:
 
     async def history(self, object_id: str, until_seq: int | None = None) -> History:
         """The newest snapshot (at or before ``until_seq``) and the events after it."""
+        if until_seq is not None:
+            newest = await self.snapshot_at(object_id, until_seq)
+            start = newest[0] if newest else 0
+            pages = self.events_between(object_id, start, until_seq)
+            events = [event async for page in pages for event in page]
+            return History(start, newest[1] if newest else None, events)
 
         async def read(connection: asyncpg.Connection) -> History:
-            if until_seq is None:
-                snapshot = await connection.fetchrow(queries.LATEST_SNAPSHOT, object_id)
-            else:
-                snapshot = await connection.fetchrow(
-                    queries.SNAPSHOT_AT_OR_BEFORE, object_id, until_seq
-                )
+            snapshot = await connection.fetchrow(queries.LATEST_SNAPSHOT, object_id)
             start = snapshot["seq"] if snapshot else 0
-            if until_seq is None:
-                rows = await connection.fetch(queries.EVENTS_AFTER, object_id, start)
-            elif start >= until_seq:
-                rows = []  # the snapshot is the whole story (a wake after hibernation)
-            else:
-                rows = await connection.fetch(queries.EVENTS_BETWEEN, object_id, start, until_seq)
+            rows = await connection.fetch(queries.EVENTS_AFTER, object_id, start)
             events = [types.from_row(r["type"], r["version"], r["data"]) for r in rows]
             return History(start, snapshot["state"] if snapshot else None, events)
 

@@ -114,8 +114,8 @@ class GroupCommit:
         self._max_batch_events = max_batch_events
         self._pipeline_depth = max(1, pipeline_depth)
         self._overlap = max(1, overlap)
-        #: Flushes in flight (kept by the run loop, read by submitters).
-        self._flushing = 0
+        #: Flush tasks started and not yet seen finished by the run loop, with their slots.
+        self._in_flight: list[tuple[asyncio.Task[None], _Slot]] = []
         self._retry_seconds = retry_seconds
         self._on_flush = on_flush
         self._queue: list[_Pending] = []
@@ -150,7 +150,7 @@ class GroupCommit:
             future.set_exception(StoreUnavailableError("the event store is closed"))
             return future
         self._queue.append(_Pending(item, future))
-        if not self._flushing or len(self._queue) >= self._overlap:
+        if not self._in_flight or len(self._queue) >= self._overlap:
             self._wakeup.set()
         return future
 
@@ -163,7 +163,7 @@ class GroupCommit:
         flush at a time carries everything that arrived meanwhile, instead of twice as many
         flushes of half the size, each costing its round trips and Python work.
         """
-        in_flight: list[tuple[asyncio.Task[None], _Slot]] = []
+        in_flight = self._in_flight
         while True:
             if not self._queue or (
                 in_flight
@@ -179,8 +179,7 @@ class GroupCommit:
                 for future in waits:
                     if future not in done and not any(future is t for t, _ in in_flight):
                         future.cancel()
-                in_flight = [(t, s) for t, s in in_flight if not t.done()]
-                self._flushing = len(in_flight)
+                in_flight[:] = [(t, s) for t, s in in_flight if not t.done()]
                 continue
             taken, deferred = _chains(self._take())
             # Appends that do not follow their object's chain in this batch (two writers at
@@ -192,7 +191,6 @@ class GroupCommit:
             self._last_slot = slot
             task = asyncio.create_task(self._flush_slot(taken, slot))
             in_flight.append((task, slot))
-            self._flushing = len(in_flight)
 
     async def _flush_slot(self, taken: list[_Pending], slot: _Slot) -> None:
         try:

@@ -154,12 +154,6 @@ EVENTS_AFTER = """
 SELECT type, version, data FROM events WHERE object_id = $1 AND seq > $2 ORDER BY seq
 """
 
-# Events of an object in a seq range, for point-in-time replay.
-EVENTS_BETWEEN = """
-SELECT type, version, data FROM events
- WHERE object_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq
-"""
-
 # One page of an object's events in a seq range: a long log is read page by page, each a
 # short statement (a wake never outlives the command timeout, nor holds the whole log).
 EVENTS_PAGE = """
