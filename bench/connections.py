@@ -396,27 +396,6 @@ async def measure(
     return result
 
 
-def event_loop(choice: str) -> str:
-    """The loop both servers run on: ``auto`` is uvloop when installed, as for a node."""
-    if choice != "auto":
-        return choice
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return "asyncio"
-    return "uvloop"
-
-
-def baseline_server(
-    loop: str, startup: float
-) -> contextlib.AbstractAsyncContextManager[processes.Server]:
-    """``python -m bench.baseline_server`` on the event loop the node uses."""
-    port = processes.free_port()
-    argv = [sys.executable, "-m", "bench.baseline_server", "--port", str(port)]
-    argv += ["--event-loop", loop]
-    return processes.server("baseline", argv, processes.server_env({}), port, startup)
-
-
 def check_limits(args: argparse.Namespace) -> dict[str, int]:
     """Raise the open-files limit for the servers and generators; refuse what cannot work."""
     needed = args.sockets + SPARE_FILES
@@ -439,8 +418,8 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Baseline server first, then the durable node, with the same clients and pings."""
     limits = check_limits(args)
     server_version = await scratch.server_version(url)
-    loop = event_loop(args.event_loop)
-    async with baseline_server(loop, args.startup) as base:
+    loop = processes.event_loop_name(args.event_loop)
+    async with processes.baseline(args.startup, loop) as base:
         baseline = await measure(base, args)
     async with processes.durable_node(
         url,

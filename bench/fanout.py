@@ -49,7 +49,6 @@ from typing import IO, Any
 
 from bench import processes, report, scratch
 from bench.fanout_client import histogram_percentile
-from service import tuning
 
 #: Seconds between sending a phase's command and its common start.
 LEAD = 0.5
@@ -554,18 +553,6 @@ def failures(result: dict[str, Any]) -> list[str]:
     return found
 
 
-def baseline(args: argparse.Namespace) -> contextlib.AbstractAsyncContextManager[processes.Server]:
-    """``bench.baseline_server`` on the node's event loop and GC threshold, so that the
-    comparison is about persistence, not about process tuning."""
-    port = processes.free_port()
-    loop = "uvloop" if tuning.loop_factory(args.event_loop) is not None else "asyncio"
-    argv = [
-        *(sys.executable, "-m", "bench.baseline_server", "--port", str(port)),
-        *("--event-loop", loop, "--gc-threshold", str(args.gc_threshold)),
-    ]
-    return processes.server("baseline", argv, processes.server_env({}), port, args.startup)
-
-
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Start both servers once; run each scenario against them."""
     server_version = await scratch.server_version(url)
@@ -576,7 +563,9 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with contextlib.AsyncExitStack() as stack:
         servers = {
-            "baseline": await stack.enter_async_context(baseline(args)),
+            "baseline": await stack.enter_async_context(
+                processes.baseline(args.startup, args.event_loop, args.gc_threshold)
+            ),
             "durable": await stack.enter_async_context(
                 processes.durable_node(
                     url,

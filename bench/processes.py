@@ -23,6 +23,8 @@ from typing import IO
 
 import aiohttp
 
+from service import tuning
+
 #: The project root: servers run from there so that ``bench`` and ``service`` import.
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,10 +119,24 @@ async def server(
             await stop(process)
 
 
-def baseline(startup: float = 60.0) -> contextlib.AbstractAsyncContextManager[Server]:
-    """The bare aiohttp broadcast server (``bench.baseline_server``), nothing stored."""
+def event_loop_name(choice: str) -> str:
+    """The loop a node given ``DURABLE_EVENT_LOOP=choice`` runs on: uvloop or asyncio."""
+    return "uvloop" if tuning.loop_factory(choice) is not None else "asyncio"
+
+
+def baseline(
+    startup: float = 60.0, event_loop: str = "asyncio", gc_threshold: int = 0
+) -> contextlib.AbstractAsyncContextManager[Server]:
+    """The bare aiohttp broadcast server (``bench.baseline_server``), nothing stored.
+
+    ``event_loop`` and ``gc_threshold`` as for a node, so that a comparison can hold the
+    process tuning equal (``auto``: uvloop when installed).
+    """
     port = free_port()
-    argv = [sys.executable, "-m", "bench.baseline_server", "--port", str(port)]
+    argv = [
+        *(sys.executable, "-m", "bench.baseline_server", "--port", str(port)),
+        *("--event-loop", event_loop_name(event_loop), "--gc-threshold", str(gc_threshold)),
+    ]
     return server("baseline", argv, server_env({}), port, startup)
 
 
