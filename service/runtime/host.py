@@ -382,4 +382,5 @@ class Runtime:
     # -- figures ------------------------------------------------------------------------
 
     def live_count(self) -> int:
-        return sum(1 for a in self.activations.values() if a.status == "running")
+        """Objects in memory: loading, running, or still closing on their way out."""
+        return len(self.activations)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.service.process import ECHO, child_env, durable
@@ -79,5 +80,50 @@ async def test_metrics_follow_traffic_and_hibernation(database_url: str) -> None
             assert awake["durable_live_objects"] == 1
             assert awake["durable_hibernated_objects"] == 0
             assert awake["durable_events_appended_total"] > busy["durable_events_appended_total"]
+            await ws.close()
+        assert await node.stop() == 0
+
+
+async def test_an_object_leaving_memory_counts_as_live_until_it_has_left(
+    database_url: str,
+) -> None:
+    """live + hibernated covers every object with sockets, even mid-hibernation."""
+    env = child_env(database_url=database_url)
+    args = ("serve", ECHO, "--port", "0", "--hibernate-after", "0.5", "--node-id", "leaving")
+    async with durable(*args, env=env) as node:
+        url = await node.serving()
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(f"{url}/echo/leaving")
+            assert (await ws.receive_str(timeout=10)).startswith("id ")
+            await ws.send_str("m")
+            assert await ws.receive_str(timeout=10) == "echo m"
+
+            # Hold the object's row so that its hibernation cannot finish.
+            blocker = await asyncpg.connect(database_url)
+            try:
+                holding = blocker.transaction()
+                await holding.start()
+                await blocker.execute("SELECT 1 FROM objects FOR UPDATE")
+
+                async def leaving() -> bool:
+                    figures = await _scrape(session, url)
+                    return figures["durable_hibernations_total"] >= 1
+
+                await eventually(leaving, timeout=15, interval=0.05)
+                closing = await _scrape(session, url)
+                assert closing["durable_live_objects"] == 1
+                assert closing["durable_hibernated_objects"] == 0
+                await holding.rollback()
+            finally:
+                await blocker.close()
+
+            async def hibernated() -> bool:
+                figures = await _scrape(session, url)
+                return (
+                    figures["durable_hibernated_objects"] == 1
+                    and figures["durable_live_objects"] == 0
+                )
+
+            await eventually(hibernated, timeout=15, interval=0.1)
             await ws.close()
         assert await node.stop() == 0
