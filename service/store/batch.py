@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from service.events import types
 from service.events.log import Append, InboxItem
+from service.store import notifications, queries
 
 
 @dataclass
@@ -38,6 +40,59 @@ class FlushArrays:
     @property
     def event_count(self) -> int:
         return len(self.event_rows)
+
+    def arguments(self, node_id: str, channel: str, *, events: bool) -> tuple[Any, ...]:
+        """The parameters of queries.FLUSH, in order; without the events if not ``events``
+        (the caller sends them by COPY)."""
+        columns: tuple[Any, ...] = tuple(zip(*self.event_rows, strict=True)) if events else ()
+        if not columns:
+            columns = ((), (), (), (), ())
+        attached, touched = list(self.attachments), list(self.touched)
+        alarmed = [k for k, v in self.alarms.items() if v is not None]
+        named = {
+            "node_id": node_id,
+            "channel": channel,
+            "wake": (
+                notifications.wake_payload(sorted(set(self.inbox[0]))) if self.inbox[0] else None
+            ),
+            "object_ids": self.object_ids,
+            "expected_seqs": self.expected,
+            "last_seqs": self.last,
+            "epochs": self.epochs,
+            "event_objects": columns[0],
+            "event_seqs": columns[1],
+            "event_types": columns[2],
+            "event_versions": columns[3],
+            "event_data": columns[4],
+            "accepted_objects": self.accepted[0],
+            "accepted_sockets": self.accepted[1],
+            "accepted_tags": self.accepted[2],
+            "accepted_hibernatables": self.accepted[3],
+            "accepted_urls": self.accepted[4],
+            "attached_objects": [k[0] for k in attached],
+            "attached_sockets": [k[1] for k in attached],
+            "attachments": list(self.attachments.values()),
+            "touched_objects": [k[0] for k in touched],
+            "touched_sockets": [k[1] for k in touched],
+            "closed_objects": self.closed[0],
+            "closed_sockets": self.closed[1],
+            "closed_codes": self.closed[2],
+            "closed_reasons": self.closed[3],
+            "closed_cleans": self.closed[4],
+            "alarm_objects": alarmed,
+            "alarm_ms": [self.alarms[k] for k in alarmed],
+            "unalarmed_objects": [k for k, v in self.alarms.items() if v is None],
+            "snapshot_objects": self.snapshots[0],
+            "snapshot_seqs": self.snapshots[1],
+            "snapshot_states": self.snapshots[2],
+            "consumed_objects": self.consumed[0],
+            "consumed_ids": self.consumed[1],
+            "inbox_objects": self.inbox[0],
+            "inbox_kinds": self.inbox[1],
+            "inbox_sockets": self.inbox[2],
+            "inbox_data": self.inbox[3],
+        }
+        return tuple(named[name] for name in queries.FLUSH_PARAMETERS)
 
 
 def build(groups: dict[str, list[Append]], inbox: list[InboxItem]) -> FlushArrays:

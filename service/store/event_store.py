@@ -37,6 +37,7 @@ class EventStore:
         retry_seconds: float = 10.0,
         command_timeout: float = 10.0,
         max_batch_events: int = 5000,
+        copy_events_from: int = 1000,
         on_flush: Callable[[int, float], None] | None = None,
     ) -> None:
         self.dsn = database_url.for_asyncpg(dsn)
@@ -45,6 +46,7 @@ class EventStore:
         self._retry_seconds = retry_seconds
         self._command_timeout = command_timeout
         self._max_batch_events = max_batch_events
+        self._copy_events_from = copy_events_from
         self._on_flush = on_flush
         self._pool: asyncpg.Pool | None = None
         self._commit: GroupCommit | None = None
@@ -73,6 +75,7 @@ class EventStore:
             self.node_id,
             CHANNEL,
             max_batch_events=self._max_batch_events,
+            copy_from=self._copy_events_from,
             retry_seconds=self._retry_seconds,
             on_flush=self._on_flush,
         )

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from service.events.log import Append, ConflictError, InboxItem, StoreUnavailableError
-from service.store import batch, connections, notifications, queries
+from service.store import batch, connections, queries
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class GroupCommit:
         max_batch_events: int = 5000,
         pipeline_depth: int = 2,
         overlap: int = 64,
+        copy_from: int = 1000,
         retry_seconds: float = 10.0,
         on_flush: Callable[[int, float], None] | None = None,
     ) -> None:
@@ -114,6 +115,9 @@ class GroupCommit:
         self._max_batch_events = max_batch_events
         self._pipeline_depth = max(1, pipeline_depth)
         self._overlap = max(1, overlap)
+        #: Flushes of at least this many events send them by COPY (one more round trip,
+        #: less CPU per row); smaller ones pass them to durable_flush as arrays.
+        self._copy_from = copy_from
         #: Flush tasks started and not yet seen finished by the run loop, with their slots.
         self._in_flight: list[tuple[asyncio.Task[None], _Slot]] = []
         self._retry_seconds = retry_seconds
@@ -287,13 +291,27 @@ class GroupCommit:
                 log.exception("the flush observer failed", extra={"action": "flush"})
 
     async def _flush(self, arrays: batch.FlushArrays, attempt: _Attempt, slot: _Slot) -> None:
+        """Three round trips: BEGIN, durable_flush, COMMIT (plus a COPY for large batches).
+
+        Under load each answer waits for the event loop to come round, so round trips, not
+        rows, set how long a small flush takes.
+        """
+        by_copy = arrays.event_count >= self._copy_from
+        arguments = arrays.arguments(self._node_id, self._channel, events=not by_copy)
         async with connections.borrow(self._pool) as connection:
             async with connection.transaction():
                 if slot.after is not None:
                     await slot.after.wait()
-                attempt.xid = (await connection.fetchrow(queries.LOCK_POSITIONS))[1]
+                attempt.xid, stale, inbox_ids = await connection.fetchrow(queries.FLUSH, *arguments)
                 slot.locked.set()
-                attempt.inbox_ids = await self._write(connection, arrays, attempt)
+                if stale:
+                    raise _Conflicts(set(stale))
+                if by_copy:
+                    # COPY: about a third of the client CPU of arrays for the same rows.
+                    await connection.copy_records_to_table(
+                        "events", records=arrays.event_rows, columns=queries.EVENT_COLUMNS
+                    )
+                attempt.inbox_ids = inbox_ids
                 attempt.committing = True
             attempt.committing = False
 
@@ -316,68 +334,6 @@ class GroupCommit:
             pending.item.id = inbox_id
             if not pending.future.done():
                 pending.future.set_result(inbox_id)
-
-    async def _write(
-        self, connection: asyncpg.Connection, arrays: batch.FlushArrays, attempt: _Attempt
-    ) -> list[int]:
-        if arrays.object_ids:
-            advanced = await connection.fetch(
-                queries.ADVANCE_OBJECTS,
-                arrays.object_ids,
-                arrays.expected,
-                arrays.last,
-                arrays.epochs,
-            )
-            if len(advanced) != len(arrays.object_ids):
-                stale = set(arrays.object_ids) - {row[0] for row in advanced}
-                raise _Conflicts(stale)
-        if arrays.event_count:
-            # COPY: about a third of the client CPU of INSERT ... unnest for the same rows.
-            await connection.copy_records_to_table(
-                "events", records=arrays.event_rows, columns=queries.EVENT_COLUMNS
-            )
-        await _write_projections(connection, arrays, self._node_id)
-        inbox_ids: list[int] = []
-        if arrays.inbox[0]:
-            rows = await connection.fetch(queries.INSERT_INBOX, *arrays.inbox)
-            inbox_ids = sorted(row[0] for row in rows)
-            payload = notifications.wake_payload(sorted(set(arrays.inbox[0])))
-            attempt.xid = (await connection.fetchrow(queries.NOTIFY, self._channel, payload))[1]
-        return inbox_ids
-
-
-async def _write_projections(
-    connection: asyncpg.Connection, arrays: batch.FlushArrays, node_id: str
-) -> None:
-    if arrays.accepted[0]:
-        await connection.execute(queries.INSERT_SOCKETS, *arrays.accepted, node_id)
-    if arrays.attachments:
-        keys = list(arrays.attachments)
-        await connection.execute(
-            queries.UPDATE_ATTACHMENTS,
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            list(arrays.attachments.values()),
-        )
-    if arrays.touched:
-        keys = list(arrays.touched)
-        await connection.execute(queries.TOUCH_SOCKETS, [k[0] for k in keys], [k[1] for k in keys])
-    if arrays.closed[0]:
-        await connection.execute(queries.CLOSE_SOCKETS, *arrays.closed)
-    if arrays.alarms:
-        set_ids = [k for k, v in arrays.alarms.items() if v is not None]
-        deleted = [k for k, v in arrays.alarms.items() if v is None]
-        if deleted:
-            await connection.execute(queries.DELETE_ALARMS, deleted)
-        if set_ids:
-            await connection.execute(
-                queries.UPSERT_ALARMS, set_ids, [arrays.alarms[k] for k in set_ids]
-            )
-    if arrays.snapshots[0]:
-        await connection.execute(queries.INSERT_SNAPSHOTS, *arrays.snapshots)
-        await connection.execute(queries.PRUNE_SNAPSHOTS, list(set(arrays.snapshots[0])))
-    if arrays.consumed[0]:
-        await connection.execute(queries.DELETE_INBOX, *arrays.consumed)
 
 
 def _object_of(pending: _Pending) -> str | None:

@@ -2,116 +2,62 @@
 
 from __future__ import annotations
 
-# Serialise flushes that assign event positions. Why: identity values are taken before
-# commit, so two concurrent flushes could commit out of position order and a reader tailing
-# by position would skip the one that commits late. Holding this transaction-scoped lock
-# from first insert to commit makes position order equal commit order, on every node.
-# Also returns the flush's transaction id (see TRANSACTION_STATUS).
-LOCK_POSITIONS = "SELECT pg_advisory_xact_lock(7305528449176000001), txid_current()"
+# The parameters of durable_flush (migration ed77d88a0453), which writes all of one flush:
+# the positions lock (identity values are taken before commit, so flushes hold it from first
+# insert to commit and position order equals commit order), the fenced advance of each
+# object, events, presence and alarm projections, snapshots, inbox rows and one NOTIFY.
+FLUSH_PARAMETERS = (
+    "node_id",
+    "channel",
+    "wake",
+    "object_ids",
+    "expected_seqs",
+    "last_seqs",
+    "epochs",
+    "event_objects",
+    "event_seqs",
+    "event_types",
+    "event_versions",
+    "event_data",
+    "accepted_objects",
+    "accepted_sockets",
+    "accepted_tags",
+    "accepted_hibernatables",
+    "accepted_urls",
+    "attached_objects",
+    "attached_sockets",
+    "attachments",
+    "touched_objects",
+    "touched_sockets",
+    "closed_objects",
+    "closed_sockets",
+    "closed_codes",
+    "closed_reasons",
+    "closed_cleans",
+    "alarm_objects",
+    "alarm_ms",
+    "unalarmed_objects",
+    "snapshot_objects",
+    "snapshot_seqs",
+    "snapshot_states",
+    "consumed_objects",
+    "consumed_ids",
+    "inbox_objects",
+    "inbox_kinds",
+    "inbox_sockets",
+    "inbox_data",
+)
 
-# Advance each object's version if (and only if) both the expected seq and the owner epoch
-# still hold: optimistic concurrency and fencing in one statement.
-ADVANCE_OBJECTS = """
-UPDATE objects AS o
-   SET last_seq = v.last_seq, updated_at = now()
-  FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
-       AS v(object_id, expected_seq, last_seq, epoch)
- WHERE o.object_id = v.object_id
-   AND o.last_seq = v.expected_seq
-   AND o.owner_epoch = v.epoch
-RETURNING o.object_id
-"""
+# One flush in one statement (named arguments: a parameter out of place fails loudly).
+# Returns the transaction id (see TRANSACTION_STATUS), the objects whose expected seq or
+# epoch no longer held (then nothing was written), and the new inbox ids, ascending.
+FLUSH = "SELECT xid, stale, inbox_ids FROM durable_flush({})".format(
+    ", ".join(f"{name} => ${n}" for n, name in enumerate(FLUSH_PARAMETERS, start=1))
+)
 
-# Columns of ``events`` that a flush writes (with COPY, in append order = position order);
-# ``position`` and ``recorded_at`` take their defaults.
+# Columns of ``events`` that a large flush sends by COPY, in append order (= position
+# order); ``position`` and ``recorded_at`` take their defaults.
 EVENT_COLUMNS = ("object_id", "seq", "type", "version", "data")
-
-# Presence: a row per newly accepted socket.
-INSERT_SOCKETS = """
-INSERT INTO websockets (object_id, socket_id, tags, hibernatable, url, node)
-SELECT s.object_id, s.socket_id, ARRAY(SELECT jsonb_array_elements_text(s.tags::jsonb)),
-       s.hibernatable, s.url, $6
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::text[])
-       AS s(object_id, socket_id, tags, hibernatable, url)
-ON CONFLICT (object_id, socket_id) DO NOTHING
-"""
-
-# Presence: the newest attachment of each socket.
-UPDATE_ATTACHMENTS = """
-UPDATE websockets AS w
-   SET attachment = a.attachment::jsonb, last_activity_at = now()
-  FROM unnest($1::text[], $2::text[], $3::text[]) AS a(object_id, socket_id, attachment)
- WHERE w.object_id = a.object_id AND w.socket_id = a.socket_id
-"""
-
-# Presence: sockets that received a message in this batch.
-TOUCH_SOCKETS = """
-UPDATE websockets AS w
-   SET last_activity_at = now()
-  FROM unnest($1::text[], $2::text[]) AS t(object_id, socket_id)
- WHERE w.object_id = t.object_id AND w.socket_id = t.socket_id
-"""
-
-# Presence: sockets that ended, with how they ended.
-CLOSE_SOCKETS = """
-UPDATE websockets AS w
-   SET closed_at = now(), close_code = c.code, close_reason = c.reason,
-       was_clean = c.was_clean, last_activity_at = now()
-  FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bool[])
-       AS c(object_id, socket_id, code, reason, was_clean)
- WHERE w.object_id = c.object_id AND w.socket_id = c.socket_id AND w.closed_at IS NULL
-"""
-
-# Alarms: set (or replace) the one alarm of each object.
-UPSERT_ALARMS = """
-INSERT INTO alarms (object_id, scheduled_at, retry_count)
-SELECT object_id, to_timestamp(ms / 1000.0), 0
-  FROM unnest($1::text[], $2::bigint[]) AS a(object_id, ms)
-ON CONFLICT (object_id) DO UPDATE
-   SET scheduled_at = EXCLUDED.scheduled_at, retry_count = 0
-"""
-
-# Alarms: remove the alarm of each object.
-DELETE_ALARMS = "DELETE FROM alarms WHERE object_id = ANY($1::text[])"
-
-# Snapshots taken in this batch.
-INSERT_SNAPSHOTS = """
-INSERT INTO snapshots (object_id, seq, state)
-SELECT object_id, seq, state::json
-  FROM unnest($1::text[], $2::bigint[], $3::text[]) AS s(object_id, seq, state)
-ON CONFLICT (object_id, seq) DO NOTHING
-"""
-
-# Keep the two newest snapshots of each object that just got one; older ones are redundant
-# (replay from seq 0 still reaches any point in history).
-PRUNE_SNAPSHOTS = """
-DELETE FROM snapshots AS s
- WHERE s.object_id = ANY($1::text[])
-   AND s.seq < (SELECT k.seq FROM snapshots AS k
-                 WHERE k.object_id = s.object_id
-                 ORDER BY k.seq DESC OFFSET 1 LIMIT 1)
-"""
-
-# Inbox rows consumed by the events of this batch.
-DELETE_INBOX = """
-DELETE FROM inbox AS i
- USING unnest($1::text[], $2::bigint[]) AS d(object_id, id)
- WHERE i.object_id = d.object_id AND i.id = d.id
-"""
-
-# New inbox rows, in array order; ids come back ascending in that order.
-INSERT_INBOX = """
-INSERT INTO inbox (object_id, kind, socket_id, data)
-SELECT object_id, kind, socket_id, data::jsonb
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
-       AS i(object_id, kind, socket_id, data, n)
- ORDER BY n
-RETURNING id
-"""
-
-# One notification per flush, carrying object ids only; also returns the flush's
-# transaction id (see TRANSACTION_STATUS).
-NOTIFY = "SELECT pg_notify($1, $2), txid_current()"
 
 # Whether a flush whose COMMIT got no answer (the link broke) committed after all:
 # 'committed', 'aborted' or 'in progress' (its backend has not finished yet).

@@ -338,3 +338,9 @@ class TestEventStoreOneAppendPerCommit(EventLogContract):
     """A flush carries a single append: pipelined appends always span several commits."""
 
     options: ClassVar[dict[str, Any]] = {"max_batch_events": 1}
+
+
+class TestEventStoreEventsByCopy(EventLogContract):
+    """Every flush sends its events by COPY, as large flushes do."""
+
+    options: ClassVar[dict[str, Any]] = {"copy_events_from": 1}

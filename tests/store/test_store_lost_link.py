@@ -75,7 +75,7 @@ async def test_a_node_that_vanishes_mid_flush_does_not_hold_up_the_others(
         mine = await lost.claim(object_id("lost"), "CHAT", None)
         theirs = await other.claim(object_id("other"), "CHAT", None)
         stuck = lost.append(after(mine, 0, [put("k", "slow-marker")]))
-        await _wait_for_query(sql, "FROM STDIN")  # the COPY into events
+        await _wait_for_query(sql, "durable_flush")  # inserting the events
         # The link goes silent while the flush holds the positions lock.
         assert link.freeze() >= 1
         # Another node must still be able to commit once the lost session is reaped.
