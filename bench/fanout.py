@@ -432,6 +432,22 @@ def _function(frame: str) -> str:
 # -- the run ---------------------------------------------------------------------------
 
 
+def profile_path(
+    args: argparse.Namespace, scenario: Scenario, key: str, load: float | None
+) -> Path | None:
+    """Where to write py-spy's samples of the node at this point, if it is the one asked."""
+    if key != "durable" or args.profile is None:
+        return None
+    if load is None:
+        wanted = args.profile == "saturation"
+    else:
+        wanted = args.profile != "saturation" and math.isclose(float(args.profile), load)
+    if not wanted:
+        return None
+    point = "saturation" if load is None else f"load-{load:g}"
+    return report.RESULTS / f"fanout-{scenario.name}-durable-{point}.pyspy.txt"
+
+
 async def run_scenario(
     scenario: Scenario, servers: dict[str, processes.Server], args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -453,9 +469,7 @@ async def run_scenario(
         result["connect_seconds"] = connect
         saturation: dict[str, Any] = {}
         for key in SERVERS:
-            profile = None
-            if args.profile and key == "durable":
-                profile = report.RESULTS / f"fanout-{scenario.name}-durable.pyspy.txt"
+            profile = profile_path(args, scenario, key, None)
             window = {"mode": "window", "window": scenario.window}
             saturation[key] = await measure(groups[key], key == "durable", window, args, profile)
         result["saturation"] = saturation
@@ -467,7 +481,8 @@ async def run_scenario(
             if offered > 0:
                 rate = {"mode": "rate", "rate": offered / scenario.senders}
                 for key in SERVERS:
-                    point[key] = await measure(groups[key], key == "durable", rate, args)
+                    profile = profile_path(args, scenario, key, fraction)
+                    point[key] = await measure(groups[key], key == "durable", rate, args, profile)
             points.append(point)
         result["loads"] = points
     finally:
@@ -704,10 +719,13 @@ def render_scenario(name: str, s: dict[str, Any]) -> str:
             f"{latency['average_commit_ms']:.2f} = {latency['bound_ms']:.2f} ms: "
             + ("met" if latency["met"] else "NOT MET")
         )
-    for key in ("durable",):
-        profile = sat[key].get("profile")
+    profiled = [("saturation", sat)] + [
+        (f"{p['load']:.0%} load", p) for p in s["loads"] if "durable" in p
+    ]
+    for point, figures in profiled:
+        profile = figures["durable"].get("profile")
         if profile and "self" in profile:
-            lines.append(f"py-spy of the durable node at saturation ({profile['samples']} samples,")
+            lines.append(f"py-spy of the durable node at {point} ({profile['samples']} samples,")
             lines.append(f"  {profile['path']}); self share of the top functions:")
             lines += [f"  {share:6.1%}  {fn}" for fn, share in profile["self"]]
             lines.append("  inclusive share:")
@@ -800,7 +818,13 @@ def parser() -> argparse.ArgumentParser:
     )
     add("--connect-timeout", type=float, default=120.0, help="seconds to connect the clients")
     add("--startup", type=float, default=60.0, help="seconds to wait per server")
-    add("--profile", action="store_true", help="py-spy the node at saturation (raw stacks)")
+    add(
+        "--profile",
+        nargs="?",
+        const="saturation",
+        metavar="POINT",
+        help="py-spy the node at saturation (the default) or at one of --loads (raw stacks)",
+    )
     return parser
 
 
@@ -818,6 +842,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not any(math.isclose(args.target_load, load) for load in args.loads):
         args.loads = sorted({*args.loads, args.target_load})
+    if args.profile not in (None, "saturation"):
+        try:
+            point = float(args.profile)
+        except ValueError:
+            point = math.nan
+        if not any(math.isclose(point, load) for load in args.loads):
+            print("error: --profile takes 'saturation' or one of the --loads fractions")
+            return 2
     outcome: dict[str, Any] = {}
 
     async def kept(url: str) -> dict[str, Any]:
