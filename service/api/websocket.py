@@ -41,6 +41,9 @@ class ErrorEvent:
     error: Exception
 
 
+_LISTENER_TYPES = frozenset({"message", "close", "error"})
+
+
 class WebSocket:
     """One end of a WebSocketPair; the server end is what the object keeps and talks to."""
 
@@ -48,6 +51,22 @@ class WebSocket:
     OPEN = 1
     CLOSING = 2
     CLOSED = 3
+
+    # Fixed slots keep a handle small (an object may hold thousands); "__dict__" still lets
+    # user code hang its own attributes on a socket, and costs nothing until it does.
+    __slots__ = (
+        "__dict__",
+        "_closed_outgoing",
+        "_core",
+        "_id",
+        "_in_response",
+        "_listeners",
+        "_mode",
+        "_peer",
+        "_pending_attachment",
+        "_ready_state",
+        "_released",
+    )
 
     def __init__(self, socket_id: str, core: core_module.ObjectCore | None) -> None:
         self._id = socket_id
@@ -60,11 +79,9 @@ class WebSocket:
         self._closed_outgoing = False
         self._released = False
         self._pending_attachment: Any = _MISSING
-        self._listeners: dict[str, list[Callable[[Any], Any]]] = {
-            "message": [],
-            "close": [],
-            "error": [],
-        }
+        #: Listeners by event type, made on the first add_event_listener: hibernatable
+        #: sockets never have any, and an object may hold thousands of handles.
+        self._listeners: dict[str, list[Callable[[Any], Any]]] | None = None
 
     @classmethod
     def _restored(cls, core: core_module.ObjectCore, socket_id: str) -> WebSocket:
@@ -110,15 +127,22 @@ class WebSocket:
 
     def add_event_listener(self, event_type: ListenerType, listener: Callable[[Any], Any]) -> None:
         """Listen for "message", "close" or "error"; never fires on hibernatable sockets."""
-        if event_type not in self._listeners:
+        if event_type not in _LISTENER_TYPES:
             raise TypeError(f"Unknown WebSocket event type: {event_type!r}")
-        self._listeners[event_type].append(listener)
+        if self._listeners is None:
+            self._listeners = {}
+        self._listeners.setdefault(event_type, []).append(listener)
 
     def remove_event_listener(
         self, event_type: ListenerType, listener: Callable[[Any], Any]
     ) -> None:
-        if listener in self._listeners.get(event_type, []):
-            self._listeners[event_type].remove(listener)
+        listeners = (self._listeners or {}).get(event_type, [])
+        if listener in listeners:
+            listeners.remove(listener)
+
+    def _listeners_of(self, event_type: str) -> list[Callable[[Any], Any]]:
+        """A copy of the listeners for ``event_type`` (they may change while they run)."""
+        return list((self._listeners or {}).get(event_type, ()))
 
     # -- sending and closing ------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from sortedcontainers import SortedDict
 from service.events import types
 
 
-@dataclass
+@dataclass(slots=True)
 class SocketState:
     """What survives hibernation for one socket (workerd's HibernationPackage)."""
 

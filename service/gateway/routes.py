@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from aiohttp import hdrs, web
+from yarl import URL
 
 from service.api.application import Application
 from service.api.errors import ObjectResetError, StorageUnavailableError
@@ -14,8 +15,6 @@ from service.api.http import Request, Response
 from service.api.namespace import DurableObjectNamespace
 from service.events.log import StoreUnavailableError
 from service.gateway import keys, session
-from service.runtime.delivery import Delivery
-from service.runtime.host import DISCONNECTED_REASON
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +36,13 @@ async def metrics(request: web.Request) -> web.Response:
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Everything else: a static file, or a request for an object."""
     application = request.app[keys.APPLICATION]
-    static = _static_file(application, request.path)
+    static = _static_file(application, request)
     if static is not None:
         return web.FileResponse(static)
     upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
     body = b"" if upgrade else await request.read()
     api_request = Request(
-        str(request.url), method=request.method, headers=request.headers.items(), body=body
+        _url(request), method=request.method, headers=request.headers.items(), body=body
     )
     try:
         response = await _route(request, application, api_request)
@@ -58,7 +57,21 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         # whose WebSocket pair leads to the activation and all of the object's state, alive
         # after the object hibernates.
         del response, api_request
-        return await _upgrade(request, socket_id, protocol)
+        upgraded = await session.upgrade(request, socket_id, protocol)
+        if isinstance(upgraded, web.Response):
+            return upgraded
+        entry, ws = upgraded
+        registry, runtime = request.app[keys.REGISTRY], request.app[keys.RUNTIME]
+        # The connection's whole life runs in this coroutine, not in one it awaits: a node
+        # keeps one suspended frame per open socket.
+        try:
+            while session.receive(entry, await ws.receive(), registry, runtime):
+                pass
+        except Exception as error:  # a dropped connection surfaces differently by platform
+            log.debug("connection lost: %r", error, extra={"object_id": entry.object_id})
+        finally:
+            session.ended(entry, registry, runtime)
+        return ws
     return web.Response(body=response.body, status=response.status, headers=dict(response.headers))
 
 
@@ -90,55 +103,26 @@ async def _route(request: web.Request, application: Application, api_request: Re
     return await stub.fetch(api_request)
 
 
-def _static_file(application: Application, path: str) -> Path | None:
+def _url(request: web.Request) -> str:
+    """``request.url`` as aiohttp builds it, without keeping it in the request's cache: an
+    upgraded request lives as long as its connection, and a URL object is 200 bytes."""
+    return str(URL.build(scheme=request.scheme, authority=request.host).join(request.rel_url))
+
+
+def _static_file(application: Application, request: web.Request) -> Path | None:
+    """The file under the application's static folder that the request names, if any.
+
+    ``request.path`` is read only when there is such a folder: aiohttp caches it in the
+    request, which an upgraded connection keeps for its whole life."""
     root = application.static_dir
     if root is None:
         return None
+    path = request.path
     relative = "index.html" if path == "/" else path.lstrip("/")
     candidate = (root / relative).resolve()
     if not candidate.is_file() or root.resolve() not in candidate.parents:
         return None
     return candidate
-
-
-async def _upgrade(
-    request: web.Request, socket_id: str, protocol: str | None
-) -> web.StreamResponse:
-    """Complete a 101: attach the client's connection to the socket the object accepted."""
-    registry = request.app[keys.REGISTRY]
-    runtime = request.app[keys.RUNTIME]
-    entry = registry.entries.get(socket_id)
-    if entry is None:
-        return _error(500, "The accepted WebSocket is unknown to the gateway.")
-    ws = web.WebSocketResponse(
-        # aiohttp refuses a message of exactly max_msg_size bytes; our limit is inclusive.
-        max_msg_size=request.app[keys.LIMITS].max_message_bytes + 1,
-        autoclose=True,
-        compress=request.app[keys.COMPRESSION],
-        autoping=True,
-        heartbeat=request.app.get(keys.HEARTBEAT),
-        protocols=(protocol,) if protocol else (),
-    )
-    if not ws.can_prepare(request).ok:
-        session.finish(entry, runtime, _disconnected(socket_id))
-        registry.remove(socket_id)
-        return _error(426, "Expected Upgrade: websocket")
-    try:
-        await ws.prepare(request)
-    except Exception:
-        session.finish(entry, runtime, _disconnected(socket_id))
-        registry.remove(socket_id)
-        raise
-    registry.attach(socket_id, ws, request.transport)
-    try:
-        await session.read_loop(entry, ws, registry, runtime)
-    finally:
-        registry.remove(socket_id)
-    return ws
-
-
-def _disconnected(socket_id: str) -> Delivery:
-    return Delivery("close", socket_id, code=1006, reason=DISCONNECTED_REASON, was_clean=False)
 
 
 def _error(status: int, message: str) -> web.Response:

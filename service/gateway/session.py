@@ -1,12 +1,14 @@
-"""The read loop of one client connection: frames, auto-responses, and how it ended."""
+"""One client connection's life: the upgrade, every frame (auto-responses answered here),
+and how it ended."""
 
 from __future__ import annotations
 
 import logging
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 from aiohttp.http_websocket import WebSocketError
 
+from service.gateway import keys
 from service.gateway.registry import SocketEntry, SocketRegistry
 from service.runtime.delivery import Delivery
 from service.runtime.host import DISCONNECTED_REASON, Runtime
@@ -19,54 +21,74 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
-async def read_loop(
-    entry: SocketEntry, ws: web.WebSocketResponse, registry: SocketRegistry, runtime: Runtime
-) -> None:
-    """Deliver every frame to the object until the connection ends; report how it ended.
+async def upgrade(
+    request: web.Request, socket_id: str, protocol: str | None
+) -> tuple[SocketEntry, web.WebSocketResponse] | web.Response:
+    """Complete a 101 for the socket the object accepted; an error response if it cannot be.
 
-    However the loop ends (even cancelled, when aiohttp drops a vanished client's handler),
-    the object hears of it exactly once.
+    The caller then reads the connection with ``receive`` until it returns False, in its own
+    coroutine: that one frame, suspended for as long as the socket is open (hibernated or
+    not), is all the stack a node keeps per socket.
     """
-    object_id = entry.object_id
+    registry = request.app[keys.REGISTRY]
+    runtime = request.app[keys.RUNTIME]
+    entry = registry.entries.get(socket_id)
+    if entry is None:
+        return web.Response(status=500, text="The accepted WebSocket is unknown to the gateway.")
+    ws = web.WebSocketResponse(
+        # aiohttp refuses a message of exactly max_msg_size bytes; our limit is inclusive.
+        max_msg_size=request.app[keys.LIMITS].max_message_bytes + 1,
+        autoclose=True,
+        compress=request.app[keys.COMPRESSION],
+        autoping=True,
+        heartbeat=request.app.get(keys.HEARTBEAT),
+        protocols=(protocol,) if protocol else (),
+    )
+    if not ws.can_prepare(request).ok:
+        ended(entry, registry, runtime)
+        return web.Response(status=426, text="Expected Upgrade: websocket")
     try:
-        while True:
-            msg = await ws.receive()
-            kind = msg.type
-            if kind is WSMsgType.TEXT:
-                if not registry.auto_response(entry, msg.data):
-                    runtime.deliver(object_id, Delivery("message", entry.socket_id, msg.data))
-            elif kind is WSMsgType.BINARY:
-                runtime.deliver(object_id, Delivery("message", entry.socket_id, msg.data))
-            elif kind is WSMsgType.CLOSE:
-                # aiohttp has already answered the Close frame (auto-reply to close).
-                reason = _clean(msg.extra or "")
-                finish(entry, runtime, _closed(entry, msg.data or 1005, reason, True))
-                return
-            elif kind in _ENDED and entry.close_sent_with is not None:
-                break  # the object closed it: reported below
-            elif kind is WSMsgType.ERROR and isinstance(msg.data, WebSocketError):
-                error = Delivery(
-                    "error", entry.socket_id, error=_clean(str(msg.data)), code=msg.data.code
-                )
-                finish(entry, runtime, error)
-                return
-            else:
-                break
-    except Exception as error:  # a dropped connection surfaces differently by platform
-        log.debug("connection lost: %r", error, extra={"object_id": object_id})
-    finally:
-        if entry.close_sent_with is not None:
-            # The object closed the socket: aiohttp writes the Close frame and ends the
-            # connection (without reading the peer's answer while a read is pending, and the
-            # handler may be cancelled meanwhile); the close handler gets what the object sent.
-            code, reason = entry.close_sent_with
-            finish(entry, runtime, _closed(entry, code, reason, True))
-        else:
-            finish(entry, runtime, _closed(entry, 1006, DISCONNECTED_REASON, False))
+        await ws.prepare(request)
+    except Exception:
+        ended(entry, registry, runtime)
+        raise
+    registry.attach(socket_id, ws, request.transport)
+    return entry, ws
 
 
-#: What receive() returns once a close is under way or done.
-_ENDED = frozenset({WSMsgType.CLOSING, WSMsgType.CLOSED})
+def receive(entry: SocketEntry, msg: WSMessage, registry: SocketRegistry, runtime: Runtime) -> bool:
+    """Deliver one frame (or answer it with the auto-response); False once reading is over."""
+    kind = msg.type
+    if kind is WSMsgType.TEXT:
+        if not registry.auto_response(entry, msg.data):
+            runtime.deliver(entry.object_id, Delivery("message", entry.socket_id, msg.data))
+        return True
+    if kind is WSMsgType.BINARY:
+        runtime.deliver(entry.object_id, Delivery("message", entry.socket_id, msg.data))
+        return True
+    if kind is WSMsgType.CLOSE:
+        # aiohttp has already answered the Close frame (auto-reply to close).
+        reason = _clean(msg.extra or "")
+        finish(entry, runtime, _closed(entry, msg.data or 1005, reason, True))
+    elif kind is WSMsgType.ERROR and isinstance(msg.data, WebSocketError):
+        text = _clean(str(msg.data))
+        finish(entry, runtime, Delivery("error", entry.socket_id, error=text, code=msg.data.code))
+    # Anything else (CLOSING, CLOSED, an error of the transport) ends it: see ended().
+    return False
+
+
+def ended(entry: SocketEntry, registry: SocketRegistry, runtime: Runtime) -> None:
+    """The connection is over, however it ended (even cancelled, when aiohttp drops a vanished
+    client's handler): the object hears of it exactly once, and the entry goes."""
+    if entry.close_sent_with is not None:
+        # The object closed the socket: aiohttp writes the Close frame and ends the
+        # connection (without reading the peer's answer while a read is pending, and the
+        # handler may be cancelled meanwhile); the close handler gets what the object sent.
+        code, reason = entry.close_sent_with
+        finish(entry, runtime, _closed(entry, code, reason, True))
+    else:
+        finish(entry, runtime, _closed(entry, 1006, DISCONNECTED_REASON, False))
+    registry.remove(entry.socket_id)
 
 
 def _closed(entry: SocketEntry, code: int, reason: str, was_clean: bool) -> Delivery:

@@ -88,6 +88,9 @@ async def _fetch(activation: Activation, delivery: Delivery, turn: Turn) -> Resp
                 "accept()) before the client end is returned.",
                 status=500,
             )
+        # The pair has served its purpose: the server end lives on as a restored one would,
+        # and the client end goes with the response instead of staying as long as the socket.
+        peer._peer = None
     return response
 
 
@@ -174,7 +177,7 @@ def _release(activation: Activation, handle: WebSocket) -> None:
 async def _listeners(
     activation: Activation, turn: Turn, handle: WebSocket, event_type: str, event: Any
 ) -> None:
-    for listener in list(handle._listeners[event_type]):
+    for listener in handle._listeners_of(event_type):
         await invoke(activation, turn, listener, event)
 
 

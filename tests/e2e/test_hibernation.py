@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import weakref
+from pathlib import Path
 from typing import ClassVar
 
 from service import (
@@ -16,6 +18,7 @@ from service import (
     WebSocketRequestResponsePair,
 )
 from service.events import snapshot
+from service.gateway import routes
 from tests.support import eventually, fold_all, replay, serve
 
 
@@ -210,5 +213,25 @@ async def test_a_hibernated_object_leaves_memory_while_its_sockets_stay_open(dat
         assert [ref() is None for ref in gone] == [True, True, True]
         await sockets[1].send_str("ping")
         assert await sockets[1].receive_str(timeout=5) == "pong"
+        for ws in sockets:
+            await ws.close()
+
+
+async def test_an_open_socket_costs_the_gateway_one_suspended_coroutine(database_url):
+    """The node holds many idle sockets: each keeps the upgrade's handler, and nothing more."""
+    async with serve(database_url, Application({"ROOM": Room}), hibernate_after=0.2) as node:
+        sockets = [await node.client.ws_connect(f"/room/frames?name=u{i}") for i in range(3)]
+        await sockets[0].send_str("hello")
+        for ws in sockets:
+            assert await ws.receive_str(timeout=5) == "u0:hello:1"
+        await eventually(lambda: not node.runtime.activations, timeout=5)
+        gc.collect()
+        gateway = str(Path(routes.__file__).parent)
+        suspended = [
+            c.cr_code.co_qualname
+            for c in gc.get_objects()
+            if inspect.iscoroutine(c) and c.cr_code.co_filename.startswith(gateway)
+        ]
+        assert suspended == ["dispatch"] * 3
         for ws in sockets:
             await ws.close()
