@@ -8,7 +8,7 @@ import gc
 import inspect
 import weakref
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from service import (
     Application,
@@ -197,12 +197,18 @@ async def test_replay_sends_nothing_and_calls_no_handler(database_url):
         await ws.close()
 
 
+async def _three_in_a_room(node: Any, room: str) -> list[Any]:
+    """Three sockets in ``room``, one message broadcast to all of them."""
+    sockets = [await node.client.ws_connect(f"/room/{room}?name=u{i}") for i in range(3)]
+    await sockets[0].send_str("hello")
+    for ws in sockets:
+        assert await ws.receive_str(timeout=5) == "u0:hello:1"
+    return sockets
+
+
 async def test_a_hibernated_object_leaves_memory_while_its_sockets_stay_open(database_url):
     async with serve(database_url, Application({"ROOM": Room}), hibernate_after=0.2) as node:
-        sockets = [await node.client.ws_connect(f"/room/freed?name=u{i}") for i in range(3)]
-        await sockets[0].send_str("hello")
-        for ws in sockets:
-            assert await ws.receive_str(timeout=5) == "u0:hello:1"
+        sockets = await _three_in_a_room(node, "freed")
         (activation,) = node.runtime.activations.values()
         gone = [weakref.ref(x) for x in (activation, activation.instance, activation.state)]
         del activation
@@ -220,10 +226,7 @@ async def test_a_hibernated_object_leaves_memory_while_its_sockets_stay_open(dat
 async def test_an_open_socket_costs_the_gateway_one_suspended_coroutine(database_url):
     """The node holds many idle sockets: each keeps the upgrade's handler, and nothing more."""
     async with serve(database_url, Application({"ROOM": Room}), hibernate_after=0.2) as node:
-        sockets = [await node.client.ws_connect(f"/room/frames?name=u{i}") for i in range(3)]
-        await sockets[0].send_str("hello")
-        for ws in sockets:
-            assert await ws.receive_str(timeout=5) == "u0:hello:1"
+        sockets = await _three_in_a_room(node, "frames")
         await eventually(lambda: not node.runtime.activations, timeout=5)
         gc.collect()
         gateway = str(Path(routes.__file__).parent)

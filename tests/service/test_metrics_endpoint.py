@@ -36,6 +36,16 @@ async def _scrape(session: aiohttp.ClientSession, url: str) -> dict[str, float]:
     return samples
 
 
+async def _until_hibernated(session: aiohttp.ClientSession, url: str) -> None:
+    """Until the node's one object has left memory, its socket still open."""
+
+    async def hibernated() -> bool:
+        figures = await _scrape(session, url)
+        return figures["durable_hibernated_objects"] == 1 and figures["durable_live_objects"] == 0
+
+    await eventually(hibernated, timeout=15, interval=0.1)
+
+
 async def test_metrics_follow_traffic_and_hibernation(database_url: str) -> None:
     env = child_env(database_url=database_url)
     args = ("serve", ECHO, "--port", "0", "--hibernate-after", "0.5", "--node-id", "metered")
@@ -62,14 +72,7 @@ async def test_metrics_follow_traffic_and_hibernation(database_url: str) -> None
             assert busy["durable_commit_seconds_sum"] > 0
             assert busy["durable_wake_seconds_count"] == 1
 
-            async def hibernated() -> bool:
-                figures = await _scrape(session, url)
-                return (
-                    figures["durable_hibernated_objects"] == 1
-                    and figures["durable_live_objects"] == 0
-                )
-
-            await eventually(hibernated, timeout=15, interval=0.2)
+            await _until_hibernated(session, url)
             asleep = await _scrape(session, url)
             assert asleep["durable_open_sockets"] == 1  # the client was not dropped
 
@@ -117,13 +120,6 @@ async def test_an_object_leaving_memory_counts_as_live_until_it_has_left(
             finally:
                 await blocker.close()
 
-            async def hibernated() -> bool:
-                figures = await _scrape(session, url)
-                return (
-                    figures["durable_hibernated_objects"] == 1
-                    and figures["durable_live_objects"] == 0
-                )
-
-            await eventually(hibernated, timeout=15, interval=0.1)
+            await _until_hibernated(session, url)
             await ws.close()
         assert await node.stop() == 0
