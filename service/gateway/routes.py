@@ -61,6 +61,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         if isinstance(upgraded, web.Response):
             return upgraded
         entry, ws = upgraded
+        del upgraded  # a tuple kept for the connection's life is 64 bytes per socket
         registry, runtime = request.app[keys.REGISTRY], request.app[keys.RUNTIME]
         # The connection's whole life runs in this coroutine, not in one it awaits: a node
         # keeps one suspended frame per open socket.
