@@ -49,7 +49,7 @@ async def upgrade(
         return web.Response(status=426, text="Expected Upgrade: websocket")
     try:
         await ws.prepare(request)
-    except Exception:
+    except BaseException:  # cancelled too (the client vanished): the object hears of it
         ended(entry, registry, runtime)
         raise
     registry.attach(socket_id, ws, request.transport)

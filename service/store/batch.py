@@ -159,7 +159,7 @@ def _project(arrays: FlushArrays, object_id: str, event: types.Event) -> None:
     elif kind in ("websocket_closed", "websocket_error"):
         assert isinstance(event, types.WebSocketClosed | types.WebSocketErrored)
         closed = arrays.closed
-        # A socket ends once: the first end in the batch stands (CLOSE_SOCKETS keeps the
+        # A socket ends once: the first end in the batch stands (durable_flush keeps the
         # first across batches), and one UPDATE must not see two rows for one socket.
         if (object_id, event.socket_id) in arrays.ended:
             return
