@@ -22,19 +22,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
+import functools
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 import asyncpg
 
-from bench import processes, report, scratch
+from bench import child, processes, report, scratch
 from bench.connections_client import raise_open_files
 from service.store.database_url import for_asyncpg as database_url_for_asyncpg
 
@@ -43,68 +41,7 @@ SPARE_FILES = 256
 
 
 class BenchError(Exception):
-    """The run cannot be measured (limits too low, a load generator failed)."""
-
-
-@dataclass
-class LoadGenerator:
-    """A ``bench.connections_client`` process and the events it reported."""
-
-    index: int
-    process: asyncio.subprocess.Process
-    events: asyncio.Queue[dict[str, Any] | None]
-    stderr: IO[bytes]
-    reader: asyncio.Task[None] | None = None
-
-    async def read(self) -> None:
-        """Queue every JSON line of the process's stdout; None at its end."""
-        assert self.process.stdout is not None
-        try:
-            async for line in self.process.stdout:
-                await self.events.put(json.loads(line))
-        finally:
-            await self.events.put(None)
-
-    async def command(
-        self,
-        command: dict[str, Any],
-        answer: str,
-        timeout: float,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> dict[str, Any]:
-        """Send ``command``; return the ``answer`` event (progress events go to ``progress``)."""
-        assert self.process.stdin is not None
-        self.process.stdin.write((json.dumps(command) + "\n").encode())
-        await self.process.stdin.drain()
-        return await self.expect(answer, timeout, progress)
-
-    async def expect(
-        self, answer: str, timeout: float, progress: Callable[[int, int], None] | None = None
-    ) -> dict[str, Any]:
-        """The next ``answer`` event (progress events before it go to ``progress``)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                event = await asyncio.wait_for(self.events.get(), deadline - time.monotonic())
-            except TimeoutError:
-                raise BenchError(
-                    f"load generator {self.index}: no {answer!r} after {timeout:.0f} s"
-                ) from None
-            if event is None:
-                await self.process.wait()
-                raise BenchError(
-                    f"load generator {self.index} exited with {self.process.returncode}:\n"
-                    + self.stderr_tail()
-                )
-            if event["event"] == "progress" and progress is not None:
-                progress(self.index, event["connected"])
-            elif event["event"] == answer:
-                return event
-
-    def stderr_tail(self, lines: int = 10) -> str:
-        """The last lines the process wrote to stderr."""
-        self.stderr.seek(0)
-        return b"\n".join(self.stderr.read().splitlines()[-lines:]).decode(errors="replace")
+    """The run cannot be measured (its limits are too low)."""
 
 
 def shares(total: int, parts: int) -> list[int]:
@@ -115,59 +52,38 @@ def shares(total: int, parts: int) -> list[int]:
 @contextlib.asynccontextmanager
 async def load_generators(
     server: processes.Server, args: argparse.Namespace
-) -> AsyncIterator[list[LoadGenerator]]:
+) -> AsyncIterator[list[child.Child]]:
     """Start the load generators against ``server``; wait until each is ready.
 
     On the way out, a generator still running gets end-of-input (it drops its connections
-    and exits), then SIGKILL after 10 seconds.
+    and exits), then SIGTERM after 10 seconds.
     """
-    generators: list[LoadGenerator] = []
+    generators: list[child.Child] = []
     deadline = 3 * args.phase_timeout + args.pings / args.ping_rate + 60
-    with contextlib.ExitStack() as files:
-        try:
-            first = 0
-            for index, count in enumerate(shares(args.sockets, args.generators)):
-                stderr = files.enter_context(tempfile.TemporaryFile())
-                argv = [
-                    *("--url", server.base, "--first", str(first), "--count", str(count)),
-                    *("--rooms", str(args.rooms), "--in-flight", str(args.in_flight)),
-                    *("--progress-every", str(max(1, min(100, count // 10)))),
-                    *("--seed", str(index), "--deadline", str(deadline)),
-                    *("--compress", str(args.compress)),
-                ]
-                process = await asyncio.create_subprocess_exec(
-                    *(sys.executable, "-m", "bench.connections_client", *argv),
-                    cwd=processes.ROOT,
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=stderr,
-                    limit=1 << 24,  # one line carries every connect latency
+    try:
+        first = 0
+        for index, count in enumerate(shares(args.sockets, args.generators)):
+            argv = [
+                *("--url", server.base, "--first", str(first), "--count", str(count)),
+                *("--rooms", str(args.rooms), "--in-flight", str(args.in_flight)),
+                *("--progress-every", str(max(1, min(100, count // 10)))),
+                *("--seed", str(index), "--deadline", str(deadline)),
+                *("--compress", str(args.compress)),
+            ]
+            generators.append(
+                await child.Child.start(
+                    f"load generator {index}",
+                    "bench.connections_client",
+                    argv,
+                    line_limit=1 << 24,  # one line carries every connect latency
                 )
-                generator = LoadGenerator(index, process, asyncio.Queue(), stderr)
-                generator.reader = asyncio.create_task(generator.read())
-                generators.append(generator)
-                first += count
-            for generator in generators:
-                await generator.expect("ready", args.phase_timeout)
-            yield generators
-        finally:
-            await asyncio.shield(_stop_generators(generators))
-
-
-async def _stop_generators(generators: list[LoadGenerator]) -> None:
-    for generator in generators:
-        stdin = generator.process.stdin
-        if stdin is not None and not stdin.is_closing():
-            stdin.close()
-    for generator in generators:
-        try:
-            await asyncio.wait_for(generator.process.wait(), 10)
-        except TimeoutError:
-            generator.process.kill()
-            await generator.process.wait()
-        if generator.reader is not None:
-            with contextlib.suppress(Exception):
-                await generator.reader
+            )
+            first += count
+        for generator in generators:
+            await generator.receive(args.phase_timeout, "ready")
+        yield generators
+    finally:
+        await asyncio.shield(asyncio.gather(*(g.stop() for g in generators)))
 
 
 async def get_json(url: str) -> dict[str, Any]:
@@ -274,9 +190,9 @@ async def measure(
         step = args.sample_every
         next_sample = step
 
-        def progress(index: int, connected: int) -> None:
+        def progress(index: int, message: dict[str, Any]) -> None:
             nonlocal next_sample
-            counts[index] = connected
+            counts[index] = message["connected"]
             total = sum(counts)
             if total >= next_sample:
                 curve.append((total, server.resident_kib()))
@@ -287,8 +203,13 @@ async def measure(
         started = time.perf_counter()
         connected = await asyncio.gather(
             *(
-                g.command({"cmd": "connect"}, "connected", args.phase_timeout, progress)
-                for g in generators
+                g.ask(
+                    {"cmd": "connect"},
+                    "connected",
+                    args.phase_timeout,
+                    functools.partial(progress, k),
+                )
+                for k, g in enumerate(generators)
             )
         )
         connect_seconds = time.perf_counter() - started
@@ -343,7 +264,7 @@ async def measure(
         counts_per = shares(args.pings, len(generators))
         pinged = await asyncio.gather(
             *(
-                g.command(
+                g.ask(
                     {
                         "cmd": "ping",
                         "count": count,
@@ -385,7 +306,7 @@ async def measure(
             }
 
         closed = await asyncio.gather(
-            *(g.command({"cmd": "close"}, "closed", args.phase_timeout) for g in generators)
+            *(g.ask({"cmd": "close"}, "closed", args.phase_timeout) for g in generators)
         )
         result["close"] = {
             "closed": sum(c["closed"] for c in closed),
@@ -686,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.database_url,
         lambda url: run(url, args),
         render,
-        (processes.ServerError, BenchError),
+        (processes.ServerError, child.ChildError, BenchError),
     )
 
 

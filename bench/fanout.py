@@ -35,19 +35,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from bench import processes, report, scratch
+from bench import child, processes, report, scratch
 from bench.fanout_client import histogram_percentile
 
 #: Seconds between sending a phase's command and its common start.
@@ -59,10 +57,6 @@ SERVERS = ("baseline", "durable")
 #: What the targets ask of the durable node.
 THROUGHPUT_TARGET = 0.70
 P99_FACTOR = 2.0
-
-
-class LoadError(Exception):
-    """A load-generator process failed or did not answer in time."""
 
 
 @dataclass(frozen=True)
@@ -111,9 +105,7 @@ class Group:
         self.scenario = scenario
         self.server = server
         self.count = max(1, min(count, len(scenario.clients)))
-        self.procs: list[asyncio.subprocess.Process] = []
-        self.stderr: list[IO[bytes]] = []
-        self.files = contextlib.ExitStack()
+        self.children: list[child.Child] = []
 
     async def start(self, padding: int, timeout: float) -> float:
         """Start the processes and connect every client; the seconds connecting took."""
@@ -121,22 +113,9 @@ class Group:
         room_senders = {
             room: [i for i, s in members if s] for room, members in self.scenario.rooms.items()
         }
-        for _ in range(self.count):
-            # Closed by close(), with the processes: they outlive this method.
-            stderr = self.files.enter_context(tempfile.TemporaryFile())  # noqa: SIM115
-            self.stderr.append(stderr)
-            self.procs.append(
-                await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "bench.fanout_client",
-                    cwd=processes.ROOT,
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=stderr,
-                    limit=1 << 26,
-                )
-            )
+        for k in range(self.count):
+            name = f"load generator {k}"
+            self.children.append(await child.Child.start(name, "bench.fanout_client"))
         started = time.monotonic()
         await self.ask(
             [
@@ -155,25 +134,12 @@ class Group:
 
     def tell(self, commands: list[dict[str, Any]]) -> None:
         """Send one command to each process."""
-        for proc, command in zip(self.procs, commands, strict=True):
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps(command).encode() + b"\n")
+        for process, command in zip(self.children, commands, strict=True):
+            process.send(command)
 
     async def answers(self, timeout: float) -> list[dict[str, Any]]:
         """One answer line from each process."""
-
-        async def one(k: int, proc: asyncio.subprocess.Process) -> dict[str, Any]:
-            assert proc.stdout is not None
-            try:
-                line = await asyncio.wait_for(proc.stdout.readline(), timeout)
-            except TimeoutError:
-                raise LoadError(f"load generator {k} did not answer in {timeout:.0f} s") from None
-            if not line:
-                raise LoadError(f"load generator {k} exited:\n{self.stderr_tail(k)}")
-            answer: dict[str, Any] = json.loads(line)
-            return answer
-
-        return list(await asyncio.gather(*(one(k, p) for k, p in enumerate(self.procs))))
+        return list(await asyncio.gather(*(c.receive(timeout) for c in self.children)))
 
     async def ask(self, commands: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
         """Send one command to each process and wait for their answers."""
@@ -182,31 +148,11 @@ class Group:
 
     def cpu_seconds(self) -> float:
         """CPU seconds the processes have used so far."""
-        total = 0.0
-        for proc in self.procs:
-            with contextlib.suppress(OSError):
-                total += processes.cpu_seconds(proc.pid)
-        return total
-
-    def stderr_tail(self, k: int, lines: int = 15) -> str:
-        stderr = self.stderr[k]
-        stderr.seek(0)
-        return b"\n".join(stderr.read().splitlines()[-lines:]).decode(errors="replace")
+        return sum(c.cpu_seconds() for c in self.children)
 
     async def close(self) -> None:
         """Ask every process to close its sockets and exit; kill those that do not."""
-        for proc in self.procs:
-            if proc.returncode is None and proc.stdin is not None:
-                with contextlib.suppress(OSError):
-                    proc.stdin.write(b'{"op": "quit"}\n')
-                    proc.stdin.close()
-        for proc in self.procs:
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        self.files.close()
+        await asyncio.gather(*(c.stop({"op": "quit"}, grace=15) for c in self.children))
 
 
 def merge_histograms(parts: Sequence[dict[str, int]]) -> dict[int, int]:
@@ -595,12 +541,12 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         for name in args.scenarios:
             try:
                 results[name] = await run_scenario(plans[name], servers, args)
-            except LoadError as error:
+            except child.ChildError as error:
                 tails = "\n".join(
                     f"--- {server.name} stderr:\n{server.stderr_tail()}"
                     for server in servers.values()
                 )
-                raise LoadError(f"{name}: {error}\n{tails}") from None
+                raise child.ChildError(f"{name}: {error}\n{tails}") from None
     result: dict[str, Any] = {
         "benchmark": "fanout",
         "parameters": {k: v for k, v in vars(args).items() if k != "database_url"},
@@ -857,7 +803,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return outcome
 
     code = report.run_on_scratch(
-        "fanout", args.database_url, kept, render, (processes.ServerError, LoadError)
+        "fanout", args.database_url, kept, render, (processes.ServerError, child.ChildError)
     )
     if code == 0 and outcome.get("failures"):
         return 1

@@ -32,7 +32,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import processes, report, scratch
+from bench import child, processes, report, scratch
 from bench.apps.wake import RING, ring_key
 from service.events import types, values
 from service.events.log import Append
@@ -62,7 +62,7 @@ _FILLER = " the quick brown fox jumps over the lazy dog" * 2
 
 
 class WakeError(Exception):
-    """The benchmark could not run to the end (client failure, unfaithful replay, timeout)."""
+    """The benchmark could not run to the end (its rooms were not as built)."""
 
 
 @dataclass
@@ -182,79 +182,24 @@ async def logs(url: str, rooms: list[Room]) -> dict[str, dict[str, Any]]:
 # -- the load generator --------------------------------------------------------------------
 
 
-@dataclass
-class Client:
-    """The load-generator process and its JSON-lines pipe."""
-
-    process: asyncio.subprocess.Process
-
-    async def read(self, event: str, timeout: float) -> dict[str, Any]:
-        """The next line from the client, which must be ``event``."""
-        assert self.process.stdout is not None
-        try:
-            line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
-        except TimeoutError:
-            raise WakeError(f"the client sent no {event!r} within {timeout:.0f} s") from None
-        if not line:
-            code = await self.process.wait()
-            raise WakeError(f"the client exited with {code} before {event!r} (see its stderr)")
-        message: dict[str, Any] = json.loads(line)
-        if message.get("event") != event:
-            raise WakeError(f"expected {event!r} from the client, got {message.get('event')!r}")
-        return message
-
-    async def send(self, payload: dict[str, Any]) -> None:
-        """One JSON line to the client."""
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(payload).encode() + b"\n")
-        await self.process.stdin.drain()
-
-
 @contextlib.asynccontextmanager
 async def client(
     node: processes.Server, url: str, rooms: list[Room], args: argparse.Namespace
-) -> AsyncIterator[Client]:
-    """Start ``bench.wake_client``; stop it (SIGTERM, then SIGKILL) on the way out."""
+) -> AsyncIterator[child.Child]:
+    """Start ``bench.wake_client``; stop it on the way out (it ends by itself once done)."""
     argv = [
-        sys.executable,
-        "-m",
-        "bench.wake_client",
-        "--ws-base",
-        node.ws_base,
-        "--http-base",
-        node.base,
-        "--database-url",
-        url,
-        "--rooms",
-        json.dumps([[room.name, room.history] for room in rooms]),
-        "--wakes",
-        str(args.wakes_per_room),
-        "--warmup",
-        str(args.warmup),
-        "--reply-timeout",
-        str(args.reply_timeout),
-        "--first-timeout",
-        str(args.first_timeout),
-        "--max-seconds",
-        str(args.max_seconds),
+        *("--ws-base", node.ws_base, "--http-base", node.base, "--database-url", url),
+        *("--rooms", json.dumps([[room.name, room.history] for room in rooms])),
+        *("--wakes", str(args.wakes_per_room), "--warmup", str(args.warmup)),
+        *("--reply-timeout", str(args.reply_timeout)),
+        *("--first-timeout", str(args.first_timeout)),
+        *("--max-seconds", str(args.max_seconds)),
     ]
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=processes.ROOT,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        limit=1 << 26,
-    )
+    load = await child.Child.start("the wake client", "bench.wake_client", argv)
     try:
-        yield Client(process)
+        yield load
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 5)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await load.stop(grace=5)
 
 
 # -- figures -------------------------------------------------------------------------------
@@ -343,11 +288,12 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     async with processes.durable_node(url, "wake.py", args.startup, **settings) as node:
         before = await processes.scrape(node.base)
         async with client(node, url, rooms, args) as load:
-            await load.read("connected", 120)
+            await load.receive(120, "connected")
             built = await build(url, rooms, args)
-            await load.send({"go": True, "messages": {room.name: room.messages for room in rooms}})
+            load.send({"go": True, "messages": {room.name: room.messages for room in rooms}})
+            await load.drain()
             budget = args.first_timeout * len(rooms) + args.max_seconds + 60 * len(rooms) + 60
-            done = await load.read("done", budget)
+            done = await load.receive(budget, "done")
         after = await processes.scrape(node.base)
         resident = node.resident_kib()
     logs_after = await logs(url, rooms)
@@ -550,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.database_url,
         lambda url: run(url, args),
         render,
-        (processes.ServerError, WakeError),
+        (processes.ServerError, child.ChildError, WakeError),
     )
 
 
