@@ -127,16 +127,6 @@ def listen_overflows() -> int | None:
     return int(rows[1][rows[0].index("ListenOverflows")])
 
 
-def milliseconds(values: Sequence[float]) -> dict[str, float]:
-    """Median, p90, p99 and max of ``values`` (seconds) in milliseconds."""
-    return {
-        "median_ms": report.percentile(values, 0.5) * 1000,
-        "p90_ms": report.percentile(values, 0.9) * 1000,
-        "p99_ms": report.percentile(values, 0.99) * 1000,
-        "max_ms": max(values, default=float("nan")) * 1000,
-    }
-
-
 def heap_per_socket(before: dict[str, Any], after: dict[str, Any], sockets: int) -> dict[str, Any]:
     """What the server's heap gained per open socket (objects by type, blocks, tasks)."""
     per = max(sockets, 1)
@@ -229,7 +219,7 @@ async def measure(
             "attempt_errors": errors,
             "seconds": connect_seconds,
             "per_second": sockets / connect_seconds,
-            "latency": milliseconds(latencies),
+            "latency": report.milliseconds(latencies),
             "listen_overflows": (
                 None
                 if overflows is None or overflows_after is None
@@ -291,7 +281,7 @@ async def measure(
             "errors": ping_errors,
             "sockets_used": used,
         }
-        result["pings"].update(milliseconds(samples))
+        result["pings"].update(report.milliseconds(samples))
         result["memory"]["rss_after_pings_kib"] = rss_pinged
         result["memory"]["kib_per_pinged_socket"] = (rss_pinged - rss_collected) / max(used, 1)
         if durable:

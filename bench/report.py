@@ -46,6 +46,16 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def milliseconds(seconds: Sequence[float]) -> dict[str, float]:
+    """Median, p90, p99 and max of durations in seconds, in milliseconds."""
+    return {
+        "median_ms": percentile(seconds, 0.5) * 1000,
+        "p90_ms": percentile(seconds, 0.9) * 1000,
+        "p99_ms": percentile(seconds, 0.99) * 1000,
+        "max_ms": max(seconds, default=math.nan) * 1000,
+    }
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A plain text table: first column left-aligned, the others right-aligned."""
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]

@@ -116,12 +116,7 @@ def summary(samples: Samples) -> dict[str, Any]:
     """Percentiles in milliseconds."""
     out: dict[str, Any] = {"messages": len(samples.roundtrips)}
     for label, values in (("roundtrip", samples.roundtrips), ("fanout", samples.fanouts)):
-        out[label] = {
-            "median_ms": report.percentile(values, 0.5) * 1000,
-            "p90_ms": report.percentile(values, 0.9) * 1000,
-            "p99_ms": report.percentile(values, 0.99) * 1000,
-            "max_ms": max(values, default=float("nan")) * 1000,
-        }
+        out[label] = report.milliseconds(values)
     return out
 
 
