@@ -123,9 +123,10 @@ def summary(samples: Samples) -> dict[str, Any]:
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Baseline server first, then the durable node, with the same clients and messages."""
     server_version = await scratch.server_version(url)
-    async with processes.baseline(args.startup) as base:
+    loop = processes.event_loop_name(args.event_loop)
+    async with processes.baseline(args.startup, loop) as base:
         baseline = summary(await measure(base.base, args))
-    async with processes.durable_node(url, "chat.py", args.startup) as node:
+    async with processes.durable_node(url, "chat.py", args.startup, event_loop=loop) as node:
         before = await processes.scrape(node.base)
         samples = await measure(node.base, args)
         after = await processes.scrape(node.base)
@@ -138,7 +139,7 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "roundtrip",
         "parameters": {k: v for k, v in vars(args).items() if k != "database_url"},
-        "environment": report.environment(server_version),
+        "environment": {**report.environment(server_version), "event_loop": loop},
         "baseline": baseline,
         "durable": durable,
         "durable_to_baseline": {
@@ -168,15 +169,15 @@ def render(result: dict[str, Any]) -> str:
                 ]
             )
     ratio = result["durable_to_baseline"]
+    env = result["environment"]
     node = result["durable"]["node"]
     commit = node["average_commit_ms"]
     return "\n".join(
         [
             f"roundtrip: {p['clients']} clients in one room, {p['messages']:,} sequential sends "
-            f"of {p['payload_bytes']} B after {p['warmup']} warm-up sends; "
-            f"PostgreSQL {result['environment']['postgresql']}, "
-            f"{result['environment']['cpus']} CPUs, load "
-            f"{result['environment']['load_average'][0]:.1f} at the end",
+            f"of {p['payload_bytes']} B after {p['warmup']} warm-up sends; both servers on "
+            f"{env['event_loop']}; PostgreSQL {env['postgresql']}, {env['cpus']} CPUs, load "
+            f"{env['load_average'][0]:.1f} at the end",
             "",
             report.table(["server, copy received by", "median ms", "p90", "p99", "max"], rows),
             "",
@@ -208,6 +209,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--payload-bytes", type=int, default=100, help="message length")
     parser.add_argument("--room", default="bench-room", help="room name")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait per send")
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop of both servers (auto: uvloop when installed, as a node does)",
+    )
     parser.add_argument("--startup", type=float, default=60.0, help="seconds to wait per server")
     return parser
 
