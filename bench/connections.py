@@ -573,12 +573,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--phase-timeout", type=float, default=120.0, help="seconds per connect/ping/close phase"
     )
-    parser.add_argument(
-        "--event-loop",
-        choices=("auto", "asyncio", "uvloop"),
-        default="auto",
-        help="event loop of both servers (auto: uvloop when installed, as a node does)",
-    )
+    processes.add_event_loop_option(parser)
     parser.add_argument("--startup", type=float, default=60.0, help="seconds to wait per server")
     return parser
 

@@ -46,6 +46,7 @@ from typing import Any
 
 from bench import child, processes, pyspy, report, scratch
 from bench.fanout_client import histogram_percentile
+from service.settings import Settings
 
 #: Seconds between sending a phase's command and its common start.
 LEAD = 0.5
@@ -672,16 +673,11 @@ def parser() -> argparse.ArgumentParser:
     add("--processes", type=int, default=2, help="load-generator processes per server")
     add("--padding", type=int, default=64, help="bytes of padding per message")
     add("--hibernate-after", type=float, default=600.0, help="the node's idle seconds")
-    add(
-        "--event-loop",
-        choices=["auto", "asyncio", "uvloop"],
-        default="auto",
-        help="event loop of both servers (auto: uvloop when installed)",
-    )
+    processes.add_event_loop_option(parser)
     add(
         "--gc-threshold",
         type=int,
-        default=50_000,
+        default=Settings.model_fields["gc_threshold"].default,
         help="young-generation GC threshold of both servers (0: Python's default)",
     )
     add("--connect-timeout", type=float, default=120.0, help="seconds to connect the clients")

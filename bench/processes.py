@@ -7,6 +7,7 @@ counted as the server's, and a server's resident memory can be read from /proc.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -117,6 +118,16 @@ async def server(
             yield running
         finally:
             await stop(process)
+
+
+def add_event_loop_option(parser: argparse.ArgumentParser) -> None:
+    """``--event-loop``, the loop of both servers of a comparison, chosen as a node's is."""
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop of both servers (auto: uvloop when installed, as a node does)",
+    )
 
 
 def event_loop_name(choice: str) -> str:

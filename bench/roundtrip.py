@@ -209,12 +209,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--payload-bytes", type=int, default=100, help="message length")
     parser.add_argument("--room", default="bench-room", help="room name")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait per send")
-    parser.add_argument(
-        "--event-loop",
-        choices=("auto", "asyncio", "uvloop"),
-        default="auto",
-        help="event loop of both servers (auto: uvloop when installed, as a node does)",
-    )
+    processes.add_event_loop_option(parser)
     parser.add_argument("--startup", type=float, default=60.0, help="seconds to wait per server")
     return parser
 
