@@ -119,7 +119,7 @@ class Runtime:
     async def stop(self) -> None:
         """Let live objects finish their work, then hibernate them all (snapshots, release)."""
         self._stopping = True
-        self._waking = False
+        self.stop_waking()
         for task in self._loops:
             task.cancel()
         for task in self._loops:
