@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import WSMsgType
 
-from tests.service.process import ECHO, child_env, durable
+from tests.cli.process import ECHO, child_env, durable
 from tests.support import fold_all
 
 

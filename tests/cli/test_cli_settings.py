@@ -9,7 +9,7 @@ import pytest
 
 from service import cli
 from service.settings import Settings
-from tests.service.process import ECHO, child_env, durable, run
+from tests.cli.process import ECHO, child_env, durable, run
 
 
 def _settings(*flags: str) -> Settings:

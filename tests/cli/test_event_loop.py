@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from service import tuning
-from tests.service.process import ECHO, child_env, durable
+from tests.cli.process import ECHO, child_env, durable
 from tests.support import eventually
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from service.api.application import Application
 from service.loader import LoadError, load_application
-from tests.service.process import APPS, child_env, durable, run
+from tests.cli.process import APPS, child_env, durable, run
 
 #: The app is loaded before the database is touched, so these need no server.
 _NO_DATABASE = "postgresql://nobody@127.0.0.1:1/none"
@@ -54,10 +54,10 @@ def test_targets_by_file_directory_attribute_and_module(monkeypatch: pytest.Monk
     assert isinstance(load_application(str(APPS / "echo.py")), Application)
     assert isinstance(load_application(f"{APPS / 'no_app.py'}:chat"), Application)
     monkeypatch.chdir(APPS.parents[2])
-    assert isinstance(load_application("tests.service.apps.echo"), Application)
-    assert isinstance(load_application("tests.service.apps.echo:app"), Application)
+    assert isinstance(load_application("tests.cli.apps.echo"), Application)
+    assert isinstance(load_application("tests.cli.apps.echo:app"), Application)
     with pytest.raises(LoadError, match=r"is a directory without an app\.py"):
-        load_application("tests/service/apps/noapp_dir")
+        load_application("tests/cli/apps/noapp_dir")
 
 
 async def test_a_directory_serves_its_app_py(database_url: str, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import importlib.util
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from tests.service.process import APPS, database_of, with_database
+from tests.cli.process import APPS, database_of, with_database
 from tests.support import eventually, serve
 
 spec = importlib.util.spec_from_file_location("echo_app", APPS / "echo.py")

@@ -10,7 +10,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.service.process import ECHO, child_env, database_of, durable, with_database
+from tests.cli.process import ECHO, child_env, database_of, durable, with_database
 from tests.support import eventually, fold_all
 
 #: Seconds a commit retries before giving up (the node is started with this).

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from service.store import embedded
-from tests.service.process import ECHO, child_env, durable, run
+from tests.cli.process import ECHO, child_env, durable, run
 from tests.support import eventually
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import aiohttp
 import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.process import ECHO, child_env, durable
+from tests.cli.process import ECHO, child_env, durable
 from tests.support import eventually
 
 NAMES = (

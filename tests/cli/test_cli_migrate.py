@@ -11,7 +11,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from service.store import migrate
-from tests.service.process import ECHO, child_env, durable, run, scratch_database
+from tests.cli.process import ECHO, child_env, durable, run, scratch_database
 
 TABLES = {"events", "snapshots", "objects", "websockets", "alarms", "inbox"}
 
