@@ -63,3 +63,13 @@ class ConflictError(Exception):
 
 class StoreUnavailableError(Exception):
     """The database could not be reached or did not commit in time."""
+
+
+class CommitRefusedError(StoreUnavailableError):
+    """The database refused the data of a commit (not an outage): retrying it as it is would
+    fail again, so the work it covers is given up after a few attempts."""
+
+
+class NodeIdInUseError(Exception):
+    """Another live node holds this node's id: two nodes of one id would close each other's
+    sockets in the log."""

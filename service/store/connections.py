@@ -1,11 +1,17 @@
-"""Borrowing pool connections, with failures to connect reported as one error type."""
+"""Borrowing pool connections: bounded waits, one error type per cause, and the database's
+health as the node last saw it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseUnreachableError(ConnectionError):
@@ -15,14 +21,117 @@ class DatabaseUnreachableError(ConnectionError):
     """
 
 
-@contextlib.asynccontextmanager
-async def borrow(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A connection from ``pool``; whatever stops us getting one is DatabaseUnreachableError."""
-    try:
-        connection = await pool.acquire()
-    except Exception as error:
-        raise DatabaseUnreachableError(str(error)) from error
-    try:
-        yield connection
-    finally:
-        await pool.release(connection)
+class PoolExhaustedError(ConnectionError):
+    """Every connection of a pool stayed busy for the whole wait: the node is overloaded (or
+    its queries are blocked), the database itself may be fine. Transient, like the above."""
+
+
+#: Errors of a connection that was lost while in use (its backend was terminated, the link
+#: broke): the next connection may work at once, so they say nothing of the server's health.
+LOST_LINK_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # TimeoutError and ConnectionError included
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    # The server ended the session (pg_terminate_backend, a shutdown).
+    asyncpg.exceptions.OperatorInterventionError,
+    # Raised when a pooled connection's backend was terminated mid-protocol.
+    asyncpg.exceptions.InternalClientError,
+)
+
+
+class Health:
+    """Whether the database accepts connections, as the node's last attempts found it.
+
+    Only a failure to connect marks it down: a connection lost in use (a terminated backend)
+    is usually followed by a new one that works. Any completed operation marks it up.
+    """
+
+    def __init__(self) -> None:
+        #: ``time.monotonic()`` of the first refused connection of the current outage.
+        self.down_since: float | None = None
+        self.reason = ""
+
+    def refused(self, reason: str) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+        self.reason = reason
+
+    def answered(self) -> None:
+        self.down_since = None
+        self.reason = ""
+
+
+class Pool:
+    """An asyncpg pool with a bounded wait for a connection, reporting to a Health."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        name: str,
+        health: Health,
+        *,
+        acquire_timeout: float,
+        on_exhausted: Callable[[str], None] | None = None,
+    ) -> None:
+        self.raw = pool
+        self.name = name
+        self.health = health
+        self.acquire_timeout = acquire_timeout
+        self._on_exhausted = on_exhausted
+
+    async def close(self, timeout: float) -> None:
+        """Close every connection politely, or cut them after ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self.raw.close(), timeout)
+        except TimeoutError:
+            log.warning("closing the %s pool timed out: cutting its connections", self.name)
+            self.raw.terminate()
+
+    def size(self) -> int:
+        return int(self.raw.get_max_size())
+
+    def in_use(self) -> int:
+        return int(self.raw.get_size() - self.raw.get_idle_size())
+
+    @contextlib.asynccontextmanager
+    async def borrow(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection; whatever stops us getting one is one of the two errors above.
+
+        Its release never raises: once the block has run, its outcome is decided (a COMMIT
+        that returned has committed), and a release that fails only means asyncpg dropped a
+        broken connection, which it has then terminated.
+        """
+        connection = await self._acquire()
+        answered = False
+        try:
+            yield connection
+            answered = True
+        except LOST_LINK_ERRORS:
+            raise
+        except Exception:
+            answered = True  # the server answered, with an error of the statement
+            raise
+        finally:
+            if answered:
+                self.health.answered()
+            try:
+                await self.raw.release(connection)
+            except Exception as error:
+                log.debug("dropping a broken connection: %r", error, extra={"action": "pool"})
+
+    async def _acquire(self) -> asyncpg.Connection:
+        try:
+            return await self.raw.acquire(timeout=self.acquire_timeout)
+        except TimeoutError as error:
+            if self.raw.get_size() >= self.raw.get_max_size() and not self.raw.get_idle_size():
+                if self._on_exhausted is not None:
+                    self._on_exhausted(self.name)
+                raise PoolExhaustedError(
+                    f"all {self.size()} connections of the {self.name} pool stayed busy for "
+                    f"{self.acquire_timeout:g} s"
+                ) from error
+            self.health.refused("connecting timed out")
+            raise DatabaseUnreachableError("connecting to the database timed out") from error
+        except Exception as error:
+            self.health.refused(str(error) or type(error).__name__)
+            raise DatabaseUnreachableError(str(error)) from error

@@ -18,9 +18,18 @@ from service.events.log import Append, Claim, History, InboxItem, StoreUnavailab
 from service.store import connections, database_url, notifications, queries
 from service.store.group_commit import TRANSIENT_ERRORS, GroupCommit, describe
 from service.store.listener import Listener
+from service.store.node_lock import NodeLock
 
 #: The NOTIFY channel; versioned so that old and new nodes can run side by side.
 CHANNEL = "durable_v1"
+
+#: Seconds the pools get to close their connections politely before they are cut (a link
+#: that went silent would otherwise hold the node's shutdown up until TCP gives up).
+CLOSE_TIMEOUT = 5.0
+
+#: Connections of ``pool_size`` kept for commits and health checks: two pipelined flushes
+#: and one to ask how an interrupted COMMIT ended, or to answer /healthz.
+COMMIT_CONNECTIONS = 3
 
 T = TypeVar("T")
 
@@ -36,42 +45,43 @@ class EventStore:
         pool_size: int = 10,
         retry_seconds: float = 10.0,
         command_timeout: float = 10.0,
+        acquire_timeout: float = 5.0,
         max_batch_events: int = 5000,
         copy_events_from: int = 1000,
         on_flush: Callable[[int, float], None] | None = None,
+        on_pool_exhausted: Callable[[str], None] | None = None,
     ) -> None:
         self.dsn = database_url.for_asyncpg(dsn)
         self.node_id = node_id
         self._pool_size = pool_size
         self._retry_seconds = retry_seconds
         self._command_timeout = command_timeout
+        self._acquire_timeout = acquire_timeout
         self._max_batch_events = max_batch_events
         self._copy_events_from = copy_events_from
         self._on_flush = on_flush
-        self._pool: asyncpg.Pool | None = None
+        self._on_pool_exhausted = on_pool_exhausted
+        self.health = connections.Health()
+        self._pool: connections.Pool | None = None
+        self._commit_pool: connections.Pool | None = None
         self._commit: GroupCommit | None = None
         self._listener: Listener | None = None
+        self._node_lock: NodeLock | None = None
 
     async def open(self) -> None:
-        """Start the pool and the writer. Connections open when first needed (and time out
-        like commands), so a store opens while the database is away and its calls then fail
-        with StoreUnavailableError instead of hanging or raising driver errors."""
-        self._pool = await asyncpg.create_pool(
-            self.dsn,
-            min_size=0,
-            max_size=self._pool_size,
-            command_timeout=self._command_timeout,
-            timeout=self._command_timeout,
-            server_settings={
-                # A flush holds the positions lock (taken in durable_flush) until it ends. If
-                # this node loses its link mid-flush, the server would keep the transaction
-                # open, idle, until TCP gives up (hours), stalling every node's commits. No
-                # transaction of ours waits on the client for long, so end such sessions.
-                "idle_in_transaction_session_timeout": str(int(self._command_timeout * 1000)),
-            },
-        )
+        """Start the pools and the writer.
+
+        Connections open when first needed (and time out like commands), so a store opens
+        while the database is away and its calls then fail with StoreUnavailableError
+        instead of hanging or raising driver errors. Commits and health checks have
+        connections of their own (``COMMIT_CONNECTIONS`` of ``pool_size``), so that reads
+        and wakes blocked on locks or a slow database never hold up the node's writes.
+        """
+        reserved = min(COMMIT_CONNECTIONS, self._pool_size - 1)
+        self._commit_pool = await self._make_pool("commit", reserved)
+        self._pool = await self._make_pool("general", self._pool_size - reserved)
         self._commit = GroupCommit(
-            self._pool,
+            self._commit_pool,
             self.node_id,
             CHANNEL,
             max_batch_events=self._max_batch_events,
@@ -81,19 +91,67 @@ class EventStore:
         )
         self._commit.start()
 
+    async def _make_pool(self, name: str, size: int) -> connections.Pool:
+        pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=0,
+            max_size=size,
+            command_timeout=self._command_timeout,
+            timeout=self._command_timeout,
+            server_settings={
+                # A flush holds the positions lock (taken in durable_flush) until it ends. If
+                # this node loses its link mid-flush, the server would keep the transaction
+                # open, idle, until TCP gives up (hours), stalling every node's commits. No
+                # transaction of ours waits on the client for long, so end such sessions.
+                "idle_in_transaction_session_timeout": str(int(self._command_timeout * 1000)),
+                "application_name": f"durable {self.node_id}"[:63],
+            },
+        )
+        return connections.Pool(
+            pool,
+            name,
+            self.health,
+            acquire_timeout=self._acquire_timeout,
+            on_exhausted=self._on_pool_exhausted,
+        )
+
     async def close(self) -> None:
-        """Flush what is queued, stop listening, close the pool."""
+        """Flush what is queued, stop listening, let go of the node id, close the pools."""
         if self._commit is not None:
             await self._commit.close()
         if self._listener is not None:
             await self._listener.close()
-        if self._pool is not None:
-            await self._pool.close()
+        if self._node_lock is not None:
+            await self._node_lock.close()
+        for pool in (self._pool, self._commit_pool):
+            if pool is not None:
+                await pool.close(CLOSE_TIMEOUT)
 
     @property
     def pool(self) -> asyncpg.Pool:
+        """The general pool (reads, claims, the inbox), for ad-hoc queries."""
         assert self._pool is not None, "EventStore.open() was not awaited"
-        return self._pool
+        return self._pool.raw
+
+    def unavailable(self) -> str | None:
+        """Why the database is taken to be away (it refused connections), or None."""
+        if self.health.down_since is None:
+            return None
+        return self.health.reason or "it refused connections"
+
+    def pool_usage(self) -> dict[str, tuple[int, int]]:
+        """Connections in use and the size, of each pool."""
+        return {
+            pool.name: (pool.in_use(), pool.size())
+            for pool in (self._pool, self._commit_pool)
+            if pool is not None
+        }
+
+    async def hold_node_id(self) -> None:
+        """Take this node's id for as long as the store is open; NodeIdInUseError if a live
+        node holds it already."""
+        self._node_lock = NodeLock(self.dsn, self.node_id)
+        await self._node_lock.acquire()
 
     # -- writes -------------------------------------------------------------------------
 
@@ -176,8 +234,10 @@ class EventStore:
         return [(r[0], r[1]) for r in rows]
 
     async def ping(self) -> None:
-        """Raise StoreUnavailableError unless the database answers."""
-        await self._call(lambda c: c.fetchval(queries.PING))
+        """Raise StoreUnavailableError unless the database answers (on a commit connection:
+        a node whose general pool is exhausted is still healthy if it can commit)."""
+        assert self._commit_pool is not None, "EventStore.open() was not awaited"
+        await self._call(lambda c: c.fetchval(queries.PING), self._commit_pool)
 
     # -- notifications ------------------------------------------------------------------
 
@@ -205,9 +265,15 @@ class EventStore:
     async def _fetchrow(self, query: str, *args: Any) -> Any:
         return await self._call(lambda c: c.fetchrow(query, *args))
 
-    async def _call(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _call(
+        self,
+        operation: Callable[[asyncpg.Connection], Awaitable[T]],
+        pool: connections.Pool | None = None,
+    ) -> T:
+        pool = pool or self._pool
+        assert pool is not None, "EventStore.open() was not awaited"
         try:
-            async with connections.borrow(self.pool) as connection:
+            async with pool.borrow() as connection:
                 return await operation(connection)
         except TRANSIENT_ERRORS as error:
             raise StoreUnavailableError(

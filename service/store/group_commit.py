@@ -16,24 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
-
-from service.events.log import Append, ConflictError, InboxItem, StoreUnavailableError
+from service.events.log import (
+    Append,
+    CommitRefusedError,
+    ConflictError,
+    InboxItem,
+    StoreUnavailableError,
+)
 from service.store import batch, connections, queries
 
 log = logging.getLogger(__name__)
 
 #: Errors that mean "the database is unreachable right now", worth retrying.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.ConnectionFailureError,
-    # Raised when a pooled connection's backend was terminated mid-protocol.
-    asyncpg.exceptions.InternalClientError,
-)
+TRANSIENT_ERRORS = connections.LOST_LINK_ERRORS
 
 
 def describe(error: BaseException) -> str:
@@ -98,7 +93,7 @@ class GroupCommit:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: connections.Pool,
         node_id: str,
         channel: str,
         *,
@@ -242,8 +237,8 @@ class GroupCommit:
         except Exception as error:
             groups = _group(taken)
             if len(groups) + sum(isinstance(p.item, InboxItem) for p in taken) <= 1:
-                log.error("flush failed: %s", error, extra={"action": "flush"})
-                _fail(taken, StoreUnavailableError(f"the commit failed: {error}"))
+                log.error("the database refused a commit: %s", error, extra={"action": "flush"})
+                _fail(taken, CommitRefusedError(f"the database refused the commit: {error}"))
                 return
             # Flush each object on its own to find the one whose data the database refuses.
             for object_id in groups:
@@ -253,7 +248,15 @@ class GroupCommit:
                 await self._flush_all([pending], slot)
 
     async def _flush_with_retry(self, taken: list[_Pending], slot: _Slot) -> None:
-        deadline = time.monotonic() + self._retry_seconds
+        """Commit the batch, retrying while the database is away; decide its outcome once.
+
+        The retry window (``retry_seconds``) runs from the start of the outage, not of this
+        flush: once the database has refused connections for that long, a flush fails at its
+        first failed attempt, and work queued behind it does not wait a window of its own.
+        A COMMIT whose answer was lost is never retried nor given up on: the database is
+        asked how it ended (``txid_status``) until it can say, however long that takes.
+        """
+        began = time.monotonic()
         delay = 0.05
         appends = [p for p in taken if isinstance(p.item, Append)]
         inbox = [p for p in taken if isinstance(p.item, InboxItem)]
@@ -270,16 +273,22 @@ class GroupCommit:
                 await self._flush(arrays, attempt, slot)
                 break
             except TRANSIENT_ERRORS as error:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                in_doubt = attempt is not None and attempt.committing
+                remaining = self._deadline(began) - time.monotonic()
+                if remaining <= 0 and not in_doubt:
                     raise StoreUnavailableError(
                         f"the database is unavailable: {describe(error)}"
                     ) from error
                 log.warning(
-                    "flush failed, retrying: %s", describe(error), extra={"action": "flush"}
+                    "%s: %s",
+                    "the outcome of an interrupted commit is not known yet, asking again"
+                    if in_doubt
+                    else "flush failed, retrying",
+                    describe(error),
+                    extra={"action": "flush"},
                 )
                 # The last attempt is made at the deadline: the whole window is used.
-                await asyncio.sleep(min(delay, remaining))
+                await asyncio.sleep(delay if in_doubt else min(delay, remaining))
                 delay = min(delay * 2, 1.0)
         await slot.turn_to_settle()
         self._resolve(appends, inbox, attempt.inbox_ids)
@@ -290,6 +299,11 @@ class GroupCommit:
                 # The commit stands; an observer's failure must not be taken for the commit's.
                 log.exception("the flush observer failed", extra={"action": "flush"})
 
+    def _deadline(self, began: float) -> float:
+        """When retrying stops: ``retry_seconds`` after this flush or the outage began."""
+        down = self._pool.health.down_since
+        return (began if down is None else min(began, down)) + self._retry_seconds
+
     async def _flush(self, arrays: batch.FlushArrays, attempt: _Attempt, slot: _Slot) -> None:
         """Three round trips: BEGIN, durable_flush, COMMIT (plus a COPY for large batches).
 
@@ -298,7 +312,7 @@ class GroupCommit:
         """
         by_copy = arrays.event_count >= self._copy_from
         arguments = arrays.arguments(self._node_id, self._channel, events=not by_copy)
-        async with connections.borrow(self._pool) as connection:
+        async with self._pool.borrow() as connection:
             async with connection.transaction():
                 if slot.after is not None:
                     await slot.after.wait()
@@ -317,7 +331,7 @@ class GroupCommit:
 
     async def _committed(self, attempt: _Attempt) -> bool:
         """How an interrupted COMMIT ended; raises _CommitInDoubtError while it runs on."""
-        async with connections.borrow(self._pool) as connection:
+        async with self._pool.borrow() as connection:
             status = await connection.fetchval(queries.TRANSACTION_STATUS, attempt.xid)
         log.warning("an interrupted commit was %s", status, extra={"action": "flush"})
         if status == "in progress":

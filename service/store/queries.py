@@ -139,3 +139,16 @@ SELECT object_id, (extract(epoch FROM scheduled_at) * 1000)::bigint AS ms
 
 # Liveness probe of a connection.
 PING = "SELECT 1"
+
+# Take a node id for this session (released when the session ends): false if a live node
+# holds it. The two-key form keeps these locks apart from the positions lock.
+TAKE_NODE_ID = "SELECT pg_try_advisory_lock(1685418593, hashtext($1))"
+
+# The session holding a node id's lock, for the message that refuses a second node.
+NODE_ID_HOLDER = """
+SELECT host(a.client_addr) AS client_addr, a.backend_start
+  FROM pg_locks AS l JOIN pg_stat_activity AS a USING (pid)
+ WHERE l.locktype = 'advisory' AND l.classid = 1685418593
+   AND l.objid = hashtext($1)::oid AND l.granted
+ LIMIT 1
+"""

@@ -75,6 +75,9 @@ class Proxy:
         self._parts = parts
         self._server: asyncio.Server | None = None
         self._links: list[tuple[list[asyncio.Task[None]], list[asyncio.StreamWriter]]] = []
+        #: Once the server sends bytes holding this, the link is cut right after them.
+        self.cut_after: bytes | None = None
+        self.cut = asyncio.Event()
 
     async def start(self) -> str:
         """Start listening; return the URL that reaches the database through the proxy."""
@@ -91,9 +94,23 @@ class Proxy:
             up_reader, up_writer = await asyncio.open_connection(self._host, self._port)
         tasks = [
             asyncio.create_task(_pipe(reader, up_writer)),
-            asyncio.create_task(_pipe(up_reader, writer)),
+            asyncio.create_task(self._from_server(up_reader, writer)),
         ]
         self._links.append((tasks, [writer, up_writer]))
+
+    async def _from_server(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+                if self.cut_after is not None and self.cut_after in data:
+                    self.cut_after = None
+                    self.cut.set()
+                    self.sever()
+                    return
+        writer.close()
 
     def freeze(self) -> int:
         """Stop every open link from carrying bytes; return how many were frozen."""

@@ -110,3 +110,25 @@ async def test_a_commit_whose_answer_is_lost_is_reported_as_committed(
         assert [r["id"] for r in rows] == [inbox_id]
     finally:
         await store.close()
+
+
+async def test_a_commit_whose_connection_dies_right_after_it_is_reported_committed(
+    sql: asyncpg.Connection, proxy: tuple[Proxy, str]
+) -> None:
+    """COMMIT answers, then the link breaks before the connection goes back to the pool:
+    returning it fails, but the commit stands and must be reported as such, once."""
+    link, url = proxy
+    store = EventStore(url, "node-a", retry_seconds=10.0)
+    await store.open()
+    try:
+        claim = await store.claim(object_id("released"), "CHAT", None)
+        # CommandComplete of COMMIT: the server's answer, just before the pool resets the
+        # connection (which then fails).
+        link.cut_after = b"C\x00\x00\x00\x0bCOMMIT\x00"
+        await asyncio.wait_for(store.append(after(claim, 0, [put("k", 1)])), 15)
+        assert link.cut.is_set()
+        # The next append, on a new link, follows the first one (no conflict, no reset).
+        await asyncio.wait_for(store.append(after(claim, 1, [put("k", 2)])), 15)
+        assert await seqs(sql, claim.object_id) == [1, 2]
+    finally:
+        await store.close()
