@@ -26,7 +26,9 @@ def create_app(settings: Settings, application: Application) -> web.Application:
         settings.node_id,
         pool_size=settings.pool_size,
         retry_seconds=settings.commit_retry_seconds,
+        acquire_timeout=settings.pool_timeout,
         on_flush=metrics.on_flush,
+        on_pool_exhausted=metrics.on_pool_exhausted,
     )
     webapp = create_gateway(
         application,
@@ -56,6 +58,7 @@ def create_app(settings: Settings, application: Application) -> web.Application:
         live=runtime.live_count,
         hibernated=lambda: len(registry.object_ids() - set(runtime.activations)),
         sockets=registry.socket_count,
+        pools=store.pool_usage,
     )
 
     async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -146,13 +146,14 @@ def _explain(error: ValidationError) -> str:
 
 
 class _Formatter(logging.Formatter):
-    """Plain lines, with the ``object_id`` and ``action`` extras when a record has them."""
+    """Plain lines, with the ``object`` (``BINDING/name``), ``object_id`` and ``action``
+    extras when a record has them."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         extras = [
             f"{key}={getattr(record, key)}"
-            for key in ("object_id", "action")
+            for key in ("object", "object_id", "action")
             if getattr(record, key, None) is not None
         ]
         return f"{line} [{' '.join(extras)}]" if extras else line

@@ -14,6 +14,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._pools: Callable[[], dict[str, tuple[int, int]]] | None = None
         self.events_appended = Counter(
             "durable_events_appended",
             "Events committed to the log by this node.",
@@ -51,6 +52,22 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.pool_exhausted = Counter(
+            "durable_pool_exhausted",
+            "Waits for a database connection that timed out (every connection stayed busy).",
+            ["pool"],
+            registry=self.registry,
+        )
+        self.pool_connections = Gauge(
+            "durable_pool_connections",
+            "Database connections of this node's pools, by pool and state.",
+            ["pool", "state"],
+            registry=self.registry,
+        )
+
+    def on_pool_exhausted(self, pool: str) -> None:
+        self.pool_exhausted.labels(pool).inc()
+
     def on_flush(self, events: int, seconds: float) -> None:
         if events:
             self.events_appended.inc(events)
@@ -62,11 +79,17 @@ class Metrics:
         live: Callable[[], int],
         hibernated: Callable[[], int],
         sockets: Callable[[], int],
+        pools: Callable[[], dict[str, tuple[int, int]]] | None = None,
     ) -> None:
         """Compute the gauges from the runtime and gateway at scrape time."""
         self.live_objects.set_function(live)
         self.hibernated_objects.set_function(hibernated)
         self.open_sockets.set_function(sockets)
+        self._pools = pools
 
     def render(self) -> bytes:
+        if self._pools is not None:
+            for pool, (in_use, size) in self._pools().items():
+                self.pool_connections.labels(pool, "in_use").set(in_use)
+                self.pool_connections.labels(pool, "size").set(size)
         return bytes(generate_latest(self.registry))

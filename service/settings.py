@@ -66,7 +66,16 @@ class Settings(BaseSettings):
         ge=0,
         description="seconds a commit keeps retrying while the database is unreachable",
     )
-    pool_size: int = Field(default=10, ge=2, description="database connections of this node")
+    pool_size: int = Field(
+        default=10,
+        ge=2,
+        description="database connections of this node (3 of them kept for commits and health)",
+    )
+    pool_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds a query waits for a free database connection before it fails",
+    )
     heartbeat: float | None = Field(
         default=None, gt=0, description="seconds between protocol pings to clients (unset: none)"
     )

@@ -28,11 +28,18 @@ from service.api.limits import Limits
 from service.api.state import DurableObjectState
 from service.api.websocket import WebSocket
 from service.events import snapshot, types
-from service.events.log import Append, Claim, ConflictError, InboxItem, StoreUnavailableError
+from service.events.log import (
+    Append,
+    Claim,
+    CommitRefusedError,
+    ConflictError,
+    InboxItem,
+    StoreUnavailableError,
+)
 from service.events.state import ObjectState, apply, undo_of
 from service.runtime import delivery as delivery_module
 from service.runtime import dispatch
-from service.runtime.delivery import Delivery
+from service.runtime.delivery import SOCKET_KINDS, Delivery
 from service.runtime.turn import Output, ResetRequested, Turn, rollback
 
 if TYPE_CHECKING:
@@ -40,6 +47,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+#: A finished turn's output and the commit it waits for (None: none), with its delivery if
+#: a failure of that commit means handling the delivery again.
+_Held = tuple[asyncio.Future[None] | None, list[Output], Delivery | None]
 
 #: Event types after whose commit the object's alarm timer must be re-armed.
 _ALARM_TYPES = frozenset({"alarm_set", "alarm_deleted", "storage_cleared"})
@@ -73,12 +84,12 @@ class Activation:
         self._turn: Turn | None = None
         self._mailbox: collections.deque[Delivery] = collections.deque()
         self._wakeup = asyncio.Event()
-        self._outbox: collections.deque[tuple[asyncio.Future[None] | None, list[Output]]] = (
-            collections.deque()
-        )
-        #: Commits not yet settled, with the delivery each one covers.
-        self._pending: dict[asyncio.Future[None], Delivery | None] = {}
-        self._failed: list[Delivery] = []
+        #: Finished turns whose output waits for a commit, in turn order (see _pump).
+        self._held: collections.deque[_Held] = collections.deque()
+        #: Commits not yet settled.
+        self._pending: set[asyncio.Future[None]] = set()
+        #: Deliveries whose turns did not commit: handled again after a reset, in order.
+        self._redo: list[Delivery] = []
         self._last_commit: asyncio.Future[None] | None = None
         self._blockers: list[asyncio.Future[Any]] = []
         self._block_depth = 0
@@ -132,7 +143,7 @@ class Activation:
             elapsed * 1000,
             replayed,
             claim.last_seq - replayed,
-            extra=self._extra(),
+            extra=self.log_extra(),
         )
 
     async def _replay(self, claim: Claim) -> int:
@@ -200,13 +211,13 @@ class Activation:
                     delivery.inbox_id,
                     delivery.kind,
                     limit,
-                    extra=self._extra(),
+                    extra=self.log_extra(),
                 )
                 delivery.kind = "drop"
         if first:
             # Oldest first: the inbox, then work carried over from a reset instance, then
             # whatever arrived while this one was loading.
-            fresh.extend(self.runtime.take_carryover(self.key))
+            fresh.extend(self.runtime.take_waiting(self.key))
             self._mailbox.extendleft(reversed(fresh))
         else:
             self._mailbox.extend(fresh)
@@ -226,7 +237,7 @@ class Activation:
             self.closed.set_result(None)
 
     def has_work(self) -> bool:
-        return bool(self._mailbox or self._pending or self._outbox or self._blockers)
+        return bool(self._mailbox or self._pending or self._held or self._blockers)
 
     def enqueue(self, delivery: Delivery) -> None:
         self._mailbox.append(delivery)
@@ -239,7 +250,7 @@ class Activation:
             and not self.busy
             and not self._mailbox
             and not self._pending
-            and not self._outbox
+            and not self._held
             and not self._blockers
             and not self._background
             and now - self.last_active >= idle_after
@@ -262,14 +273,14 @@ class Activation:
             try:
                 await commit
             except Exception as error:
-                log.warning("snapshot at hibernation failed: %s", error, extra=self._extra())
+                log.warning("snapshot at hibernation failed: %s", error, extra=self.log_extra())
         with contextlib.suppress(Exception):
             await self.runtime.log.release(self.key, self._epoch)
         log.info(
             "hibernated at seq %d with %d sockets open",
             self._seq,
             len(self.state.sockets),
-            extra=self._extra(),
+            extra=self.log_extra(),
         )
         if not self.state.sockets:
             # No socket can ask for the auto-response any more; the next wake sets it again.
@@ -292,22 +303,25 @@ class Activation:
             self.closed.set_result(None)
 
     def reset(self, reason: str) -> None:
-        """Throw the instance away; held frames are discarded, unfinished work is redone."""
+        """Throw the instance away; unfinished work is redone by the next one.
+
+        Turns already handed to the log keep their fate: the output of those that commit is
+        still released, in order; that of those that do not is dropped, and their deliveries
+        are handled again (they were never recorded, so they are recorded once).
+        """
         if self.status in ("closing", "closed"):
             return
-        log.warning("object reset: %s", reason, extra=self._extra())
+        log.warning("object reset: %s", reason, extra=self.log_extra())
         self.status = "closing"
-        self._outbox.clear()
         task = asyncio.ensure_future(self._finish_reset())
         self.runtime.track(task)
 
     async def _finish_reset(self) -> None:
         await self._stop_runner()
-        if self._pending:
+        while self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
-        for delivery in self._failed:
-            delivery.attempts += 1
-        undelivered = [*self._failed, *self._mailbox]
+        self._pump()
+        undelivered = [*self._redo, *self._mailbox]
         self._mailbox.clear()
         for future in self._blockers:
             future.cancel()
@@ -333,7 +347,7 @@ class Activation:
                 raise
             except BaseException as error:
                 # A fault of the runtime itself: never leave the object wedged behind it.
-                log.exception("delivery failed", extra=self._extra())
+                log.exception("delivery failed", extra=self.log_extra())
                 self._fail_delivery(delivery, ObjectResetError(f"internal error: {error!r}"))
                 self.reset(f"internal error: {error!r}")
             finally:
@@ -412,14 +426,20 @@ class Activation:
                     )
                 )
             )
-            self._pending[commit] = turn.delivery
+            self._pending.add(commit)
             commit.add_done_callback(functools.partial(self._committed, turn=turn))
             gate = self._last_commit = commit
         elif self._last_commit is not None and not self._last_commit.done():
             gate = self._last_commit
-        if turn.outputs or turn.accepted:
-            expects: list[Output] = [("expect", sid, hib) for sid, hib in turn.accepted]
-            self._outbox.append((gate, expects + turn.outputs if expects else turn.outputs))
+        delivery = turn.delivery
+        # A socket's delivery is redone if its turn's gate fails, whether or not the turn
+        # wrote anything: what it did was decided on state that is then rolled back.
+        redo = delivery if delivery is not None and delivery.kind in SOCKET_KINDS else None
+        if turn.outputs or turn.accepted or (redo is not None and gate is not None):
+            outputs = turn.outputs
+            if turn.accepted:
+                outputs = [("expect", sid, hib) for sid, hib in turn.accepted] + outputs
+            self._held.append((gate, outputs, redo))
             # A gate of this turn's own commit pumps from _committed (one callback, not two).
             if gate is not None and not gate.done() and not committing:
                 gate.add_done_callback(lambda _f: self._pump())
@@ -427,28 +447,38 @@ class Activation:
         return gate
 
     def _committed(self, commit: asyncio.Future[None], *, turn: Turn) -> None:
-        delivery = self._pending.pop(commit, None)
+        self._pending.discard(commit)
         error = commit.exception() if not commit.cancelled() else ObjectResetError("cancelled")
         if error is None:
             for inbox_id in turn.consumed_inbox:
                 self._seen_inbox.discard(inbox_id)
             if turn.alarm_changed:
                 self.runtime.alarms.schedule(self.key, self.state.alarm_ms)
-            if turn.outputs or turn.accepted:
-                self._pump()
-            return
-        if delivery is not None:
-            self._failed.append(delivery)
-        self.reset(f"a commit failed: {error}")
+        else:
+            if isinstance(error, CommitRefusedError) and turn.delivery is not None:
+                # Only a refusal counts against a delivery: an outage or another writer is
+                # no fault of its own, and it is retried for as long as that lasts.
+                turn.delivery.attempts += 1
+            self.reset(f"a commit failed: {error}")
+        if self._held:
+            self._pump()
 
     def _pump(self) -> None:
+        """Release held output in turn order, as far as the commits behind it have landed.
+
+        A turn whose gate failed has its output dropped and its delivery kept for redoing;
+        gates fail in order (each append expects the one before it), so no committed
+        turn's output is ever dropped, and none is released before an earlier turn's.
+        """
         transport = self.runtime.transport
-        while self._outbox:
-            gate, outputs = self._outbox[0]
+        while self._held:
+            gate, outputs, redo = self._held[0]
             if gate is not None and not gate.done():
                 return
-            self._outbox.popleft()
+            self._held.popleft()
             if gate is not None and (gate.cancelled() or gate.exception() is not None):
+                if redo is not None:
+                    self._redo.append(redo)
                 continue
             for kind, socket_id, payload in outputs:
                 if kind == "send":
@@ -498,7 +528,7 @@ class Activation:
             self._turn.outputs.append(output)
             return
         gate = self._last_commit if self._last_commit and not self._last_commit.done() else None
-        self._outbox.append((gate, [output]))
+        self._held.append((gate, [output], None))
         if gate is not None:
             gate.add_done_callback(lambda _f: self._pump())
         self._pump()
@@ -566,8 +596,15 @@ class Activation:
         self._background.add(future)
         future.add_done_callback(self._background.discard)
 
-    def _extra(self) -> dict[str, str]:
-        return {"object_id": self.key, "action": "activation"}
+    @property
+    def label(self) -> str:
+        """``BINDING/name`` (or the binding alone for an unnamed object), for log lines."""
+        name = self.object_id.name
+        return f"{self.binding}/{name}" if name is not None else self.binding
+
+    def log_extra(self, action: str = "activation") -> dict[str, str]:
+        """The ``extra`` of a log line about this object: its label, its id, the action."""
+        return {"object": self.label, "object_id": self.key, "action": action}
 
 
 async def _call(callback: Callable[[], Any]) -> Any:

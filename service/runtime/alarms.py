@@ -51,7 +51,9 @@ class AlarmScheduler:
         count = self._retries.get(object_id, 0)
         if count >= MAX_RETRIES:
             self._retries.pop(object_id, None)
-            log.error("alarm abandoned after %d retries", count, extra={"object_id": object_id})
+            log.error(
+                "alarm abandoned after %d retries", count, extra=self._runtime.log_extra(object_id)
+            )
             return None
         self._retries[object_id] = count + 1
         return float(2 << count) * (1 + random.uniform(0, 0.25))

@@ -237,7 +237,7 @@ async def invoke(
         log.exception(
             "handler %s raised",
             getattr(handler, "__qualname__", handler),
-            extra={"object_id": activation.key, "action": "handler"},
+            extra=activation.log_extra("handler"),
         )
         rollback_turn(activation, turn)
         return None, error

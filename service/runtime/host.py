@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.api.application import Application
-from service.api.errors import ObjectResetError
+from service.api.errors import ObjectResetError, StorageUnavailableError
 from service.api.http import Request, Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
@@ -32,6 +32,9 @@ from service.runtime.ports import EventLog, SocketTransport
 log = logging.getLogger(__name__)
 
 DISCONNECTED_REASON = "WebSocket disconnected without sending Close frame."
+
+#: Seconds a request waits for the database to answer a probe while it is taken to be away.
+PROBE_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,12 @@ class Runtime:
         self.alarms = AlarmScheduler(self)
         #: Per object, the latest inbox write not yet committed.
         self._inbox_pending: dict[str, asyncio.Future[int]] = {}
-        #: Work of objects being revived after a reset, in arrival order.
-        self._carryover: dict[str, list[Delivery]] = {}
+        #: Work for objects that no activation takes now (asleep, waking, leaving memory or
+        #: being revived after a reset), in arrival order: the next activation takes it
+        #: first, after the object's inbox (see ``deliver`` and ``gone``).
+        self._waiting: dict[str, list[Delivery]] = {}
+        #: Objects with a task bringing them (back) into memory for their waiting work.
+        self._reviving: set[str] = set()
         #: Failed attempts per inbox row (a row that keeps failing is dropped, not retried).
         self.inbox_attempts: dict[int, int] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -88,7 +95,9 @@ class Runtime:
     # -- start and stop -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Close what a previous run left open, start listening, sweeping and polling."""
+        """Take the node id, close what a previous run left open, start listening, sweeping
+        and polling."""
+        await self.log.hold_node_id()
         for object_id, socket_id in await self.log.stale_sockets():
             self._to_inbox(
                 object_id,
@@ -131,6 +140,12 @@ class Runtime:
                 await activation.ready
             if activation.status == "running":
                 await activation.hibernate()
+        # Work no activation took (objects that could not be revived): to the inbox, in
+        # order, for whichever node runs them next.
+        for object_id, deliveries in list(self._waiting.items()):
+            for delivery in self._keep(object_id, deliveries):
+                self._to_inbox(object_id, delivery)
+        self._waiting.clear()
         self.alarms.close()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=self.settings.shutdown_timeout)
@@ -159,6 +174,7 @@ class Runtime:
         """Deliver a request to an object and return its response once it is committed."""
         if binding not in self.app.bindings:
             raise LookupError(f"no binding named {binding!r}")
+        await self._check_database()
         activation = await self.activate(str(object_id), binding, object_id.name)
         while not activation.accepting:  # reset between its wake and this delivery
             activation = await self.activate(str(object_id), binding, object_id.name)
@@ -166,24 +182,36 @@ class Runtime:
         activation.enqueue(Delivery("fetch", request=request, future=future))
         return await future
 
+    async def _check_database(self) -> None:
+        """Fail fast while the database refuses connections, rather than run the request and
+        wait out the commit's retry window: a quick probe says whether it is back."""
+        reason = self.log.unavailable()
+        if reason is None:
+            return
+        try:
+            await asyncio.wait_for(self.log.ping(), PROBE_TIMEOUT)
+        except (StoreUnavailableError, TimeoutError):
+            raise StorageUnavailableError(f"the database is unavailable: {reason}") from None
+
     # -- deliveries from the gateway ----------------------------------------------------
 
     def deliver(self, object_id: str, delivery: Delivery) -> None:
         """A frame, close or error of a socket: to the object's mailbox, waking it if needed.
 
-        A hibernated object is woken here, as a live one would handle the frame: the turn
-        that handles it records it. Only while an object is leaving memory does the frame
-        go to the inbox, which its next activation reads before anything newer.
+        Per-socket order holds through every path: work that arrives while the object has no
+        activation taking it (asleep, waking, leaving memory, reset) waits here, in arrival
+        order, behind whatever the previous activation did not finish (``gone``), and the
+        next activation takes all of it before anything newer. Only once shutdown has begun
+        does it go to the inbox, for whichever node runs the object next.
         """
         activation = self.activations.get(object_id)
         if activation is not None and activation.accepting:
             activation.enqueue(delivery)
-        elif object_id in self._carryover:
-            self._carryover[object_id].append(delivery)
-        elif activation is None and self._waking:
-            activation = self._register(object_id, None, None)
-            activation.enqueue(delivery)
-            self._spawn(self._load_quietly(activation))
+        elif self._waking or object_id in self._waiting:
+            self._waiting.setdefault(object_id, []).append(delivery)
+            if activation is None:
+                self._revive_soon(object_id)
+            # else: the activation is leaving memory; gone() brings the object back
         else:
             self._to_inbox(object_id, delivery)
 
@@ -199,7 +227,7 @@ class Runtime:
             activation = await self.activate(object_id)
         except (StoreUnavailableError, LookupError) as error:
             log.warning(
-                "alarm could not wake its object: %s", error, extra={"object_id": object_id}
+                "alarm could not wake its object: %s", error, extra=self.log_extra(object_id)
             )
             return
         activation.enqueue(Delivery("alarm"))
@@ -212,12 +240,13 @@ class Runtime:
             if self._inbox_pending.get(object_id) is f:
                 del self._inbox_pending[object_id]
             if f.exception() is not None:
-                log.warning(
-                    "inbox write failed, keeping the work in memory: %s",
+                log.error(
+                    "a %s of socket %s could not be written to the inbox: %s",
+                    delivery.kind,
+                    delivery.socket_id,
                     f.exception(),
-                    extra={"object_id": object_id},
+                    extra=self.log_extra(object_id),
                 )
-                self._carry(object_id, [delivery])
 
         future.add_done_callback(done)
 
@@ -256,21 +285,22 @@ class Runtime:
             activation.fail_load(error)
             raise
 
-    async def _load_quietly(self, activation: Activation) -> None:
-        """Load an object woken by a frame; a failure carries the frame over (``fail_load``)."""
-        try:
-            await self._load(activation, None, existing=True)
-        except (StoreUnavailableError, LookupError, ObjectResetError) as error:
-            log.warning("wake failed: %s", error, extra={"object_id": activation.key})
-
     def gone(self, activation: Activation, undelivered: list[Delivery]) -> None:
-        """An activation left memory; work it did not finish is carried to the next one."""
-        if self.activations.get(activation.key) is activation:
-            del self.activations[activation.key]
-        if undelivered:
-            self._carry(activation.key, undelivered)
+        """An activation left memory; the work it did not finish goes first to the next one,
+        ahead of what arrived meanwhile, and the object comes back if there is any."""
+        object_id = activation.key
+        if self.activations.get(object_id) is activation:
+            del self.activations[object_id]
+        kept = self._keep(object_id, undelivered)
+        waiting = self._waiting.pop(object_id, [])
+        if kept or waiting:
+            self._waiting[object_id] = kept + waiting
+            if not self._stopping:
+                self._revive_soon(object_id)
 
-    def _carry(self, object_id: str, deliveries: list[Delivery]) -> None:
+    def _keep(self, object_id: str, deliveries: list[Delivery]) -> list[Delivery]:
+        """The deliveries worth handing to the next activation; callers of the others hear
+        why they were not handled."""
         kept = []
         for delivery in deliveries:
             if delivery.inbox_id is not None and delivery.attempts:
@@ -286,40 +316,55 @@ class Runtime:
                 continue  # still in the inbox: the next activation drains it
             if delivery.attempts >= self.settings.max_attempts:
                 log.error(
-                    "dropping a %s of socket %s after %d failed commits",
+                    "dropping a %s of socket %s: the database refused its commit %d times",
                     delivery.kind,
                     delivery.socket_id,
                     delivery.attempts,
-                    extra={"object_id": object_id},
+                    extra=self.log_extra(object_id),
                 )
                 continue
             kept.append(delivery)
-        reviving = object_id in self._carryover
-        self._carryover.setdefault(object_id, []).extend(kept)
-        if not reviving and not self._stopping:
+        return kept
+
+    def _revive_soon(self, object_id: str) -> None:
+        if object_id not in self._reviving:
+            self._reviving.add(object_id)
             self._spawn(self._revive(object_id))
 
     async def _revive(self, object_id: str) -> None:
-        """Bring an object back after a reset, retrying while the database is away.
-
-        The new activation takes the carried-over work when it loads (``take_carryover``).
-        """
+        """Bring an object into memory for its waiting work, retrying while the database is
+        away. The new activation takes that work when it loads (``take_waiting``)."""
         delay = 0.1
-        while True:
-            try:
-                await self.activate(object_id)
-                return
-            except StoreUnavailableError as error:
-                log.warning("cannot revive yet: %s", error, extra={"object_id": object_id})
-            except LookupError:
-                self._carryover.pop(object_id, None)
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+        try:
+            while self._waiting.get(object_id) and not self._stopping:
+                try:
+                    await self.activate(object_id)
+                    return
+                except StoreUnavailableError as error:
+                    log.warning("cannot wake yet: %s", error, extra=self.log_extra(object_id))
+                except ObjectResetError:
+                    pass  # reset while loading: its work is waiting again
+                except LookupError as error:
+                    dropped = self._waiting.pop(object_id, [])
+                    log.error(
+                        "cannot wake: %s; %d deliveries dropped",
+                        error,
+                        len(dropped),
+                        extra=self.log_extra(object_id),
+                    )
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        finally:
+            self._reviving.discard(object_id)
+            if self._waiting.get(object_id) and not self._stopping:
+                activation = self.activations.get(object_id)
+                if activation is None or not activation.accepting:
+                    self._revive_soon(object_id)  # work came back after it had loaded
 
-    def take_carryover(self, object_id: str) -> list[Delivery]:
-        """Work kept from a reset (or unreachable) instance, for the one now loading."""
-        return self._carryover.pop(object_id, [])
+    def take_waiting(self, object_id: str) -> list[Delivery]:
+        """The object's waiting work, in arrival order, for the activation now loading."""
+        return self._waiting.pop(object_id, [])
 
     # -- notifications, polling, hibernation --------------------------------------------
 
@@ -334,8 +379,8 @@ class Runtime:
         self._spawn(self._poll())
 
     async def _wake(self, object_id: str) -> None:
-        if object_id in self._carryover:
-            return  # being revived; it drains its inbox when it loads
+        if object_id in self._reviving:
+            return  # being woken; it drains its inbox when it loads
         activation = self.activations.get(object_id)
         try:
             if activation is not None and activation.status == "running":
@@ -344,10 +389,10 @@ class Runtime:
                 await self.activate(object_id)
         except StoreUnavailableError as error:
             log.warning(
-                "wake failed, the poll will retry: %s", error, extra={"object_id": object_id}
+                "wake failed, the poll will retry: %s", error, extra=self.log_extra(object_id)
             )
         except LookupError as error:
-            log.error("cannot wake: %s", error, extra={"object_id": object_id})
+            log.error("cannot wake: %s", error, extra=self.log_extra(object_id))
 
     async def _poll(self) -> None:
         try:
@@ -378,6 +423,13 @@ class Runtime:
                 activation.status = "closing"
                 self.metrics.hibernations.inc()
                 self._spawn(activation.hibernate())
+
+    def log_extra(self, object_id: str) -> dict[str, str]:
+        """The ``extra`` of a log line about an object: its label too while it is live."""
+        activation = self.activations.get(object_id)
+        if activation is not None and activation.binding:
+            return activation.log_extra("runtime")
+        return {"object_id": object_id, "action": "runtime"}
 
     # -- figures ------------------------------------------------------------------------
 

@@ -37,6 +37,15 @@ class EventLog(Protocol):
 
     async def stale_sockets(self) -> list[tuple[str, str]]: ...
 
+    async def hold_node_id(self) -> None:
+        """Take this node's id for the store's life; NodeIdInUseError if a live node has it."""
+
+    def unavailable(self) -> str | None:
+        """Why the database is taken to be away (it refused connections), or None."""
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailableError unless the database answers."""
+
     async def due_alarms(
         self, horizon_seconds: float, limit: int = 100
     ) -> list[tuple[str, int]]: ...
