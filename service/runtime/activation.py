@@ -215,9 +215,8 @@ class Activation:
                 )
                 delivery.kind = "drop"
         if first:
-            # Oldest first: the inbox, then work carried over from a reset instance, then
-            # whatever arrived while this one was loading.
-            fresh.extend(self.runtime.take_waiting(self.key))
+            # Oldest first: the inbox, then the mailbox (the work that waited for this
+            # activation, given to it when it was registered, then what arrived since).
             self._mailbox.extendleft(reversed(fresh))
         else:
             self._mailbox.extend(fresh)

@@ -276,6 +276,10 @@ class Runtime:
     def _register(self, object_id: str, binding: str | None, name: str | None) -> Activation:
         activation = Activation(self, DurableObjectId(object_id, name), binding)
         self.activations[object_id] = activation
+        # The work that waited for the object is its oldest; what arrives from now on is
+        # queued behind it. If this activation fails, gone() gives it all back, in order.
+        for delivery in self._waiting.pop(object_id, ()):
+            activation.enqueue(delivery)
         return activation
 
     async def _load(self, activation: Activation, name: str | None, *, existing: bool) -> None:
@@ -292,6 +296,11 @@ class Runtime:
         if self.activations.get(object_id) is activation:
             del self.activations[object_id]
         kept = self._keep(object_id, undelivered)
+        current = self.activations.get(object_id)
+        if current is not None and current.accepting:
+            for delivery in kept:  # a newer activation runs already: it takes them now
+                current.enqueue(delivery)
+            return
         waiting = self._waiting.pop(object_id, [])
         if kept or waiting:
             self._waiting[object_id] = kept + waiting
@@ -333,7 +342,7 @@ class Runtime:
 
     async def _revive(self, object_id: str) -> None:
         """Bring an object into memory for its waiting work, retrying while the database is
-        away. The new activation takes that work when it loads (``take_waiting``)."""
+        away. The new activation takes that work when it is registered (``_register``)."""
         delay = 0.1
         try:
             while self._waiting.get(object_id) and not self._stopping:
@@ -361,10 +370,6 @@ class Runtime:
                 activation = self.activations.get(object_id)
                 if activation is None or not activation.accepting:
                     self._revive_soon(object_id)  # work came back after it had loaded
-
-    def take_waiting(self, object_id: str) -> list[Delivery]:
-        """The object's waiting work, in arrival order, for the activation now loading."""
-        return self._waiting.pop(object_id, [])
 
     # -- notifications, polling, hibernation --------------------------------------------
 

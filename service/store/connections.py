@@ -39,6 +39,10 @@ LOST_LINK_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: Seconds between two warnings that a pool is exhausted (each time is counted in metrics).
+WARN_EVERY = 10.0
+
+
 class Health:
     """Whether the database accepts connections, as the node's last attempts found it.
 
@@ -78,6 +82,7 @@ class Pool:
         self.health = health
         self.acquire_timeout = acquire_timeout
         self._on_exhausted = on_exhausted
+        self._warned_at = -WARN_EVERY
 
     async def close(self, timeout: float) -> None:
         """Close every connection politely, or cut them after ``timeout`` seconds."""
@@ -126,10 +131,15 @@ class Pool:
             if self.raw.get_size() >= self.raw.get_max_size() and not self.raw.get_idle_size():
                 if self._on_exhausted is not None:
                     self._on_exhausted(self.name)
-                raise PoolExhaustedError(
+                exhausted = PoolExhaustedError(
                     f"all {self.size()} connections of the {self.name} pool stayed busy for "
                     f"{self.acquire_timeout:g} s"
-                ) from error
+                )
+                now = time.monotonic()
+                if now - self._warned_at >= WARN_EVERY:
+                    self._warned_at = now
+                    log.warning("%s", exhausted, extra={"action": "pool"})
+                raise exhausted from error
             self.health.refused("connecting timed out")
             raise DatabaseUnreachableError("connecting to the database timed out") from error
         except Exception as error:

@@ -275,6 +275,8 @@ class EventStore:
         try:
             async with pool.borrow() as connection:
                 return await operation(connection)
+        except connections.PoolExhaustedError as error:
+            raise StoreUnavailableError(f"no database connection is free: {error}") from error
         except TRANSIENT_ERRORS as error:
             raise StoreUnavailableError(
                 f"the database is unavailable: {describe(error)}"
