@@ -93,6 +93,8 @@ class NetworkLog:
     ``/favicon.ico``, included, which Playwright's page events leave out."""
 
     def __init__(self) -> None:
+        #: Every URL the page requested, in order, and the failed ones with why.
+        self.requested: list[str] = []
         self.failures: list[str] = []
         self._urls: dict[str, str] = {}
 
@@ -109,6 +111,7 @@ class NetworkLog:
 
     def _sent(self, event: dict[str, Any]) -> None:
         self._urls[event["requestId"]] = event["request"]["url"]
+        self.requested.append(event["request"]["url"])
 
     def _response(self, event: dict[str, Any]) -> None:
         response = event["response"]
