@@ -36,6 +36,9 @@ CHROMIUM_ARGS = [
 #: How long a test waits for one frame or one thing on a page, in seconds.
 TIMEOUT = 10.0
 
+#: Where the page tests leave screenshots for a person to look at (ignored by git).
+SCREENSHOTS = EXAMPLES.parent / "build" / "screenshots"
+
 
 @functools.cache
 def example(name: str) -> Application:

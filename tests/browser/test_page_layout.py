@@ -9,18 +9,16 @@ for a person to look at.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.examples_support import NetworkLog, serve_example
+from tests.browser.examples_support import SCREENSHOTS, NetworkLog, serve_example
 from tests.support import eventually
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 WIDTHS = (1000, 360)
 
 #: The longest name each example accepts, with no place to break it.

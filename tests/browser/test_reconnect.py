@@ -10,13 +10,19 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.examples_support import serve_example
+from tests.browser.examples_support import SCREENSHOTS, serve_example
 from tests.browser.test_chat_page import messages, say
 
 pytestmark = pytest.mark.browser
 
 #: Long enough for a few attempts of the pages' backoff (0.5 s, then doubling).
 RECONNECT_TIMEOUT = 20_000
+
+
+async def screenshot(page, name: str) -> None:
+    """A picture of a page while it reconnects, for a person to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
 
 
 async def test_chat_page_reconnects_after_a_restart(database_url, new_page, unused_tcp_port):
@@ -34,6 +40,7 @@ async def test_chat_page_reconnects_after_a_restart(database_url, new_page, unus
         await expect(page.locator("#chat")).to_be_visible()
         await expect(page.locator("#send button").first).to_be_disabled()
     await alice.fill("#text", "a draft")
+    await screenshot(alice, "chat-reconnecting")
 
     async with serve_example(database_url, "chat", port=unused_tcp_port):
         for page in (alice, bob):
@@ -67,6 +74,7 @@ async def test_presence_page_reconnects_and_restores_its_status(
         await expect(page.locator("#connection")).to_contain_text("Reconnecting in")
         await expect(page.locator("#users li .name")).to_have_text(["ann", "ben"])
         await expect(page.locator('button[data-status="away"]')).to_be_disabled()
+    await screenshot(ann, "presence-reconnecting")
 
     async with serve_example(database_url, "presence", port=unused_tcp_port):
         for page in (ann, ben):
@@ -95,6 +103,7 @@ async def test_game_page_reconnects_to_its_seat(database_url, new_page, unused_t
         await expect(page.locator("#connection")).to_contain_text("Reconnecting in")
         await expect(page.locator('#board button[data-cell="4"]')).to_have_text("X")
         await expect(page.locator('#board button[data-cell="0"]')).to_be_disabled()
+    await screenshot(xena, "game-reconnecting")
 
     async with serve_example(database_url, "game", port=unused_tcp_port):
         for page in (xena, otto):
