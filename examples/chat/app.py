@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -41,16 +42,17 @@ class ChatRoom(DurableObject):
         ctx.set_websocket_auto_response(WebSocketRequestResponsePair("ping", "pong"))
 
     async def fetch(self, request: Request) -> Response:
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return Response("Expected WebSocket upgrade", status=426)
+        # The names are checked before the upgrade, so a plain GET of a WebSocket URL that
+        # was refused tells a browser (which cannot see a refused handshake) what was wrong.
         username = request.query.get("username", "").strip()
+        room = _room_of(request)
         if not username:
             return Response("Missing ?username=NAME", status=400)
-        if len(username) > MAX_NAME:
-            return Response(f"A user name has at most {MAX_NAME} characters", status=400)
-        room = _room_of(request)
-        if len(room) > MAX_NAME:
-            return Response(f"A room name has at most {MAX_NAME} characters", status=400)
+        problem = _name_problem("user name", username) or _name_problem("room name", room)
+        if problem is not None:
+            return Response(problem, status=400)
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return Response("Expected WebSocket upgrade", status=426)
 
         client, server = WebSocketPair()
         self.ctx.accept_websocket(server, tags=[f"room:{room}", f"user:{username}"])
@@ -71,6 +73,7 @@ class ChatRoom(DurableObject):
             return
         entry = {
             "type": "message",
+            "id": self.next_id(),
             "username": ws.deserialize_attachment()["username"],
             "text": text,
             "at": int(time.time() * 1000),
@@ -105,9 +108,14 @@ class ChatRoom(DurableObject):
     def history(self) -> list[dict[str, Any]]:
         return [entry for _, entry in self.ctx.storage.kv.list(prefix="message:")]
 
+    def next_id(self) -> int:
+        """The number of the next message: 1, 2, ... (a page uses it to skip those it has)."""
+        count: int = self.ctx.storage.kv.get("count") or 0
+        return count + 1
+
     def remember(self, entry: dict[str, Any]) -> None:
         kv = self.ctx.storage.kv
-        count = (kv.get("count") or 0) + 1
+        count = entry["id"]
         kv.put("count", count)
         kv.put(f"message:{count:012d}", entry)
         kv.delete(f"message:{count - HISTORY_SIZE:012d}")
@@ -119,8 +127,29 @@ def _room_of(request: Request) -> str:
     return unquote(segments[2]) if len(segments) > 2 else ""
 
 
+def _name_problem(what: str, name: str) -> str | None:
+    """Why ``name`` cannot be a user or room name, or None when it can be one.
+
+    A name becomes a tag, which PostgreSQL must hold as text: NUL and lone surrogates cannot
+    be. Other control characters (a line break, a tab) could, but only garble every page
+    that shows the name, so they are refused too.
+    """
+    if len(name) > MAX_NAME:
+        return f"A {what} has at most {MAX_NAME} characters"
+    categories = {unicodedata.category(char) for char in name}
+    if "Cc" in categories:
+        return f"A {what} cannot contain control characters (such as NUL or a line break)"
+    if "Cs" in categories:
+        return f"A {what} must be valid Unicode text (it has a lone surrogate)"
+    return None
+
+
 def _text_of(message: str | bytes) -> str | None:
-    """The text of a ``{"type": "message", "text": ...}`` frame, or None if it is not one."""
+    """The text of a ``{"type": "message", "text": ...}`` frame, or None if it is not one.
+
+    ``content`` is taken in place of ``text``, so clients written for the other common
+    shape of a chat frame work unchanged.
+    """
     if not isinstance(message, str):
         return None
     try:
@@ -129,7 +158,7 @@ def _text_of(message: str | bytes) -> str | None:
         return None
     if not isinstance(data, dict) or data.get("type") != "message":
         return None
-    text = data.get("text")
+    text = data.get("text", data.get("content"))
     return text if isinstance(text, str) else None
 
 

@@ -7,6 +7,7 @@ state it produced: a disputed game can be replayed move by move.
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +63,16 @@ class GameMatch(DurableObject):
         ctx.set_websocket_auto_response(WebSocketRequestResponsePair("ping", "pong"))
 
     async def fetch(self, request: Request) -> Response:
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return Response("Expected WebSocket upgrade", status=426)
+        # The id is checked before the upgrade, so a plain GET of a WebSocket URL that was
+        # refused tells a browser (which cannot see a refused handshake) what was wrong.
         player_id = request.query.get("playerId", "").strip()
         if not player_id:
             return Response("Missing ?playerId=ID", status=400)
-        if len(player_id) > MAX_ID:
-            return Response(f"A player id has at most {MAX_ID} characters", status=400)
+        problem = _name_problem("player id", player_id)
+        if problem is not None:
+            return Response(problem, status=400)
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return Response("Expected WebSocket upgrade", status=426)
 
         game = self.load()
         if player_id not in game["seats"].values():
@@ -186,6 +190,23 @@ def rematch(game: dict[str, Any], player_id: str) -> dict[str, Any]:
         raise IllegalAction("Finish this game first")
     seats = {"X": game["seats"]["O"], "O": game["seats"]["X"]}
     return new_game(seats, game["round"] + 1)
+
+
+def _name_problem(what: str, name: str) -> str | None:
+    """Why ``name`` cannot be a player id, or None when it can be one.
+
+    It becomes a tag, which PostgreSQL must hold as text: NUL and lone surrogates cannot be.
+    Other control characters (a line break, a tab) could, but only garble every page that
+    shows the name, so they are refused too.
+    """
+    if len(name) > MAX_ID:
+        return f"A {what} has at most {MAX_ID} characters"
+    categories = {unicodedata.category(char) for char in name}
+    if "Cc" in categories:
+        return f"A {what} cannot contain control characters (such as NUL or a line break)"
+    if "Cs" in categories:
+        return f"A {what} must be valid Unicode text (it has a lone surrogate)"
+    return None
 
 
 def _action_of(message: str | bytes) -> dict[str, Any]:

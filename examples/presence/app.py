@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,16 @@ class PresenceRoom(DurableObject):
         ctx.set_websocket_auto_response(WebSocketRequestResponsePair("ping", "pong"))
 
     async def fetch(self, request: Request) -> Response:
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return Response("Expected WebSocket upgrade", status=426)
+        # The id is checked before the upgrade, so a plain GET of a WebSocket URL that was
+        # refused tells a browser (which cannot see a refused handshake) what was wrong.
         user_id = request.query.get("userId", "").strip()
         if not user_id:
             return Response("Missing ?userId=ID", status=400)
-        if len(user_id) > MAX_ID:
-            return Response(f"A user id has at most {MAX_ID} characters", status=400)
+        problem = _name_problem("user id", user_id)
+        if problem is not None:
+            return Response(problem, status=400)
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return Response("Expected WebSocket upgrade", status=426)
 
         # Someone already here in another tab keeps their status and is not announced again.
         tabs = self.open_sockets(user_id)
@@ -101,6 +105,23 @@ class PresenceRoom(DurableObject):
         frame = json.dumps({**event, "users": self.users()})
         for ws in self.open_sockets():
             ws.send(frame)
+
+
+def _name_problem(what: str, name: str) -> str | None:
+    """Why ``name`` cannot be a user id, or None when it can be one.
+
+    It becomes a tag, which PostgreSQL must hold as text: NUL and lone surrogates cannot be.
+    Other control characters (a line break, a tab) could, but only garble every page that
+    shows the name, so they are refused too.
+    """
+    if len(name) > MAX_ID:
+        return f"A {what} has at most {MAX_ID} characters"
+    categories = {unicodedata.category(char) for char in name}
+    if "Cc" in categories:
+        return f"A {what} cannot contain control characters (such as NUL or a line break)"
+    if "Cs" in categories:
+        return f"A {what} must be valid Unicode text (it has a lone surrogate)"
+    return None
 
 
 def _status_of(message: str | bytes) -> str | None:

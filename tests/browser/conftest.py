@@ -22,13 +22,17 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def new_page(browser: Any) -> Any:
-    """Open a fresh page (its own context, so its own storage) with the default timeout."""
+    """Open a fresh page (its own context, so its own storage) with the default timeout.
 
-    async def open_page(url: str) -> Any:
-        context = await browser.new_context(viewport={"width": 1000, "height": 720})
+    Without a URL the page is left blank, to be watched (``NetworkLog.of``) before it loads.
+    """
+
+    async def open_page(url: str | None = None, width: int = 1000, height: int = 720) -> Any:
+        context = await browser.new_context(viewport={"width": width, "height": height})
         page = await context.new_page()
         page.set_default_timeout(TIMEOUT * 1000)
-        await page.goto(url)
+        if url is not None:
+            await page.goto(url)
         return page
 
     return open_page

@@ -129,3 +129,24 @@ async def test_room_survives_hibernation(database_url):
         assert (await receive(carol))["online"] == ["alice", "bob", "carol"]
         for ws in (alice, bob, carol):
             await ws.close()
+
+
+async def test_content_is_taken_for_text(database_url):
+    # Chat clients written for {"type": "message", "content": ...} work unchanged.
+    async with serve_example(database_url, "chat") as node:
+        alice = await node.client.ws_connect("/chat/lobby?username=alice")
+        await receive_type(alice, "join")
+        await send(alice, type="message", content="sent as content")
+        frame = await receive_type(alice, "message")
+        assert (frame["username"], frame["text"]) == ("alice", "sent as content")
+        await send(alice, type="message", text="text wins", content="not this")
+        assert (await receive_type(alice, "message"))["text"] == "text wins"
+        await send(alice, type="message", content=42)
+        assert (await receive(alice))["type"] == "error"
+
+        bob = await node.client.ws_connect("/chat/lobby?username=bob")
+        history = await receive(bob)
+        assert [m["text"] for m in history["messages"]] == ["sent as content", "text wins"]
+        assert [m["id"] for m in history["messages"]] == [1, 2]
+        await alice.close()
+        await bob.close()
