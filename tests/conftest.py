@@ -6,7 +6,9 @@ and clones it for every test, so each test gets a fresh, fully migrated database
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,35 +41,49 @@ def _server_from_url(url: str) -> dict[str, object]:
 @pytest.fixture(scope="session")
 def postgresql_template() -> Iterator[NoopExecutor]:
     """The session's server, with a migrated template database that tests clone."""
-    url = os.environ.get("DATABASE_URL")
-    handle = None
-    if not url:
-        from service.store import embedded
+    with contextlib.ExitStack() as stack:
+        url = os.environ.get("DATABASE_URL") or stack.enter_context(_embedded_server())
+        server = _server_from_url(url)
+        executor = NoopExecutor(
+            host=str(server["host"]),
+            port=int(server["port"]),  # type: ignore[call-overload]
+            user=str(server["user"]),
+            password=server["password"],  # type: ignore[arg-type]
+            options="",
+            dbname=f"durable_test_{os.getpid()}",
+        )
+        janitor = DatabaseJanitor(
+            user=executor.user,
+            host=executor.host,
+            port=executor.port,
+            dbname=executor.template_dbname,
+            as_template=True,
+            password=executor.password,
+        )
+        with janitor:
+            janitor.load(_migrate_template)
+            yield executor
 
-        directory = Path(tempfile.mkdtemp(prefix="durable-tests-"))
+
+@contextlib.contextmanager
+def _embedded_server() -> Iterator[str]:
+    """An embedded server in a directory of its own, stopped and removed afterwards.
+
+    Not pytest's tmp_path_factory: as root, the wheel opens every directory above the data
+    to the server's own user, which pytest's private directory must not be; and the data
+    of a failed session would be kept there with the rest.
+    """
+    from service.store import embedded
+
+    directory = Path(tempfile.mkdtemp(prefix="durable-tests-"))
+    try:
         url, handle = embedded.start(directory / "pg")
-    server = _server_from_url(url)
-    executor = NoopExecutor(
-        host=str(server["host"]),
-        port=int(server["port"]),  # type: ignore[call-overload]
-        user=str(server["user"]),
-        password=server["password"],  # type: ignore[arg-type]
-        options="",
-        dbname=f"durable_test_{os.getpid()}",
-    )
-    janitor = DatabaseJanitor(
-        user=executor.user,
-        host=executor.host,
-        port=executor.port,
-        dbname=executor.template_dbname,
-        as_template=True,
-        password=executor.password,
-    )
-    with janitor:
-        janitor.load(_migrate_template)
-        yield executor
-    if handle is not None:
-        embedded.stop(handle)
+        try:
+            yield url
+        finally:
+            embedded.stop(handle)
+    finally:
+        shutil.rmtree(directory)
 
 
 def _url(host: str, port: int, user: str, dbname: str, password: str | None = None) -> str:
