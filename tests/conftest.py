@@ -6,7 +6,6 @@ and clones it for every test, so each test gets a fresh, fully migrated database
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -39,40 +38,17 @@ def _server_from_url(url: str) -> dict[str, object]:
 
 
 @pytest.fixture(scope="session")
-def postgresql_template() -> Iterator[NoopExecutor]:
-    """The session's server, with a migrated template database that tests clone."""
-    with contextlib.ExitStack() as stack:
-        url = os.environ.get("DATABASE_URL") or stack.enter_context(_embedded_server())
-        server = _server_from_url(url)
-        executor = NoopExecutor(
-            host=str(server["host"]),
-            port=int(server["port"]),  # type: ignore[call-overload]
-            user=str(server["user"]),
-            password=server["password"],  # type: ignore[arg-type]
-            options="",
-            dbname=f"durable_test_{os.getpid()}",
-        )
-        janitor = DatabaseJanitor(
-            user=executor.user,
-            host=executor.host,
-            port=executor.port,
-            dbname=executor.template_dbname,
-            as_template=True,
-            password=executor.password,
-        )
-        with janitor:
-            janitor.load(_migrate_template)
-            yield executor
+def postgresql_server_url() -> Iterator[str]:
+    """The session's server: DATABASE_URL, or an embedded server, removed afterwards.
 
-
-@contextlib.contextmanager
-def _embedded_server() -> Iterator[str]:
-    """An embedded server in a directory of its own, stopped and removed afterwards.
-
-    Not pytest's tmp_path_factory: as root, the wheel opens every directory above the data
-    to the server's own user, which pytest's private directory must not be; and the data
-    of a failed session would be kept there with the rest.
+    The embedded server's data goes in a directory of its own, not pytest's
+    tmp_path_factory: as root, the wheel opens every directory above the data to the
+    server's own user, which pytest's private directory must not be.
     """
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
     from service.store import embedded
 
     directory = Path(tempfile.mkdtemp(prefix="durable-tests-"))
@@ -84,6 +60,31 @@ def _embedded_server() -> Iterator[str]:
             embedded.stop(handle)
     finally:
         shutil.rmtree(directory)
+
+
+@pytest.fixture(scope="session")
+def postgresql_template(postgresql_server_url: str) -> Iterator[NoopExecutor]:
+    """The session's server, with a migrated template database that tests clone."""
+    server = _server_from_url(postgresql_server_url)
+    executor = NoopExecutor(
+        host=str(server["host"]),
+        port=int(server["port"]),  # type: ignore[call-overload]
+        user=str(server["user"]),
+        password=server["password"],  # type: ignore[arg-type]
+        options="",
+        dbname=f"durable_test_{os.getpid()}",
+    )
+    janitor = DatabaseJanitor(
+        user=executor.user,
+        host=executor.host,
+        port=executor.port,
+        dbname=executor.template_dbname,
+        as_template=True,
+        password=executor.password,
+    )
+    with janitor:
+        janitor.load(_migrate_template)
+        yield executor
 
 
 def _url(host: str, port: int, user: str, dbname: str, password: str | None = None) -> str:
