@@ -33,7 +33,9 @@ async def test_a_second_node_with_a_live_nodes_id_refuses_to_start(database_url:
             await ws.send_str("still here")
             assert await ws.receive_str(timeout=10) == "echo still here"
             # Another id starts beside it.
-            async with durable("serve", ECHO, "--port", "0", "--node-id", "other", env=env) as other:
+            async with durable(
+                "serve", ECHO, "--port", "0", "--node-id", "other", env=env
+            ) as other:
                 await other.serving()
                 assert await other.stop() == 0
             await ws.close()

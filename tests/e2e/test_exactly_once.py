@@ -56,9 +56,7 @@ async def test_a_reset_still_releases_the_output_of_turns_that_commit(database_u
             await ws.send_str("after")
             got = [await ws.receive_str(timeout=10) for _ in range(2)]
             assert got == ["done put slow", "done after"]
-            stored = await sql.fetchval(
-                "SELECT count(*) FROM events WHERE type = 'storage_put'"
-            )
+            stored = await sql.fetchval("SELECT count(*) FROM events WHERE type = 'storage_put'")
             assert stored == 1
             await ws.close()
     finally:
