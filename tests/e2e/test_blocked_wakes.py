@@ -36,7 +36,7 @@ POOL_SIZE = 10
 #: Hibernated objects woken by a frame, and by a request, while their rows are locked.
 BY_FRAME, BY_REQUEST = 15, 15
 #: How long /healthz and the unrelated object may take: "at once", with room for two busy
-#: cores (the code of the time took about 20 s).
+#: cores (wakes that keep pool connections while they wait make it tens of seconds).
 PROMPT = 1.0
 #: How long the test waits for any answer at most.
 PATIENCE = 40.0

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 COMMIT_RETRY_SECONDS = 10.0
 #: How long a 503 may take: "at once", with room for two busy cores.
 FAIL_FAST = 1.0
-#: How long the test waits for an answer at most (main's code takes about 2 × the window).
+#: How long the test waits for an answer at most: long enough to measure a request that
+#: waits out two retry windows, one behind the other.
 PATIENCE = 3 * COMMIT_RETRY_SECONDS
 #: Seconds into the outage at which the requests come.
 INTO_THE_OUTAGE = 1.0
