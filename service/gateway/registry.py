@@ -6,6 +6,12 @@ a hundred sockets is a hundred frame writes in one task, not a hundred tasks, an
 sent to many sockets is encoded once. A socket whose peer reads slowly (its transport's
 buffer is full), or that is being closed, gets a task of its own, so it holds up no other.
 Auto-responses are answered from here without waking the object.
+
+What a socket has pending (its queue and its transport's buffer) is bounded: a client that
+stops reading would otherwise keep every frame sent to it in memory, for as long as it stays
+connected. Past the bound the socket is closed with 1008, what was queued for it is dropped,
+and its connection is aborted shortly after, since a peer that does not read will not read
+the Close frame either.
 """
 
 from __future__ import annotations
@@ -16,11 +22,20 @@ import logging
 from datetime import UTC, datetime
 from typing import cast
 
-from aiohttp import web
-
 from service.gateway import frames
+from service.gateway.frame_guard import GuardedWebSocketResponse
+from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+#: Close code and reason for a socket whose client does not read what is sent to it.
+OVERFLOW_CODE = 1008
+OVERFLOW_REASON = "Client is not reading: more than {limit} bytes of output are waiting for it."
+
+#: Seconds a connection that has ended may still flush what it has written before it is
+#: aborted: enough for a client that reads to take the Close frame, and a bound on the
+#: memory of one that does not (its transport would otherwise keep its buffer forever).
+LINGER_SECONDS = 2.0
 
 #: ("send", data) or ("close", (code, reason)).
 Command = tuple[str, object]
@@ -32,12 +47,15 @@ class SocketEntry:
     __slots__ = (
         "auto_response_at",
         "binding",
+        "buffered_bytes",
+        "close_received",
         "close_sent",
         "close_sent_with",
         "ended",
         "hibernatable",
         "object_id",
         "queue",
+        "queued_bytes",
         "socket_id",
         "transport",
         "writing",
@@ -49,16 +67,25 @@ class SocketEntry:
         self.object_id = object_id
         self.binding = binding
         self.hibernatable = hibernatable
-        self.ws: web.WebSocketResponse | None = None
+        self.ws: GuardedWebSocketResponse | None = None
         self.transport: asyncio.Transport | None = None
         #: Commands not written yet; None while there are none (most sockets, most of the
         #: time: an empty deque costs 600 bytes, and a node holds many idle sockets).
         self.queue: collections.deque[Command] | None = None
+        #: Payload sizes in ``queue`` added up (a text counts its characters).
+        self.queued_bytes = 0
+        #: At least what the transport's buffer holds: set when frames are written to it,
+        #: read again only when the sum with ``queued_bytes`` seems over the bound.
+        self.buffered_bytes = 0
         self.writing = False
-        #: The object called close(): no more auto-responses.
+        #: The object called close() (or the gateway gave up on the client): no more
+        #: auto-responses.
         self.close_sent = False
-        #: (code, reason) of the object's close, once its Close frame is written.
-        self.close_sent_with: tuple[int, str] | None = None
+        #: (code, reason, was_clean) of the close the gateway sent first: the object's
+        #: once its Close frame is written, or the gateway's own. The object hears of it.
+        self.close_sent_with: tuple[int, str, bool] | None = None
+        #: (code, reason) of the client's Close frame, when the client closed first.
+        self.close_received: tuple[int, str] | None = None
         #: The connection's end has been reported to the object.
         self.ended = False
         self.auto_response_at: datetime | None = None
@@ -68,11 +95,17 @@ class SocketEntry:
             self.queue = collections.deque()
         self.queue.append(command)
 
+    def drop_queue(self) -> None:
+        self.queue = None
+        self.queued_bytes = 0
+
 
 class SocketRegistry:
     """Socket entries by id, and each object's auto-response pair."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_buffered_bytes: int, metrics: Metrics) -> None:
+        self.max_buffered_bytes = max_buffered_bytes
+        self._metrics = metrics
         self.entries: dict[str, SocketEntry] = {}
         self._auto_responses: dict[str, tuple[str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -88,14 +121,19 @@ class SocketRegistry:
 
     def send(self, socket_id: str, data: str | bytes) -> None:
         entry = self.entries.get(socket_id)
-        if entry is None or entry.ended:
+        if entry is None or entry.ended or entry.close_sent_with is not None:
             return
         entry.push(("send", data))
+        entry.queued_bytes += len(data)
+        # The sum is cheap and at least what is pending; the transport is asked only past it.
+        over = entry.queued_bytes + entry.buffered_bytes > self.max_buffered_bytes
+        if over and self._overflowing(entry):
+            return
         self._kick(entry)
 
     def close(self, socket_id: str, code: int | None, reason: str) -> None:
         entry = self.entries.get(socket_id)
-        if entry is None or entry.ended:
+        if entry is None or entry.ended or entry.close_sent_with is not None:
             return
         entry.close_sent = True
         entry.push(("close", (code, reason)))
@@ -114,7 +152,7 @@ class SocketRegistry:
     # -- the gateway side ---------------------------------------------------------------
 
     def attach(
-        self, socket_id: str, ws: web.WebSocketResponse, transport: asyncio.Transport | None
+        self, socket_id: str, ws: GuardedWebSocketResponse, transport: asyncio.Transport | None
     ) -> SocketEntry:
         entry = self.entries[socket_id]
         entry.ws = ws
@@ -133,8 +171,54 @@ class SocketRegistry:
         entry.auto_response_at = datetime.now(UTC)
         # Skips the output gate, but queues behind frames already released to this socket.
         entry.push(("send", pair[1]))
+        entry.queued_bytes += len(pair[1])
+        over = entry.queued_bytes + entry.buffered_bytes > self.max_buffered_bytes
+        if over and self._overflowing(entry):
+            return True
         self._kick(entry)
         return True
+
+    def _overflowing(self, entry: SocketEntry) -> bool:
+        """Whether more than the bound waits for a client that is not keeping up (its
+        connection's buffer is full); if so, the gateway gives up on that client.
+
+        A burst released at once (one turn's frames) may exceed the bound for a moment
+        while the client reads it: that output was held in memory by the output gate
+        anyway, and any send while the client is still behind closes it.
+        """
+        transport = entry.transport
+        if transport is None or transport.is_closing() or entry.ws is None:
+            return False
+        buffered = entry.buffered_bytes = transport.get_write_buffer_size()
+        if entry.queued_bytes + buffered <= self.max_buffered_bytes:
+            return False
+        if buffered < transport.get_write_buffer_limits()[1]:
+            return False
+        log.warning(
+            "closing a socket whose client is not reading: %d bytes queued, %d in its buffer",
+            entry.queued_bytes,
+            buffered,
+            extra={"object_id": entry.object_id, "action": "overflow"},
+        )
+        self._metrics.socket_overflows.inc()
+        reason = OVERFLOW_REASON.format(limit=self.max_buffered_bytes)
+        entry.drop_queue()
+        entry.close_sent = True
+        entry.close_sent_with = (OVERFLOW_CODE, reason, False)
+        task = asyncio.create_task(self._abandon(entry.ws, transport, reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _abandon(
+        self, ws: GuardedWebSocketResponse, transport: asyncio.Transport, reason: str
+    ) -> None:
+        """Close a socket without waiting for its client, then abort its connection."""
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.abort)
+        try:
+            await ws.close(code=OVERFLOW_CODE, message=reason.encode("utf-8"), drain=False)
+        except Exception as error:  # the connection is going anyway
+            log.debug("close of an overflowing socket failed: %r", error)
 
     def _kick(self, entry: SocketEntry) -> None:
         if entry.ws is None or entry.writing or not entry.queue:
@@ -162,11 +246,11 @@ class SocketRegistry:
                             _write_frames(entry, cache)
                     except (ConnectionError, RuntimeError) as error:
                         log.debug("send failed: %s", error, extra={"object_id": entry.object_id})
-                        entry.queue = None
+                        entry.drop_queue()
                     if entry.queue:
                         self._spawn(entry)
                     else:
-                        entry.queue = None
+                        entry.drop_queue()
                         entry.writing = False
         finally:
             self._writer = None
@@ -184,22 +268,28 @@ class SocketRegistry:
             while entry.queue:
                 kind, payload = entry.queue.popleft()
                 if ws.closed:
-                    entry.queue = None
+                    entry.drop_queue()
                     break
                 if kind == "send":
-                    if isinstance(payload, str):
-                        await ws.send_str(payload)
+                    data = cast(str | bytes, payload)
+                    entry.queued_bytes -= len(data)
+                    if isinstance(data, str):
+                        await ws.send_str(data)
                     else:
-                        assert isinstance(payload, bytes)
-                        await ws.send_bytes(payload)
+                        await ws.send_bytes(data)
+                    transport = entry.transport
+                    if transport is not None and not transport.is_closing():
+                        entry.buffered_bytes = transport.get_write_buffer_size()
                 else:
                     code, reason = cast(tuple[int | None, str], payload)
-                    entry.queue = None
-                    entry.close_sent_with = (code or 1000, reason)
-                    await ws.close(code=code or 1000, message=reason.encode("utf-8"))
+                    entry.drop_queue()
+                    if entry.close_sent_with is None:
+                        entry.close_sent_with = (code or 1000, reason, True)
+                    code, reason = entry.close_sent_with[:2]
+                    await ws.close(code=code, message=reason.encode("utf-8"))
         except (ConnectionError, RuntimeError) as error:
             log.debug("send failed: %s", error, extra={"object_id": entry.object_id})
-            entry.queue = None
+            entry.drop_queue()
         finally:
             entry.writing = False
 
@@ -221,12 +311,14 @@ class SocketRegistry:
         return {e.object_id for e in self.entries.values()}
 
 
-def _writable(transport: asyncio.Transport | None) -> bool:
-    """Whether a frame can be written now without waiting for the peer to read."""
+def _room(transport: asyncio.Transport | None) -> int:
+    """What the transport's buffer holds if a frame can be written now without waiting for
+    the peer to read, else -1."""
     # uvloop's transports have these methods without subclassing asyncio.WriteTransport.
     if transport is None or transport.is_closing():
-        return False
-    return transport.get_write_buffer_size() < transport.get_write_buffer_limits()[1]
+        return -1
+    size = transport.get_write_buffer_size()
+    return size if size < transport.get_write_buffer_limits()[1] else -1
 
 
 #: Bytes joined into one transport write at most (beyond one frame), so that a socket
@@ -239,12 +331,19 @@ def _write_frames(entry: SocketEntry, cache: frames.FrameCache) -> None:
     ws, transport = entry.ws, entry.transport
     queue = entry.queue
     while queue and queue[0][0] == "send" and ws is not None and not ws.closed:
-        if transport is None or not _writable(transport):
+        buffered = _room(transport)
+        if buffered < 0:
             return
+        assert transport is not None
         chunk: list[bytes] = []
         size = 0
+        payloads = 0
         while queue and queue[0][0] == "send" and size < _WRITE_CHUNK:
-            frame = cache.frame(cast(str | bytes, queue.popleft()[1]))
+            payload = cast(str | bytes, queue.popleft()[1])
+            frame = cache.frame(payload)
             chunk.append(frame)
             size += len(frame)
+            payloads += len(payload)
+        entry.queued_bytes -= payloads
+        entry.buffered_bytes = buffered + size
         transport.write(chunk[0] if len(chunk) == 1 else b"".join(chunk))

@@ -25,11 +25,12 @@ def create_gateway(
     ping: Callable[[], Awaitable[None]],
     heartbeat: float | None = None,
     compression: bool = False,
+    max_buffered_bytes: int = 4 << 20,
 ) -> web.Application:
     """The web app; the runtime is put under ``keys.RUNTIME`` by the composition root."""
     app = web.Application(client_max_size=max(limits.max_message_bytes, 1 << 20))
     app[keys.APPLICATION] = application
-    app[keys.REGISTRY] = SocketRegistry()
+    app[keys.REGISTRY] = SocketRegistry(max_buffered_bytes=max_buffered_bytes, metrics=metrics)
     app[keys.METRICS] = metrics
     app[keys.LIMITS] = limits
     app[keys.PING] = ping
