@@ -7,7 +7,8 @@ error would name a limit one byte too large. A FrameGuard reads frame headers on
 front of aiohttp's reader and on the same bytes: it passes them on until a frame breaks a
 rule, then ends the connection with a WebSocketError that ``receive()`` raises after every
 message that came before the bad frame. Scanning a header costs a few integer operations
-per frame; payloads are not touched.
+per frame; payloads are not touched. Seeing every read, the guard also tells the heartbeat
+(``SocketRegistry.heartbeats``) whether the client has been heard from.
 
 The aiohttp internals used here (``tests/unit/test_frame_guard.py`` checks each, so that an
 aiohttp upgrade that changes one fails a test rather than a client):
@@ -48,7 +49,17 @@ def too_large(size: int, limit: int) -> str:
 class FrameGuard:
     """Scans frame headers in front of aiohttp's WebSocketReader (see the module docstring)."""
 
-    __slots__ = ("_head", "_limit", "_message", "_parser", "_queue", "_skip", "error")
+    __slots__ = (
+        "_head",
+        "_limit",
+        "_message",
+        "_parser",
+        "_queue",
+        "_skip",
+        "error",
+        "heard",
+        "silent_rounds",
+    )
 
     def __init__(self, parser: Any, queue: Any, limit: int) -> None:
         self._parser = parser
@@ -62,8 +73,13 @@ class FrameGuard:
         self._message = 0
         #: The rule a frame broke, once one did; nothing is read after it.
         self.error: WebSocketError | None = None
+        #: Something arrived since the heartbeat last looked (it clears this).
+        self.heard = True
+        #: Heartbeat rounds in a row without anything from the client.
+        self.silent_rounds = 0
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.heard = True
         if self.error is not None:
             return True, b""
         bad = self._scan(data)
@@ -130,6 +146,10 @@ class GuardedWebSocketResponse(web.WebSocketResponse):
     """aiohttp's WebSocketResponse with a FrameGuard in front of its reader, and the text of
     the error that ended a connection as the reason of its Close frame."""
 
+    # Slots, not the instance dict: aiohttp's response has so many attributes that two more
+    # make CPython give each instance a dict of its own, 2 KiB per socket.
+    __slots__ = ("_guard", "_limit")
+
     def __init__(self, *, max_message_bytes: int, **options: Any) -> None:
         # aiohttp refuses a message of exactly max_msg_size bytes; the guard checks our
         # (inclusive) limit first, so aiohttp's check only remains for decompressed sizes.
@@ -145,6 +165,11 @@ class GuardedWebSocketResponse(web.WebSocketResponse):
         handler._payload_parser = guard
         if early and guard.feed_data(early)[0]:
             handler.close()
+
+    @property
+    def guard(self) -> FrameGuard | None:
+        """The socket's guard, once the 101 is written."""
+        return self._guard
 
     def describe(self, error: WebSocketError) -> str:
         """The text of an error that ended the connection, naming our limit, not aiohttp's."""

@@ -5,7 +5,8 @@ are written in order, by one writer task for every socket that has frames: a bro
 a hundred sockets is a hundred frame writes in one task, not a hundred tasks, and a text
 sent to many sockets is encoded once. A socket whose peer reads slowly (its transport's
 buffer is full), or that is being closed, gets a task of its own, so it holds up no other.
-Auto-responses are answered from here without waking the object.
+Auto-responses are answered from here without waking the object, and protocol pings go out
+from here to clients that have been silent (the heartbeat).
 
 What a socket has pending (its queue and its transport's buffer) is bounded: a client that
 stops reading would otherwise keep every frame sent to it in memory, for as long as it stays
@@ -36,6 +37,10 @@ OVERFLOW_REASON = "Client is not reading: more than {limit} bytes of output are 
 #: aborted: enough for a client that reads to take the Close frame, and a bound on the
 #: memory of one that does not (its transport would otherwise keep its buffer forever).
 LINGER_SECONDS = 2.0
+
+#: A Ping frame with no payload (RFC 6455, section 5.5.2): control frames are never
+#: compressed, so it can be written to any socket.
+PING_FRAME = b"\x89\x00"
 
 #: ("send", data) or ("close", (code, reason)).
 Command = tuple[str, object]
@@ -302,6 +307,22 @@ class SocketRegistry:
         ):
             await asyncio.sleep(0.01)
 
+    # -- heartbeat ----------------------------------------------------------------------
+
+    async def heartbeats(self, interval: float) -> None:
+        """Ping every client that has been silent for ``interval`` seconds, and drop one that
+        is still silent half of ``interval`` after its ping (it would stay in presence, and
+        its connection in memory, forever).
+
+        One loop for every socket, where aiohttp's own heartbeat keeps a timer per socket
+        (about 0.7 KiB each, measured, on a node that holds mostly idle sockets): a round
+        every half interval looks at what each socket's frame guard heard since the last.
+        """
+        while True:
+            await asyncio.sleep(interval / 2)
+            for entry in list(self.entries.values()):
+                _beat(entry)
+
     # -- figures ------------------------------------------------------------------------
 
     def socket_count(self) -> int:
@@ -309,6 +330,28 @@ class SocketRegistry:
 
     def object_ids(self) -> set[str]:
         return {e.object_id for e in self.entries.values()}
+
+
+def _beat(entry: SocketEntry) -> None:
+    """One heartbeat round for one socket: silent for two rounds, it is pinged; for a third,
+    its connection is dropped (the receive loop then reports 1006 to the object)."""
+    ws, transport = entry.ws, entry.transport
+    guard = ws.guard if ws is not None else None
+    if guard is None or transport is None or transport.is_closing():
+        return
+    if guard.heard:
+        guard.heard = False
+        guard.silent_rounds = 0
+        return
+    guard.silent_rounds += 1
+    if guard.silent_rounds == 2:
+        transport.write(PING_FRAME)
+    elif guard.silent_rounds > 2:
+        log.info(
+            "dropping a connection whose client did not answer a ping",
+            extra={"object_id": entry.object_id, "action": "heartbeat"},
+        )
+        transport.abort()
 
 
 def _room(transport: asyncio.Transport | None) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -37,11 +39,21 @@ def create_gateway(
     app[keys.COMPRESSION] = compression
     if heartbeat:
         app[keys.HEARTBEAT] = heartbeat
+        app.cleanup_ctx.append(_heartbeats)
     app.router.add_get("/healthz", routes.healthz)
     app.router.add_get("/metrics", routes.metrics)
     app.router.add_route("*", "/{tail:.*}", routes.dispatch)
     app.on_shutdown.append(_close_sockets)
     return app
+
+
+async def _heartbeats(app: web.Application) -> AsyncIterator[None]:
+    """Protocol pings to silent clients, for as long as the app runs."""
+    task = asyncio.create_task(app[keys.REGISTRY].heartbeats(app[keys.HEARTBEAT]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _close_sockets(app: web.Application) -> None:

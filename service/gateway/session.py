@@ -42,8 +42,7 @@ async def upgrade(
         # A client's Close frame is answered by reply_to_close, which echoes its code.
         autoclose=False,
         compress=request.app[keys.COMPRESSION],
-        autoping=True,
-        heartbeat=request.app.get(keys.HEARTBEAT),
+        autoping=True,  # a client's Ping is answered; a Pong only counts as a sign of life
         protocols=(protocol,) if protocol else (),
     )
     if not ws.can_prepare(request).ok:
