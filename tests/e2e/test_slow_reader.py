@@ -72,7 +72,8 @@ async def _read_text_frame(reader: asyncio.StreamReader) -> str:
 
 @pytest.mark.timeout(60)
 async def test_a_peer_that_stops_reading_holds_up_no_other(database_url):
-    async with serve(database_url, Application({"F": Flood})) as node:
+    # The slow peer is to get all of its 7.5 MiB: a bound on what may wait for it above that.
+    async with serve(database_url, Application({"F": Flood}), max_buffered_bytes=16 << 20) as node:
         port = node.client.port
         assert port is not None
         slow_reader, slow_writer = await _raw_upgrade(port, "/f/room")
