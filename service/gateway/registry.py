@@ -77,10 +77,12 @@ class SocketEntry:
         #: Commands not written yet; None while there are none (most sockets, most of the
         #: time: an empty deque costs 600 bytes, and a node holds many idle sockets).
         self.queue: collections.deque[Command] | None = None
-        #: Payload sizes in ``queue`` added up (a text counts its characters).
-        self.queued_bytes = 0
-        #: At least what the transport's buffer holds: set when frames are written to it,
-        #: read again only when the sum with ``queued_bytes`` seems over the bound.
+        #: While the socket is behind (its frames wait for a writer task of its own): the
+        #: payload sizes in ``queue`` added up, a text counting its characters. -1 while it
+        #: is not, so that a send to a socket that keeps up costs one comparison more.
+        self.queued_bytes = -1
+        #: While behind, at least what the transport's buffer holds: set when frames are
+        #: written to it, read again only when the sum with ``queued_bytes`` seems over.
         self.buffered_bytes = 0
         self.writing = False
         #: The object called close() (or the gateway gave up on the client): no more
@@ -102,7 +104,16 @@ class SocketEntry:
 
     def drop_queue(self) -> None:
         self.queue = None
-        self.queued_bytes = 0
+        self.queued_bytes = -1
+
+    def fall_behind(self, transport: asyncio.Transport | None) -> None:
+        """Start counting what waits for this socket (its frames were not all written)."""
+        sends = [cast(str | bytes, p) for kind, p in self.queue or () if kind == "send"]
+        self.queued_bytes = sum(map(len, sends))
+        if transport is None or transport.is_closing():
+            self.buffered_bytes = 0
+        else:
+            self.buffered_bytes = transport.get_write_buffer_size()
 
 
 class SocketRegistry:
@@ -129,11 +140,12 @@ class SocketRegistry:
         if entry is None or entry.ended or entry.close_sent_with is not None:
             return
         entry.push(("send", data))
-        entry.queued_bytes += len(data)
-        # The sum is cheap and at least what is pending; the transport is asked only past it.
-        over = entry.queued_bytes + entry.buffered_bytes > self.max_buffered_bytes
-        if over and self._overflowing(entry):
-            return
+        if entry.queued_bytes >= 0:  # behind: what waits for it is bounded
+            entry.queued_bytes += len(data)
+            # The sum is cheap and at least what waits; the transport is asked only past it.
+            over = entry.queued_bytes + entry.buffered_bytes > self.max_buffered_bytes
+            if over and self._overflowing(entry):
+                return
         self._kick(entry)
 
     def close(self, socket_id: str, code: int | None, reason: str) -> None:
@@ -176,10 +188,11 @@ class SocketRegistry:
         entry.auto_response_at = datetime.now(UTC)
         # Skips the output gate, but queues behind frames already released to this socket.
         entry.push(("send", pair[1]))
-        entry.queued_bytes += len(pair[1])
-        over = entry.queued_bytes + entry.buffered_bytes > self.max_buffered_bytes
-        if over and self._overflowing(entry):
-            return True
+        if entry.queued_bytes >= 0:
+            entry.queued_bytes += len(pair[1])
+            over = entry.queued_bytes + entry.buffered_bytes > self.max_buffered_bytes
+            if over and self._overflowing(entry):
+                return True
         self._kick(entry)
         return True
 
@@ -262,6 +275,7 @@ class SocketRegistry:
 
     def _spawn(self, entry: SocketEntry) -> None:
         """Give ``entry`` a writer task of its own (``entry.writing`` stays set)."""
+        entry.fall_behind(entry.transport)
         task = asyncio.create_task(self._drain(entry))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -297,6 +311,7 @@ class SocketRegistry:
             entry.drop_queue()
         finally:
             entry.writing = False
+            entry.queued_bytes = -1  # caught up (or gone): the write pass takes it again
 
     async def drain(self, timeout: float) -> None:
         """Wait (up to ``timeout``) until every released frame has been written."""
@@ -354,14 +369,12 @@ def _beat(entry: SocketEntry) -> None:
         transport.abort()
 
 
-def _room(transport: asyncio.Transport | None) -> int:
-    """What the transport's buffer holds if a frame can be written now without waiting for
-    the peer to read, else -1."""
+def _writable(transport: asyncio.Transport | None) -> bool:
+    """Whether a frame can be written now without waiting for the peer to read."""
     # uvloop's transports have these methods without subclassing asyncio.WriteTransport.
     if transport is None or transport.is_closing():
-        return -1
-    size = transport.get_write_buffer_size()
-    return size if size < transport.get_write_buffer_limits()[1] else -1
+        return False
+    return transport.get_write_buffer_size() < transport.get_write_buffer_limits()[1]
 
 
 #: Bytes joined into one transport write at most (beyond one frame), so that a socket
@@ -374,19 +387,12 @@ def _write_frames(entry: SocketEntry, cache: frames.FrameCache) -> None:
     ws, transport = entry.ws, entry.transport
     queue = entry.queue
     while queue and queue[0][0] == "send" and ws is not None and not ws.closed:
-        buffered = _room(transport)
-        if buffered < 0:
+        if transport is None or not _writable(transport):
             return
-        assert transport is not None
         chunk: list[bytes] = []
         size = 0
-        payloads = 0
         while queue and queue[0][0] == "send" and size < _WRITE_CHUNK:
-            payload = cast(str | bytes, queue.popleft()[1])
-            frame = cache.frame(payload)
+            frame = cache.frame(cast(str | bytes, queue.popleft()[1]))
             chunk.append(frame)
             size += len(frame)
-            payloads += len(payload)
-        entry.queued_bytes -= payloads
-        entry.buffered_bytes = buffered + size
         transport.write(chunk[0] if len(chunk) == 1 else b"".join(chunk))
