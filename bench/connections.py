@@ -34,6 +34,7 @@ import asyncpg
 
 from bench import child, processes, report, scratch
 from bench.connections_client import raise_open_files
+from service.settings import Settings
 from service.store.database_url import for_asyncpg as database_url_for_asyncpg
 
 #: File descriptors a server needs besides its client sockets (database pool, listener...).
@@ -337,6 +338,7 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "connections.py",
         args.startup,
         hibernate_after=str(args.hibernate_after),
+        heartbeat=str(args.heartbeat),
         event_loop=loop,
     ) as node:
         durable = await measure(node, args, url)
@@ -438,7 +440,8 @@ def render(result: dict[str, Any]) -> str:
         f"connections: {p['sockets']:,} sockets in {p['rooms']} rooms from {p['generators']} "
         f"load generators ({p['in_flight']} connection attempts in flight each); "
         f"{p['pings']:,} pings at {p['ping_rate']:g}/s; node hibernate_after "
-        f"{p['hibernate_after']:g} s; both servers on {env['event_loop']}; "
+        f"{p['hibernate_after']:g} s, heartbeat {p.get('heartbeat', 0):g} s; "
+        f"both servers on {env['event_loop']}; "
         f"PostgreSQL {env['postgresql']}, {env['cpus']} CPUs, "
         f"load {env['load_average'][0]:.1f} at the end",
         "",
@@ -560,6 +563,13 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--hibernate-after", type=float, default=1.0, help="the node's idle seconds"
+    )
+    parser.add_argument(
+        "--heartbeat",
+        type=float,
+        default=Settings.model_fields["heartbeat"].default,
+        help="the node's seconds between protocol pings to idle clients, which answer them "
+        "(0: none; the baseline sends none)",
     )
     parser.add_argument(
         "--settle", type=float, default=2.0, help="seconds after the gc before reading RSS"

@@ -13,6 +13,9 @@ with JSON lines on stdout:
   ping), and time each ``pong``; answers ``{"event": "pinged", ...}`` with the samples;
 - ``{"cmd": "close"}``: close every socket, answer ``{"event": "closed", ...}`` and exit.
 
+Every socket keeps a read pending, as a browser's does, so that the server's protocol pings
+are answered while the socket is idle (aiohttp's client answers them only while it reads).
+
 End of stdin (the benchmark went away) or ``--deadline`` seconds after the start drops
 every connection and exits, so the process never outlives the benchmark for long.
 """
@@ -67,6 +70,32 @@ class Generator:
         self.args = args
         self.session = session
         self.sockets: list[aiohttp.ClientWebSocketResponse] = []
+        #: Socket index -> the future of the text answer a ping waits for.
+        self.answers: dict[int, asyncio.Future[aiohttp.WSMessage]] = {}
+        self.readers: set[asyncio.Task[None]] = set()
+
+    def hold(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Keep ``ws`` open and reading: pings answered, messages handed to ``answers``."""
+        index = len(self.sockets)
+        self.sockets.append(ws)
+        task = asyncio.create_task(self._read(index, ws))
+        self.readers.add(task)
+        task.add_done_callback(self.readers.discard)
+
+    async def _read(self, index: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+        with contextlib.suppress(aiohttp.ClientError, OSError, RuntimeError):
+            while True:
+                message = await ws.receive()
+                waiter = self.answers.pop(index, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
+                if message.type in (
+                    aiohttp.WSMsgType.CLOSE,
+                    aiohttp.WSMsgType.CLOSING,
+                    aiohttp.WSMsgType.CLOSED,
+                    aiohttp.WSMsgType.ERROR,
+                ):
+                    return
 
     async def connect(self) -> dict[str, Any]:
         """Open this process's share of the sockets."""
@@ -95,7 +124,7 @@ class Generator:
                         errors[_error_name(error)] += 1
                         continue
                     latencies.append(time.perf_counter() - started)
-                self.sockets.append(ws)
+                self.hold(ws)
                 if len(self.sockets) % args.progress_every == 0:
                     emit({"event": "progress", "connected": len(self.sockets)})
                 return
@@ -115,7 +144,7 @@ class Generator:
     async def ping(self, count: int, rate: float, timeout: float) -> dict[str, Any]:
         """``count`` pings at ``rate`` per second over random open sockets, one in flight
         per socket; a socket whose answer timed out or was not ``pong`` is not used again."""
-        live = [ws for ws in self.sockets if not ws.closed]
+        live = [index for index, ws in enumerate(self.sockets) if not ws.closed]
         rng = random.Random(self.args.seed)
         busy: set[int] = set()
         used: set[int] = set()
@@ -124,11 +153,12 @@ class Generator:
         tasks: set[asyncio.Task[None]] = set()
 
         async def one(index: int) -> None:
-            ws = live[index]
+            ws = self.sockets[live[index]]
+            answer = self.answers[live[index]] = asyncio.get_running_loop().create_future()
             started = time.perf_counter()
             try:
                 await ws.send_str("ping")
-                message = await ws.receive(timeout)
+                message = await asyncio.wait_for(answer, timeout)
             except TimeoutError:
                 errors["timeout"] += 1
                 return
@@ -222,6 +252,9 @@ async def serve(args: argparse.Namespace) -> int:
         except TimeoutError:
             print(f"connections_client: deadline of {args.deadline} s reached", file=sys.stderr)
             return 3
+        finally:
+            for task in list(generator.readers):
+                task.cancel()
         # End of input: the benchmark is gone; the session drops every connection.
         return 2
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -13,6 +14,14 @@ from service.metrics import Metrics
 from service.runtime.host import Runtime, RuntimeSettings
 from service.settings import Settings
 from service.store.event_store import EventStore
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """Options of aiohttp's HTTP server (its ``AppRunner``) that come from the settings."""
+    # aiohttp arms this timer when a connection opens and again after each response, and
+    # closes the connection if no complete request head has arrived by then: it bounds a
+    # client that sends nothing, or half a request line, as well as idle keep-alives.
+    return {"keepalive_timeout": settings.header_timeout}
 
 
 def create_app(settings: Settings, application: Application) -> web.Application:
@@ -35,8 +44,9 @@ def create_app(settings: Settings, application: Application) -> web.Application:
         limits=settings.limits(),
         metrics=metrics,
         ping=store.ping,
-        heartbeat=settings.heartbeat,
+        heartbeat=settings.heartbeat or None,
         compression=settings.websocket_compression,
+        max_buffered_bytes=settings.max_buffered_bytes,
     )
 
     registry = webapp[keys.REGISTRY]

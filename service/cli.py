@@ -277,6 +277,8 @@ async def _run(webapp: web.Application, settings: Settings, target: str) -> int:
     """Serve until SIGTERM or SIGINT, then shut down gracefully (a second signal: at once)."""
     from aiohttp import web
 
+    from service.app import server_options
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -295,6 +297,7 @@ async def _run(webapp: web.Application, settings: Settings, target: str) -> int:
         handle_signals=False,
         shutdown_timeout=settings.shutdown_timeout,
         access_log=None,
+        **server_options(settings),
     )
     try:
         try:

@@ -46,6 +46,11 @@ class Metrics:
             "Objects with open sockets on this node but not in memory.",
             registry=self.registry,
         )
+        self.socket_overflows = Counter(
+            "durable_socket_overflows",
+            "Sockets closed (1008) because their client did not read what was sent to it.",
+            registry=self.registry,
+        )
         self.open_sockets = Gauge(
             "durable_open_sockets",
             "WebSocket connections held by this node.",

@@ -76,8 +76,28 @@ class Settings(BaseSettings):
         gt=0,
         description="seconds a query waits for a free database connection before it fails",
     )
-    heartbeat: float | None = Field(
-        default=None, gt=0, description="seconds between protocol pings to clients (unset: none)"
+    heartbeat: float = Field(
+        default=30.0,
+        ge=0,
+        description="seconds a client may stay silent before it is pinged; one that does not "
+        "answer within half that time is disconnected (0: no pings, dead clients stay)",
+    )
+    header_timeout: float = Field(
+        default=75.0,
+        gt=0,
+        description="seconds a connection gets to send a request's headers, from when it "
+        "opened or its previous response ended (so also the keep-alive idle time); longer "
+        "than a load balancer's idle timeout (commonly 60), so it never reuses a closed one",
+    )
+    # 4 MiB: four inbound messages of the default largest size, or 2,000 chat messages of
+    # 2 KB, may wait for one client; and one stuck client costs a node at most that much
+    # (256 of them, 1 GiB) where it cost without bound.
+    max_buffered_bytes: int = Field(
+        default=4 << 20,
+        ge=1 << 16,
+        description="most output that may wait for a client that is not keeping up (its "
+        "connection's buffer is full), in bytes, text counted in characters; past it the "
+        "socket is closed with 1008",
     )
     websocket_compression: bool = Field(
         default=False,

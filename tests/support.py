@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.api.application import Application
-from service.app import create_app
+from service.app import create_app, server_options
 from service.events import snapshot
 from service.events.state import ObjectState, apply
 from service.gateway import keys
@@ -44,7 +44,10 @@ async def serve(
     settings.setdefault("node_id", "test-node")
     config = Settings(database_url=database_url, **settings)
     webapp = create_app(config, application)
-    async with TestClient(TestServer(webapp)) as client:
+    server = TestServer(webapp)
+    # TestClient starts its server without options: started here, with the node's own.
+    await server.start_server(**server_options(config))
+    async with TestClient(server) as client:
         yield Node(client, webapp, config)
 
 

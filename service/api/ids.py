@@ -12,6 +12,8 @@ import hmac
 import os
 import re
 
+from service.api.text import check_text
+
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -56,7 +58,9 @@ class IdFactory:
     def from_name(self, name: str) -> DurableObjectId:
         if not isinstance(name, str):
             raise TypeError("id_from_name() expects a string name.")
-        base = hmac.new(self._key, name.encode("utf-8"), hashlib.sha256).digest()[:16]
+        # The name is kept in the catalog (objects.name), which cannot hold every string.
+        encoded = check_text(name, "A Durable Object name")
+        base = hmac.new(self._key, encoded, hashlib.sha256).digest()[:16]
         return DurableObjectId((base + self._mac(base)).hex(), name)
 
     def unique(self) -> DurableObjectId:

@@ -19,7 +19,7 @@ METRICS = web.AppKey("metrics", Metrics)
 LIMITS = web.AppKey("limits", Limits)
 #: Raises unless the database answers (for /healthz).
 PING: web.AppKey[Callable[[], Awaitable[None]]] = web.AppKey("ping")
-#: Seconds between protocol pings to each client, or None for none.
+#: Seconds a client may stay silent before it is pinged (unset: no pings).
 HEARTBEAT = web.AppKey("heartbeat", float)
 #: Whether to negotiate permessage-deflate with clients that offer it.
 COMPRESSION = web.AppKey("compression", bool)

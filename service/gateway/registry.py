@@ -5,7 +5,14 @@ are written in order, by one writer task for every socket that has frames: a bro
 a hundred sockets is a hundred frame writes in one task, not a hundred tasks, and a text
 sent to many sockets is encoded once. A socket whose peer reads slowly (its transport's
 buffer is full), or that is being closed, gets a task of its own, so it holds up no other.
-Auto-responses are answered from here without waking the object.
+Auto-responses are answered from here without waking the object, and protocol pings go out
+from here to clients that have been silent (the heartbeat).
+
+What a socket has pending (its queue and its transport's buffer) is bounded: a client that
+stops reading would otherwise keep every frame sent to it in memory, for as long as it stays
+connected. Past the bound the socket is closed with 1008, what was queued for it is dropped,
+and its connection is aborted shortly after, since a peer that does not read will not read
+the Close frame either.
 """
 
 from __future__ import annotations
@@ -16,11 +23,24 @@ import logging
 from datetime import UTC, datetime
 from typing import cast
 
-from aiohttp import web
-
 from service.gateway import frames
+from service.gateway.frame_guard import GuardedWebSocketResponse
+from service.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+#: Close code and reason for a socket whose client does not read what is sent to it.
+OVERFLOW_CODE = 1008
+OVERFLOW_REASON = "Client is not reading: more than {limit} bytes of output are waiting for it."
+
+#: Seconds a connection that has ended may still flush what it has written before it is
+#: aborted: enough for a client that reads to take the Close frame, and a bound on the
+#: memory of one that does not (its transport would otherwise keep its buffer forever).
+LINGER_SECONDS = 2.0
+
+#: A Ping frame with no payload (RFC 6455, section 5.5.2): control frames are never
+#: compressed, so it can be written to any socket.
+PING_FRAME = b"\x89\x00"
 
 #: ("send", data) or ("close", (code, reason)).
 Command = tuple[str, object]
@@ -32,12 +52,15 @@ class SocketEntry:
     __slots__ = (
         "auto_response_at",
         "binding",
+        "buffered_bytes",
+        "close_received",
         "close_sent",
         "close_sent_with",
         "ended",
         "hibernatable",
         "object_id",
         "queue",
+        "queued_bytes",
         "socket_id",
         "transport",
         "writing",
@@ -49,16 +72,27 @@ class SocketEntry:
         self.object_id = object_id
         self.binding = binding
         self.hibernatable = hibernatable
-        self.ws: web.WebSocketResponse | None = None
+        self.ws: GuardedWebSocketResponse | None = None
         self.transport: asyncio.Transport | None = None
         #: Commands not written yet; None while there are none (most sockets, most of the
         #: time: an empty deque costs 600 bytes, and a node holds many idle sockets).
         self.queue: collections.deque[Command] | None = None
+        #: While the socket is behind (its frames wait for a writer task of its own): the
+        #: payload sizes in ``queue`` added up, a text counting its characters. -1 while it
+        #: is not, so that a send to a socket that keeps up costs one comparison more.
+        self.queued_bytes = -1
+        #: While behind, at least what the transport's buffer holds: set when frames are
+        #: written to it, read again only when the sum with ``queued_bytes`` seems over.
+        self.buffered_bytes = 0
         self.writing = False
-        #: The object called close(): no more auto-responses.
+        #: The object called close() (or the gateway gave up on the client): no more
+        #: auto-responses.
         self.close_sent = False
-        #: (code, reason) of the object's close, once its Close frame is written.
-        self.close_sent_with: tuple[int, str] | None = None
+        #: (code, reason, was_clean) of the close the gateway sent first: the object's
+        #: once its Close frame is written, or the gateway's own. The object hears of it.
+        self.close_sent_with: tuple[int, str, bool] | None = None
+        #: (code, reason) of the client's Close frame, when the client closed first.
+        self.close_received: tuple[int, str] | None = None
         #: The connection's end has been reported to the object.
         self.ended = False
         self.auto_response_at: datetime | None = None
@@ -68,11 +102,26 @@ class SocketEntry:
             self.queue = collections.deque()
         self.queue.append(command)
 
+    def drop_queue(self) -> None:
+        self.queue = None
+        self.queued_bytes = -1
+
+    def fall_behind(self, transport: asyncio.Transport | None) -> None:
+        """Start counting what waits for this socket (its frames were not all written)."""
+        sends = [cast(str | bytes, p) for kind, p in self.queue or () if kind == "send"]
+        self.queued_bytes = sum(map(len, sends))
+        if transport is None or transport.is_closing():
+            self.buffered_bytes = 0
+        else:
+            self.buffered_bytes = transport.get_write_buffer_size()
+
 
 class SocketRegistry:
     """Socket entries by id, and each object's auto-response pair."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_buffered_bytes: int, metrics: Metrics) -> None:
+        self.max_buffered_bytes = max_buffered_bytes
+        self._metrics = metrics
         self.entries: dict[str, SocketEntry] = {}
         self._auto_responses: dict[str, tuple[str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -88,14 +137,20 @@ class SocketRegistry:
 
     def send(self, socket_id: str, data: str | bytes) -> None:
         entry = self.entries.get(socket_id)
-        if entry is None or entry.ended:
+        if entry is None or entry.ended or entry.close_sent_with is not None:
             return
         entry.push(("send", data))
+        if entry.queued_bytes >= 0:  # behind: what waits for it is bounded
+            entry.queued_bytes += len(data)
+            # The sum is cheap and at least what waits; the transport is asked only past it.
+            over = entry.queued_bytes + entry.buffered_bytes > self.max_buffered_bytes
+            if over and self._overflowing(entry):
+                return
         self._kick(entry)
 
     def close(self, socket_id: str, code: int | None, reason: str) -> None:
         entry = self.entries.get(socket_id)
-        if entry is None or entry.ended:
+        if entry is None or entry.ended or entry.close_sent_with is not None:
             return
         entry.close_sent = True
         entry.push(("close", (code, reason)))
@@ -114,7 +169,7 @@ class SocketRegistry:
     # -- the gateway side ---------------------------------------------------------------
 
     def attach(
-        self, socket_id: str, ws: web.WebSocketResponse, transport: asyncio.Transport | None
+        self, socket_id: str, ws: GuardedWebSocketResponse, transport: asyncio.Transport | None
     ) -> SocketEntry:
         entry = self.entries[socket_id]
         entry.ws = ws
@@ -133,8 +188,55 @@ class SocketRegistry:
         entry.auto_response_at = datetime.now(UTC)
         # Skips the output gate, but queues behind frames already released to this socket.
         entry.push(("send", pair[1]))
+        if entry.queued_bytes >= 0:
+            entry.queued_bytes += len(pair[1])
+            over = entry.queued_bytes + entry.buffered_bytes > self.max_buffered_bytes
+            if over and self._overflowing(entry):
+                return True
         self._kick(entry)
         return True
+
+    def _overflowing(self, entry: SocketEntry) -> bool:
+        """Whether more than the bound waits for a client that is not keeping up (its
+        connection's buffer is full); if so, the gateway gives up on that client.
+
+        A burst released at once (one turn's frames) may exceed the bound for a moment
+        while the client reads it: that output was held in memory by the output gate
+        anyway, and any send while the client is still behind closes it.
+        """
+        transport = entry.transport
+        if transport is None or transport.is_closing() or entry.ws is None:
+            return False
+        buffered = entry.buffered_bytes = transport.get_write_buffer_size()
+        if entry.queued_bytes + buffered <= self.max_buffered_bytes:
+            return False
+        if buffered < transport.get_write_buffer_limits()[1]:
+            return False
+        log.warning(
+            "closing a socket whose client is not reading: %d bytes queued, %d in its buffer",
+            entry.queued_bytes,
+            buffered,
+            extra={"object_id": entry.object_id, "action": "overflow"},
+        )
+        self._metrics.socket_overflows.inc()
+        reason = OVERFLOW_REASON.format(limit=self.max_buffered_bytes)
+        entry.drop_queue()
+        entry.close_sent = True
+        entry.close_sent_with = (OVERFLOW_CODE, reason, False)
+        task = asyncio.create_task(self._abandon(entry.ws, transport, reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _abandon(
+        self, ws: GuardedWebSocketResponse, transport: asyncio.Transport, reason: str
+    ) -> None:
+        """Close a socket without waiting for its client, then abort its connection."""
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.abort)
+        try:
+            await ws.close(code=OVERFLOW_CODE, message=reason.encode("utf-8"), drain=False)
+        except Exception as error:  # the connection is going anyway
+            log.debug("close of an overflowing socket failed: %r", error)
 
     def _kick(self, entry: SocketEntry) -> None:
         if entry.ws is None or entry.writing or not entry.queue:
@@ -162,17 +264,18 @@ class SocketRegistry:
                             _write_frames(entry, cache)
                     except (ConnectionError, RuntimeError) as error:
                         log.debug("send failed: %s", error, extra={"object_id": entry.object_id})
-                        entry.queue = None
+                        entry.drop_queue()
                     if entry.queue:
                         self._spawn(entry)
                     else:
-                        entry.queue = None
+                        entry.drop_queue()
                         entry.writing = False
         finally:
             self._writer = None
 
     def _spawn(self, entry: SocketEntry) -> None:
         """Give ``entry`` a writer task of its own (``entry.writing`` stays set)."""
+        entry.fall_behind(entry.transport)
         task = asyncio.create_task(self._drain(entry))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -184,24 +287,31 @@ class SocketRegistry:
             while entry.queue:
                 kind, payload = entry.queue.popleft()
                 if ws.closed:
-                    entry.queue = None
+                    entry.drop_queue()
                     break
                 if kind == "send":
-                    if isinstance(payload, str):
-                        await ws.send_str(payload)
+                    data = cast(str | bytes, payload)
+                    entry.queued_bytes -= len(data)
+                    if isinstance(data, str):
+                        await ws.send_str(data)
                     else:
-                        assert isinstance(payload, bytes)
-                        await ws.send_bytes(payload)
+                        await ws.send_bytes(data)
+                    transport = entry.transport
+                    if transport is not None and not transport.is_closing():
+                        entry.buffered_bytes = transport.get_write_buffer_size()
                 else:
                     code, reason = cast(tuple[int | None, str], payload)
-                    entry.queue = None
-                    entry.close_sent_with = (code or 1000, reason)
-                    await ws.close(code=code or 1000, message=reason.encode("utf-8"))
+                    entry.drop_queue()
+                    if entry.close_sent_with is None:
+                        entry.close_sent_with = (code or 1000, reason, True)
+                    code, reason = entry.close_sent_with[:2]
+                    await ws.close(code=code, message=reason.encode("utf-8"))
         except (ConnectionError, RuntimeError) as error:
             log.debug("send failed: %s", error, extra={"object_id": entry.object_id})
-            entry.queue = None
+            entry.drop_queue()
         finally:
             entry.writing = False
+            entry.queued_bytes = -1  # caught up (or gone): the write pass takes it again
 
     async def drain(self, timeout: float) -> None:
         """Wait (up to ``timeout``) until every released frame has been written."""
@@ -212,6 +322,22 @@ class SocketRegistry:
         ):
             await asyncio.sleep(0.01)
 
+    # -- heartbeat ----------------------------------------------------------------------
+
+    async def heartbeats(self, interval: float) -> None:
+        """Ping every client that has been silent for ``interval`` seconds, and drop one that
+        is still silent half of ``interval`` after its ping (it would stay in presence, and
+        its connection in memory, forever).
+
+        One loop for every socket, where aiohttp's own heartbeat keeps a timer per socket
+        (about 0.7 KiB each, measured, on a node that holds mostly idle sockets): a round
+        every half interval looks at what each socket's frame guard heard since the last.
+        """
+        while True:
+            await asyncio.sleep(interval / 2)
+            for entry in list(self.entries.values()):
+                _beat(entry)
+
     # -- figures ------------------------------------------------------------------------
 
     def socket_count(self) -> int:
@@ -219,6 +345,28 @@ class SocketRegistry:
 
     def object_ids(self) -> set[str]:
         return {e.object_id for e in self.entries.values()}
+
+
+def _beat(entry: SocketEntry) -> None:
+    """One heartbeat round for one socket: silent for two rounds, it is pinged; for a third,
+    its connection is dropped (the receive loop then reports 1006 to the object)."""
+    ws, transport = entry.ws, entry.transport
+    guard = ws.guard if ws is not None else None
+    if guard is None or transport is None or transport.is_closing():
+        return
+    if guard.heard:
+        guard.heard = False
+        guard.silent_rounds = 0
+        return
+    guard.silent_rounds += 1
+    if guard.silent_rounds == 2:
+        transport.write(PING_FRAME)
+    elif guard.silent_rounds > 2:
+        log.info(
+            "dropping a connection whose client did not answer a ping",
+            extra={"object_id": entry.object_id, "action": "heartbeat"},
+        )
+        transport.abort()
 
 
 def _writable(transport: asyncio.Transport | None) -> bool:

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from urllib.parse import unquote
 
-from aiohttp import hdrs, web
+from aiohttp import web
 from yarl import URL
 
 from service.api.application import Application
@@ -14,17 +14,30 @@ from service.api.errors import ObjectResetError, StorageUnavailableError
 from service.api.http import Request, Response
 from service.api.namespace import DurableObjectNamespace
 from service.events.log import StoreUnavailableError
-from service.gateway import keys, session
+from service.gateway import handshake, keys, session
 
 log = logging.getLogger(__name__)
 
+#: What no file name can hold: a NUL, a name over 255 bytes, a path over 4096 (Linux's
+#: NAME_MAX and PATH_MAX). Such a path is no static file, so the disk is not asked.
+_NAME_MAX = 255
+_PATH_MAX = 4096
+
+#: The answer when the database cannot take or give an object's events. The driver's own
+#: text (addresses, SQL errors) is for the log, not for clients.
+_UNAVAILABLE = (
+    "Service unavailable: the database is unavailable (unreachable, or it refused the "
+    "write), so the object's event log could not commit or be read. Try again shortly."
+)
+
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 when the database answers, 503 (with the reason) when it does not."""
+    """200 when the database answers, 503 when it does not (the driver's error is logged)."""
     try:
         await request.app[keys.PING]()
     except Exception as error:
-        return web.json_response({"status": "unavailable", "database": str(error)}, status=503)
+        log.warning("health check: the database does not answer: %s", error)
+        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
     return web.json_response({"status": "ok", "database": "reachable"})
 
 
@@ -39,16 +52,26 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     static = _static_file(application, request)
     if static is not None:
         return web.FileResponse(static)
-    upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+    upgrade = handshake.wants_websocket(request)
+    if upgrade:
+        # Before the object runs: it must not accept a socket that cannot be opened.
+        refusal = handshake.refusal(request)
+        if refusal is not None:
+            return refusal
     body = b"" if upgrade else await request.read()
     api_request = Request(
         _url(request), method=request.method, headers=request.headers.items(), body=body
     )
     try:
         response = await _route(request, application, api_request)
-    except (StorageUnavailableError, StoreUnavailableError, ObjectResetError) as error:
-        return _error(503, f"Service unavailable: {error}")
+    except (StorageUnavailableError, StoreUnavailableError) as error:
+        log.info("answered 503: %s", error)
+        return _error(503, _UNAVAILABLE)
+    except ObjectResetError as error:
+        return _error(503, f"Service unavailable: {_reset_reason(error)}")
     except LookupError as error:
+        if type(error) is not LookupError:
+            raise  # a KeyError or IndexError is a bug somewhere, not a missing object
         return _error(404, str(error))
     if response.websocket is not None:
         socket_id = response.websocket.id
@@ -68,6 +91,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         try:
             while session.receive(entry, await ws.receive(), registry, runtime):
                 pass
+            await session.reply_to_close(entry)
         except Exception as error:  # a dropped connection surfaces differently by platform
             log.debug("connection lost: %r", error, extra={"object_id": entry.object_id})
         finally:
@@ -100,7 +124,10 @@ async def _route(request: web.Request, application: Application, api_request: Re
             return Response(f"Bad object id: {error}", status=400)
         stub = namespace.get(object_id)
     else:
-        stub = namespace.get_by_name(segments[1])
+        try:
+            stub = namespace.get_by_name(segments[1])
+        except TypeError as error:
+            return Response(f"Bad object name: {error}", status=400)
     return await stub.fetch(api_request)
 
 
@@ -119,11 +146,35 @@ def _static_file(application: Application, request: web.Request) -> Path | None:
     if root is None:
         return None
     path = request.path
+    if not _could_be_file(path):
+        return None
     relative = "index.html" if path == "/" else path.lstrip("/")
-    candidate = (root / relative).resolve()
-    if not candidate.is_file() or root.resolve() not in candidate.parents:
+    try:
+        candidate = (root / relative).resolve()
+        if not candidate.is_file() or root.resolve() not in candidate.parents:
+            return None
+    except OSError:  # unreadable, a loop of links...: not a file to serve
         return None
     return candidate
+
+
+def _could_be_file(path: str) -> bool:
+    if "\x00" in path or _size(path) > _PATH_MAX:
+        return False
+    return all(_size(name) <= _NAME_MAX for name in path.split("/"))
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def _reset_reason(error: ObjectResetError) -> str:
+    """The reset's reason, which the object chose or the reference defines, unless it is
+    the runtime's own description of a fault (logged where it happened)."""
+    reason = str(error)
+    if reason.lower().startswith("internal error"):
+        return "the object was reset after an internal error. Try again."
+    return reason
 
 
 def _error(status: int, message: str) -> web.Response:

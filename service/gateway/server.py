@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -25,22 +27,33 @@ def create_gateway(
     ping: Callable[[], Awaitable[None]],
     heartbeat: float | None = None,
     compression: bool = False,
+    max_buffered_bytes: int = 4 << 20,
 ) -> web.Application:
     """The web app; the runtime is put under ``keys.RUNTIME`` by the composition root."""
     app = web.Application(client_max_size=max(limits.max_message_bytes, 1 << 20))
     app[keys.APPLICATION] = application
-    app[keys.REGISTRY] = SocketRegistry()
+    app[keys.REGISTRY] = SocketRegistry(max_buffered_bytes=max_buffered_bytes, metrics=metrics)
     app[keys.METRICS] = metrics
     app[keys.LIMITS] = limits
     app[keys.PING] = ping
     app[keys.COMPRESSION] = compression
     if heartbeat:
         app[keys.HEARTBEAT] = heartbeat
+        app.cleanup_ctx.append(_heartbeats)
     app.router.add_get("/healthz", routes.healthz)
     app.router.add_get("/metrics", routes.metrics)
     app.router.add_route("*", "/{tail:.*}", routes.dispatch)
     app.on_shutdown.append(_close_sockets)
     return app
+
+
+async def _heartbeats(app: web.Application) -> AsyncIterator[None]:
+    """Protocol pings to silent clients, for as long as the app runs."""
+    task = asyncio.create_task(app[keys.REGISTRY].heartbeats(app[keys.HEARTBEAT]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _close_sockets(app: web.Application) -> None:

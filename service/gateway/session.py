@@ -3,13 +3,15 @@ and how it ended."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import WSMessage, WSMsgType, web
 from aiohttp.http_websocket import WebSocketError
 
 from service.gateway import keys
-from service.gateway.registry import SocketEntry, SocketRegistry
+from service.gateway.frame_guard import GuardedWebSocketResponse
+from service.gateway.registry import LINGER_SECONDS, SocketEntry, SocketRegistry
 from service.runtime.delivery import Delivery
 from service.runtime.host import DISCONNECTED_REASON, Runtime
 
@@ -23,7 +25,7 @@ def _clean(text: str) -> str:
 
 async def upgrade(
     request: web.Request, socket_id: str, protocol: str | None
-) -> tuple[SocketEntry, web.WebSocketResponse] | web.Response:
+) -> tuple[SocketEntry, GuardedWebSocketResponse] | web.Response:
     """Complete a 101 for the socket the object accepted; an error response if it cannot be.
 
     The caller then reads the connection with ``receive`` until it returns False, in its own
@@ -35,13 +37,12 @@ async def upgrade(
     entry = registry.entries.get(socket_id)
     if entry is None:
         return web.Response(status=500, text="The accepted WebSocket is unknown to the gateway.")
-    ws = web.WebSocketResponse(
-        # aiohttp refuses a message of exactly max_msg_size bytes; our limit is inclusive.
-        max_msg_size=request.app[keys.LIMITS].max_message_bytes + 1,
-        autoclose=True,
+    ws = GuardedWebSocketResponse(
+        max_message_bytes=request.app[keys.LIMITS].max_message_bytes,
+        # A client's Close frame is answered by reply_to_close, which echoes its code.
+        autoclose=False,
         compress=request.app[keys.COMPRESSION],
-        autoping=True,
-        heartbeat=request.app.get(keys.HEARTBEAT),
+        autoping=True,  # a client's Ping is answered; a Pong only counts as a sign of life
         protocols=(protocol,) if protocol else (),
     )
     if not ws.can_prepare(request).ok:
@@ -67,28 +68,55 @@ def receive(entry: SocketEntry, msg: WSMessage, registry: SocketRegistry, runtim
         runtime.deliver(entry.object_id, Delivery("message", entry.socket_id, msg.data))
         return True
     if kind is WSMsgType.CLOSE:
-        # aiohttp has already answered the Close frame (auto-reply to close).
-        reason = _clean(msg.extra or "")
-        finish(entry, runtime, _closed(entry, msg.data or 1005, reason, True))
+        # Answered by reply_to_close, then reported by ended().
+        entry.close_received = (msg.data or 1005, msg.extra or "")
     elif kind is WSMsgType.ERROR and isinstance(msg.data, WebSocketError):
-        text = _clean(str(msg.data))
+        # aiohttp has sent the Close frame, with this text as its reason.
+        assert entry.ws is not None
+        text = _clean(entry.ws.describe(msg.data))
         finish(entry, runtime, Delivery("error", entry.socket_id, error=text, code=msg.data.code))
     # Anything else (CLOSING, CLOSED, an error of the transport) ends it: see ended().
     return False
+
+
+#: Codes a Close frame never carries (RFC 6455, section 7.4.1): an echo sends 1000 instead.
+_NOT_SENT = frozenset({1005, 1006, 1015})
+
+
+async def reply_to_close(entry: SocketEntry) -> None:
+    """Answer the client's Close frame with its own code and reason (RFC 6455, section
+    5.5.1), as the reference's automatic reply does; an empty one is answered with 1000."""
+    ws = entry.ws
+    if entry.close_received is None or entry.close_sent_with is not None or ws is None:
+        return  # the gateway closed first: its Close frame was the answer
+    code, reason = entry.close_received
+    if code in _NOT_SENT:
+        code, reason = 1000, ""
+    # The client is likely to drop the connection once answered: nothing is drained.
+    await ws.close(code=code, message=reason.encode("utf-8"), drain=False)
 
 
 def ended(entry: SocketEntry, registry: SocketRegistry, runtime: Runtime) -> None:
     """The connection is over, however it ended (even cancelled, when aiohttp drops a vanished
     client's handler): the object hears of it exactly once, and the entry goes."""
     if entry.close_sent_with is not None:
-        # The object closed the socket: aiohttp writes the Close frame and ends the
-        # connection (without reading the peer's answer while a read is pending, and the
-        # handler may be cancelled meanwhile); the close handler gets what the object sent.
-        code, reason = entry.close_sent_with
-        finish(entry, runtime, _closed(entry, code, reason, True))
+        # The gateway closed first (for the object, or giving up on a client that does not
+        # read): aiohttp writes the Close frame and ends the connection, without reading the
+        # peer's answer while a read is pending, and the handler may be cancelled meanwhile.
+        # The close handler gets what was sent.
+        code, reason, was_clean = entry.close_sent_with
+        finish(entry, runtime, _closed(entry, code, reason, was_clean))
+    elif entry.close_received is not None:
+        code, reason = entry.close_received
+        finish(entry, runtime, _closed(entry, code, _clean(reason), True))
     else:
         finish(entry, runtime, _closed(entry, 1006, DISCONNECTED_REASON, False))
     registry.remove(entry.socket_id)
+    transport = entry.transport
+    if transport is not None:
+        # Closing a transport waits until its buffer is flushed, which a peer that stopped
+        # reading never allows: past a short grace, the connection is dropped.
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.abort)
 
 
 def _closed(entry: SocketEntry, code: int, reason: str, was_clean: bool) -> Delivery:

@@ -74,7 +74,13 @@ async def _fetch(activation: Activation, delivery: Delivery, turn: Turn) -> Resp
     finally:
         activation.current_url = None
     if error is not None:
-        return Response(f"Internal error in fetch(): {type(error).__name__}: {error}", status=500)
+        # The exception and its traceback are in the log (invoke); its text may hold
+        # anything the object knows, so the client is told only where to look.
+        return Response(
+            "Internal error: the object's fetch() raised an exception. "
+            "The server's log has the details.",
+            status=500,
+        )
     if not isinstance(response, Response):
         rollback_turn(activation, turn)
         return Response("fetch() must return a Response.", status=500)

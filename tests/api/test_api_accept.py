@@ -379,7 +379,13 @@ async def test_socket_limit(database_url):
     async with TestClient(TestServer(webapp)) as client:
         first = await client.ws_connect("/room/lobby?who=a")
         second = await client.ws_connect("/room/lobby?who=b")
-        refused = await client.get("/room/lobby?who=c", headers={"Upgrade": "websocket"})
+        handshake = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+        }
+        refused = await client.get("/room/lobby?who=c", headers=handshake)
         assert refused.status == 503
         assert await refused.text() == (
             "only 2 websockets can be accepted on a single Durable Object instance"

@@ -139,6 +139,7 @@ async def test_client_close_frame_gives_its_code_and_reason(database_url):
         ws = await node.client.ws_connect("/chat/r")
         assert await (await node.client.get("/chat/r")).json() == [1]
         await ws.close(code=4321, message="client leaves ✓".encode())
+        assert ws.close_code == 4321  # the service's answer echoes the client's code
         await eventually(closes)
         assert closes() == [("close", 4321, "client leaves ✓", True)]
         assert ("send-in-close", f"TypeError: {SEND_AFTER_CLOSE}") in Chat.log
@@ -151,8 +152,9 @@ async def test_empty_close_frame_is_1005(database_url, raw_websocket):
     async with serve(database_url, Application({"CHAT": Chat})) as node:
         raw = await raw_websocket(node, "/chat/r")
         raw.send_close(b"")
-        opcode, _payload = await raw.receive_frame()
-        assert opcode == 0x8  # the service answers the Close frame itself
+        opcode, payload = await raw.receive_frame()
+        # The service answers the Close frame itself; 1005 is never sent, so with 1000.
+        assert (opcode, payload) == (0x8, struct.pack("!H", 1000))
         await eventually(closes)
         assert closes() == [("close", 1005, "", True)]
         await raw.close_transport()
@@ -162,10 +164,23 @@ async def test_raw_close_frame_code_and_reason(database_url, raw_websocket):
     async with serve(database_url, Application({"CHAT": Chat})) as node:
         raw = await raw_websocket(node, "/chat/r")
         raw.send_close(struct.pack("!H", 3999) + "raison d'être".encode())
-        opcode, _payload = await raw.receive_frame()
-        assert opcode == 0x8
+        opcode, payload = await raw.receive_frame()
+        assert (opcode, payload) == (0x8, struct.pack("!H", 3999) + "raison d'être".encode())
         await eventually(closes)
         assert closes() == [("close", 3999, "raison d'être", True)]
+        await raw.close_transport()
+
+
+async def test_the_answer_to_a_close_echoes_its_code_and_reason(database_url, raw_websocket):
+    """As the reference's automatic reply does (RFC 6455, section 5.5.1)."""
+    async with serve(database_url, Application({"CHAT": Chat})) as node:
+        raw = await raw_websocket(node, "/chat/r")
+        raw.send_close(struct.pack("!H", 4001) + b"client-bye")
+        assert await raw.receive_frame() == (0x8, struct.pack("!H", 4001) + b"client-bye")
+        # The server ends the connection after its answer.
+        assert await asyncio.wait_for(raw.reader.read(), 5) == b""
+        await eventually(closes)
+        assert closes() == [("close", 4001, "client-bye", True)]
         await raw.close_transport()
 
 

@@ -23,7 +23,12 @@ async def test_username_is_required(database_url):
         assert raised.value.status == 400
         response = await node.client.get(
             "/chat/lobby",
-            headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+            headers={
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Version": "13",
+            },
         )
         assert response.status == 400
         assert "username" in await response.text()

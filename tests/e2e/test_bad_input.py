@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import ClassVar
 
 import aiohttp
@@ -10,6 +11,7 @@ import asyncpg
 
 from service import Application, DurableObject, Response, WebSocketPair
 from service.events import snapshot
+from tests.api.conftest import RawWebSocket
 from tests.support import eventually, replay, serve
 
 
@@ -50,9 +52,12 @@ async def test_oversized_frame_closes_1009_and_calls_the_error_handler(database_
         assert await ws.receive_str(timeout=5) == "got 4096"
         await ws.send_str("x" * 4097)
         closing = await ws.receive(timeout=5)
-        assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        # The reference's reason, naming the real (inclusive) limit.
+        assert (closing.type, closing.data) == (aiohttp.WSMsgType.CLOSE, 1009)
+        assert closing.extra == "Message is too large: 4097 > 4096"
         assert ws.close_code == 1009
         await eventually(lambda: len(Recorder.errors) == 1, timeout=5)
+        assert Recorder.errors[0][1] == "Message is too large: 4097 > 4096"
         assert Recorder.closes == []  # the error handler, not the close handler
         (activation,) = node.runtime.activations.values()
         await activation.sync()
@@ -66,6 +71,23 @@ async def test_oversized_frame_closes_1009_and_calls_the_error_handler(database_
             assert [r["type"] for r in kinds][-1] == "websocket_error"
         finally:
             await connection.close()
+
+
+async def test_a_frame_over_32_mib_is_refused_from_its_header_as_the_reference_does(
+    database_url,
+):
+    async with serve(database_url, app(), max_message_bytes=32 << 20) as node:
+        assert node.client.port is not None
+        raw = await RawWebSocket.connect(node.client.port, "/r/huge")
+        try:
+            # Only the header of a 33,554,433-byte binary frame: refused before its payload.
+            raw.writer.write(struct.pack("!BBQ", 0x82, 0x80 | 127, (32 << 20) + 1) + b"mask")
+            opcode, payload = await raw.receive_frame()
+            reason = "Message is too large: 33554433 > 33554432"
+            assert (opcode, payload) == (0x8, struct.pack("!H", 1009) + reason.encode())
+            await eventually(lambda: Recorder.errors == [("DurableObjectError", reason)], timeout=5)
+        finally:
+            raw.abort()
 
 
 async def test_invalid_utf8_text_closes_1007(database_url):
