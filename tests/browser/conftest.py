@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.examples_support import TIMEOUT, chromium
+from tests.browser.chromium import chromium
+from tests.examples.support import TIMEOUT
 
 expect.set_options(timeout=TIMEOUT * 1000)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.examples_support import serve_example
+from tests.examples.support import serve_example
 
 pytestmark = pytest.mark.browser
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.examples_support import SCREENSHOTS, NetworkLog, serve_example
+from tests.browser.chromium import SCREENSHOTS, NetworkLog
+from tests.examples.support import serve_example
 from tests.support import eventually
 
 pytestmark = pytest.mark.browser

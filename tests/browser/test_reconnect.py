@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import expect
 
-from tests.browser.examples_support import SCREENSHOTS, serve_example
+from tests.browser.chromium import SCREENSHOTS
 from tests.browser.test_chat_page import messages, say
+from tests.examples.support import serve_example
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.browser.examples_support import receive_type, send, serve_example
+from tests.examples.support import receive_type, send, serve_example
 from tests.support import eventually, serve
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.browser.examples_support import receive, receive_type, send, serve_example
+from tests.examples.support import receive, receive_type, send, serve_example
 from tests.support import eventually
 
 

@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from service.events import values
-from tests.browser.examples_support import receive, receive_type, send, serve_example
+from tests.examples.support import receive, receive_type, send, serve_example
 from tests.support import eventually, replay
 
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from service import Application, DurableObject, Request, Response, WebSocket, WebSocketPair
-from tests.e2e.chat_load import DatabaseFaults, serving
+from tests.faults.chat_load import DatabaseFaults, serving
 from tests.support import Node
 
 pytestmark = pytest.mark.slow

@@ -27,7 +27,7 @@ from service import (
     WebSocket,
     WebSocketPair,
 )
-from tests.e2e.chat_load import serving
+from tests.faults.chat_load import serving
 from tests.support import eventually
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,7 @@
 """Chat under database faults: nothing is logged twice, lost, undelivered or reordered.
 
 Twenty clients chat in four rooms of the chat example on a real node while the database
-misbehaves; the accounting (``tests/e2e/chat_load.py``) then compares the ``events`` table
+misbehaves; the accounting (``tests/faults/chat_load.py``) then compares the ``events`` table
 with what every client sent and received (invariants 1, 8 and 9).
 """
 
@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from tests.e2e.chat_load import DatabaseFaults, Report, chat_application, chatting, serving
+from tests.faults.chat_load import DatabaseFaults, Report, chat_application, chatting, serving
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.browser.examples_support import receive, serve_example
+from tests.examples.support import receive, serve_example
 
 #: Each example's query parameter for the person, and what its messages call it.
 PARAMETERS = {"chat": ("username", "user name"), "presence": ("userId", "user id"),

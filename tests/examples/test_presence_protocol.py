@@ -6,7 +6,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.browser.examples_support import receive, send, serve_example
+from tests.examples.support import receive, send, serve_example
 from tests.support import eventually
 
 
