@@ -18,9 +18,10 @@ def location() -> Path:
     try:
         folder = resources.files(PACKAGE)
     except ModuleNotFoundError as error:
+        # e.g. an editable install made before the migrations went into the package
         raise FileNotFoundError(
-            f"no migrations in this installation ({PACKAGE} is missing): reinstall the "
-            "project (pip install .)"
+            f"no migrations: {PACKAGE} is not installed; reinstall the project "
+            "(pip install ., or pip install -e . in a clone)"
         ) from error
     # Alembic reads scripts from a folder; an installed package is one (not a zip file).
     if not isinstance(folder, Path) or not (folder / "env.py").is_file():
