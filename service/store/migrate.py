@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
-#: The migrations folder sits at the top of the project, beside the package.
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+#: The migration scripts, shipped inside the package (a wheel's or an editable install's):
+#: pyproject.toml maps this package onto the project's top-level migrations/ folder.
+PACKAGE = "service.store.migrations"
+
+
+def location() -> Path:
+    """The folder of the installed migration scripts, found through the package."""
+    try:
+        folder = resources.files(PACKAGE)
+    except ModuleNotFoundError as error:
+        # e.g. an editable install made before the migrations went into the package
+        raise FileNotFoundError(
+            f"no migrations: {PACKAGE} is not installed; reinstall the project "
+            "(pip install ., or pip install -e . in a clone)"
+        ) from error
+    # Alembic reads scripts from a folder; an installed package is one (not a zip file).
+    if not isinstance(folder, Path) or not (folder / "env.py").is_file():
+        raise FileNotFoundError(f"no migrations at {folder}: reinstall the project (pip install .)")
+    return folder
 
 
 def config(url: str) -> Config:
     """An Alembic config for ``url``, independent of the working directory."""
-    if not MIGRATIONS.is_dir():
-        raise FileNotFoundError(
-            f"no migrations at {MIGRATIONS}: install the project from its source tree "
-            "(pip install -e .), where migrations/ sits beside service/"
-        )
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(location()))
     cfg.set_main_option("path_separator", "os")
     cfg.attributes["database_url"] = url
     return cfg

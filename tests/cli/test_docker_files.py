@@ -145,7 +145,10 @@ def test_dockerfile_installs_the_project_and_runs_durable_as_a_user() -> None:
             *sources, _ = shlex.split(argument)
             for source in sources:
                 assert (ROOT / source).exists(), f"COPY {source}: no such path"
-    assert any(kind == "RUN" and "pip install" in arg for kind, arg in instructions)
+    installs = [arg for kind, arg in instructions if kind == "RUN" and "pip install" in arg]
+    assert installs
+    for install in installs:  # a regular install, as a user's: the migrations ship inside it
+        assert not {"-e", "--editable"} & set(shlex.split(install)), install
     users = [arg for kind, arg in instructions if kind == "USER"]
     assert users and users[-1] not in ("root", "0")
     last = {kind: arg for kind, arg in instructions}
