@@ -11,7 +11,7 @@ from service.api.application import Application
 from service.gateway import keys
 from service.gateway.server import create_gateway
 from service.metrics import Metrics
-from service.runtime.host import Runtime, RuntimeSettings
+from service.runtime.node import Node, NodeSettings
 from service.settings import Settings
 from service.store.event_store import EventStore
 
@@ -50,11 +50,11 @@ def create_app(settings: Settings, application: Application) -> web.Application:
     )
 
     registry = webapp[keys.REGISTRY]
-    runtime = Runtime(
+    runtime = Node(
         application,
         store,
         registry,
-        settings=RuntimeSettings(
+        settings=NodeSettings(
             hibernate_after=settings.hibernate_after,
             snapshot_every=settings.snapshot_every,
             poll_interval=settings.poll_interval,

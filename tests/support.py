@@ -15,9 +15,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from service.api.application import Application
 from service.app import create_app, server_options
 from service.events import snapshot
-from service.events.state import ObjectState, apply
+from service.events.fold import ObjectState, apply
 from service.gateway import keys
-from service.runtime.host import Runtime
+from service.runtime import node as runtime_node
 from service.settings import Settings
 from service.store.event_store import EventStore
 
@@ -31,7 +31,7 @@ class Node:
     settings: Settings
 
     @property
-    def runtime(self) -> Runtime:
+    def runtime(self) -> runtime_node.Node:
         return self.webapp[keys.RUNTIME]
 
 

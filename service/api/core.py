@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
-from service.events.state import ObjectState
+from service.events.fold import ObjectState
 from service.events.types import Event
 
 if TYPE_CHECKING:

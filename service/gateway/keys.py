@@ -10,11 +10,11 @@ from service.api.application import Application
 from service.api.limits import Limits
 from service.gateway.registry import SocketRegistry
 from service.metrics import Metrics
-from service.runtime.host import Runtime
+from service.runtime.node import Node
 
 APPLICATION = web.AppKey("application", Application)
 REGISTRY = web.AppKey("registry", SocketRegistry)
-RUNTIME = web.AppKey("runtime", Runtime)
+RUNTIME = web.AppKey("runtime", Node)
 METRICS = web.AppKey("metrics", Metrics)
 LIMITS = web.AppKey("limits", Limits)
 #: Raises unless the database answers (for /healthz).

@@ -13,7 +13,6 @@ from service.api.application import Application
 from service.api.errors import ObjectResetError, StorageUnavailableError
 from service.api.http import Request, Response
 from service.api.namespace import DurableObjectNamespace
-from service.events.log import StoreUnavailableError
 from service.gateway import handshake, keys, session
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     )
     try:
         response = await _route(request, application, api_request)
-    except (StorageUnavailableError, StoreUnavailableError) as error:
+    except StorageUnavailableError as error:
         log.info("answered 503: %s", error)
         return _error(503, _UNAVAILABLE)
     except ObjectResetError as error:

@@ -13,7 +13,7 @@ from service.gateway import keys
 from service.gateway.frame_guard import GuardedWebSocketResponse
 from service.gateway.registry import LINGER_SECONDS, SocketEntry, SocketRegistry
 from service.runtime.delivery import Delivery
-from service.runtime.host import DISCONNECTED_REASON, Runtime
+from service.runtime.node import DISCONNECTED_REASON, Node
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ async def upgrade(
     return entry, ws
 
 
-def receive(entry: SocketEntry, msg: WSMessage, registry: SocketRegistry, runtime: Runtime) -> bool:
+def receive(entry: SocketEntry, msg: WSMessage, registry: SocketRegistry, runtime: Node) -> bool:
     """Deliver one frame (or answer it with the auto-response); False once reading is over."""
     kind = msg.type
     if kind is WSMsgType.TEXT:
@@ -96,7 +96,7 @@ async def reply_to_close(entry: SocketEntry) -> None:
     await ws.close(code=code, message=reason.encode("utf-8"), drain=False)
 
 
-def ended(entry: SocketEntry, registry: SocketRegistry, runtime: Runtime) -> None:
+def ended(entry: SocketEntry, registry: SocketRegistry, runtime: Node) -> None:
     """The connection is over, however it ended (even cancelled, when aiohttp drops a vanished
     client's handler): the object hears of it exactly once, and the entry goes."""
     if entry.close_sent_with is not None:
@@ -123,7 +123,7 @@ def _closed(entry: SocketEntry, code: int, reason: str, was_clean: bool) -> Deli
     return Delivery("close", entry.socket_id, code=code, reason=reason, was_clean=was_clean)
 
 
-def finish(entry: SocketEntry, runtime: Runtime, delivery: Delivery) -> None:
+def finish(entry: SocketEntry, runtime: Node, delivery: Delivery) -> None:
     """Report the end of a connection to its object, once."""
     if entry.ended:
         return

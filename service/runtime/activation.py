@@ -20,30 +20,24 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from service.api import core as core_module
+from service.api.context import DurableObjectState
 from service.api.durable_object import DurableObject
-from service.api.errors import ObjectResetError, StorageUnavailableError
+from service.api.errors import ObjectResetError
 from service.api.http import Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
-from service.api.state import DurableObjectState
 from service.api.websocket import WebSocket
 from service.events import snapshot, types
-from service.events.log import (
-    Append,
-    Claim,
-    CommitRefusedError,
-    ConflictError,
-    InboxItem,
-    StoreUnavailableError,
-)
-from service.events.state import ObjectState, apply, undo_of
+from service.events.fold import ObjectState, apply, undo_of
+from service.ports.errors import CommitRefusedError, ConflictError
+from service.ports.records import Append, Claim, InboxItem
 from service.runtime import delivery as delivery_module
-from service.runtime import dispatch
+from service.runtime import dispatch, storage_errors
 from service.runtime.delivery import SOCKET_KINDS, Delivery
 from service.runtime.turn import Output, ResetRequested, Turn, rollback
 
 if TYPE_CHECKING:
-    from service.runtime.host import Runtime
+    from service.runtime.node import Node
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +53,7 @@ _ALARM_TYPES = frozenset({"alarm_set", "alarm_deleted", "storage_cleared"})
 class Activation:
     """A live instance of one object on this node (the runtime's ObjectCore)."""
 
-    def __init__(self, runtime: Runtime, object_id: DurableObjectId, binding: str | None) -> None:
+    def __init__(self, runtime: Node, object_id: DurableObjectId, binding: str | None) -> None:
         self.runtime = runtime
         self.object_id = object_id
         self.key = str(object_id)
@@ -106,7 +100,7 @@ class Activation:
 
     async def load(self, name: str | None, *, existing: bool) -> None:
         """Claim the object, replay its log, run the constructor, then take its inbox."""
-        log_ = self.runtime.log
+        log_ = self.runtime.event_log
         started = time.perf_counter()
         if existing:
             claim = await log_.claim_existing(self.key)
@@ -151,7 +145,7 @@ class Activation:
 
         Returns how many events were replayed after the snapshot.
         """
-        log_ = self.runtime.log
+        log_ = self.runtime.event_log
         newest = await log_.snapshot_at(self.key, claim.last_seq)
         start, state = (newest[0], snapshot.decode(newest[1])) if newest else (0, ObjectState())
         replayed = 0
@@ -192,7 +186,7 @@ class Activation:
 
     async def _read_inbox(self) -> list[InboxItem]:
         await self.runtime.inbox_settled(self.key)
-        return await self.runtime.log.inbox(self.key)
+        return await self.runtime.event_log.inbox(self.key)
 
     def _queue_inbox(self, items: list[InboxItem], *, first: bool) -> None:
         """Queue the rows not seen yet; ``first``: oldest first, before newer work."""
@@ -261,7 +255,7 @@ class Activation:
         self.status = "closing"
         await self._stop_runner()
         if self._seq > self._snapshot_seq:
-            commit = self.runtime.log.append(
+            commit = self.runtime.event_log.append(
                 Append(
                     self.key,
                     self._epoch,
@@ -274,7 +268,7 @@ class Activation:
             except Exception as error:
                 log.warning("snapshot at hibernation failed: %s", error, extra=self.log_extra())
         with contextlib.suppress(Exception):
-            await self.runtime.log.release(self.key, self._epoch)
+            await self.runtime.event_log.release(self.key, self._epoch)
         log.info(
             "hibernated at seq %d with %d sockets open",
             self._seq,
@@ -388,7 +382,7 @@ class Activation:
             if error is None:
                 future.set_result(response)
             else:
-                future.set_exception(_storage_error(error))
+                future.set_exception(storage_errors.for_user(error))
 
         if gate is None or gate.done():
             settle()
@@ -414,7 +408,7 @@ class Activation:
                 snap = (self._seq, snapshot.encode(self.state))
                 self._snapshot_seq = self._seq
             commit = asyncio.ensure_future(
-                self.runtime.log.append(
+                self.runtime.event_log.append(
                     Append(
                         self.key,
                         self._epoch,
@@ -556,7 +550,7 @@ class Activation:
             results = await asyncio.gather(*pending, return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException):
-                    raise _storage_error(result)
+                    raise storage_errors.for_user(result)
 
     def abort(self, reason: str | None) -> NoReturn:
         raise ResetRequested(reason or "Application called abort() to reset Durable Object.")
@@ -611,14 +605,6 @@ async def _call(callback: Callable[[], Any]) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
-
-
-def _storage_error(error: BaseException) -> Exception:
-    if isinstance(error, ObjectResetError | StorageUnavailableError):
-        return error
-    if isinstance(error, StoreUnavailableError | ConflictError):
-        return StorageUnavailableError(f"The object's event log could not commit: {error}")
-    return StorageUnavailableError(f"The commit failed: {error!r}")
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from service.runtime.host import Runtime
+    from service.runtime.node import Node
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ MAX_RETRIES = 6
 class AlarmScheduler:
     """Timers for alarms due soon; the ``alarms`` table is the durable record of the rest."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Node) -> None:
         self._runtime = runtime
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._retries: dict[str, int] = {}
@@ -60,7 +60,7 @@ class AlarmScheduler:
 
     async def poll(self, horizon_seconds: float) -> None:
         """Arm timers for alarms due within the horizon (after a restart, or a wake)."""
-        for object_id, scheduled_ms in await self._runtime.log.due_alarms(horizon_seconds):
+        for object_id, scheduled_ms in await self._runtime.event_log.due_alarms(horizon_seconds):
             if object_id not in self._timers:
                 self.schedule(object_id, scheduled_ms)
 

@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 import asyncpg
 
 from service.events import types
-from service.events.log import Append, Claim, History, InboxItem, StoreUnavailableError
+from service.ports.errors import PoolExhaustedError, StoreUnavailableError
+from service.ports.records import Append, Claim, History, InboxItem
 from service.store import connections, database_url, notifications, queries
 from service.store.group_commit import TRANSIENT_ERRORS, GroupCommit, describe
 from service.store.listener import Listener
@@ -275,7 +276,7 @@ class EventStore:
         try:
             async with pool.borrow() as connection:
                 return await operation(connection)
-        except connections.PoolExhaustedError as error:
+        except PoolExhaustedError as error:
             raise StoreUnavailableError(f"no database connection is free: {error}") from error
         except TRANSIENT_ERRORS as error:
             raise StoreUnavailableError(

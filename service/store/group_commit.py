@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.events.log import (
-    Append,
+from service.ports.errors import (
+    CommitInDoubtError,
     CommitRefusedError,
     ConflictError,
-    InboxItem,
     StoreUnavailableError,
 )
+from service.ports.records import Append, InboxItem
 from service.store import batch, connections, queries
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,6 @@ class _Slot:
         """Wait until the previous flush has resolved or failed its waiters."""
         if self.previous is not None:
             await self.previous.wait()
-
-
-class _CommitInDoubtError(ConnectionError):
-    """The transaction of an interrupted COMMIT has not finished yet: ask again later."""
 
 
 class _Conflicts(Exception):
@@ -330,12 +326,12 @@ class GroupCommit:
             attempt.committing = False
 
     async def _committed(self, attempt: _Attempt) -> bool:
-        """How an interrupted COMMIT ended; raises _CommitInDoubtError while it runs on."""
+        """How an interrupted COMMIT ended; raises CommitInDoubtError while it runs on."""
         async with self._pool.borrow() as connection:
             status = await connection.fetchval(queries.TRANSACTION_STATUS, attempt.xid)
         log.warning("an interrupted commit was %s", status, extra={"action": "flush"})
         if status == "in progress":
-            raise _CommitInDoubtError("an interrupted commit is still in progress")
+            raise CommitInDoubtError("an interrupted commit is still in progress")
         return bool(status == "committed")
 
     @staticmethod

@@ -14,8 +14,9 @@ import asyncpg
 import pytest
 
 from service.events import snapshot, types
-from service.events.log import Append, ConflictError, InboxItem
-from service.events.state import ObjectState, apply
+from service.events.fold import ObjectState, apply
+from service.ports.errors import ConflictError
+from service.ports.records import Append, InboxItem
 from service.store.event_store import EventStore
 from tests.store.helpers import Stores, after, last_seq, object_id, put, puts, seqs
 

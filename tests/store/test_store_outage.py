@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from service.events.log import Append, InboxItem, StoreUnavailableError
+from service.ports.errors import StoreUnavailableError
+from service.ports.records import Append, InboxItem
 from service.store.event_store import EventStore
 from tests.store.helpers import Stores, object_id, put
 

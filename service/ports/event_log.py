@@ -1,13 +1,12 @@
-"""What the runtime needs from the layers around it, as protocols (implemented elsewhere)."""
+"""The event log the runtime runs on (implemented by ``service.store.event_store``)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
 from typing import Any, Protocol
 
-from service.events.log import Append, Claim, InboxItem
 from service.events.types import Event
+from service.ports.records import Append, Claim, InboxItem
 
 
 class EventLog(Protocol):
@@ -57,18 +56,3 @@ class EventLog(Protocol):
         *,
         probe_interval: float = 5.0,
     ) -> Any: ...
-
-
-class SocketTransport(Protocol):
-    """The gateway's socket registry: where released frames and closes go."""
-
-    def expect(self, socket_id: str, object_id: str, binding: str, hibernatable: bool) -> None:
-        """A socket was accepted; buffer frames for it until its connection is attached."""
-
-    def send(self, socket_id: str, data: str | bytes) -> None: ...
-
-    def close(self, socket_id: str, code: int | None, reason: str) -> None: ...
-
-    def set_auto_response(self, object_id: str, pair: tuple[str, str] | None) -> None: ...
-
-    def auto_response_timestamp(self, socket_id: str) -> datetime | None: ...

@@ -17,17 +17,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.api.application import Application
-from service.api.errors import ObjectResetError, StorageUnavailableError
+from service.api.errors import ObjectResetError
 from service.api.http import Request, Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
 from service.api.namespace import DurableObjectNamespace, Env
-from service.events.log import StoreUnavailableError
 from service.metrics import Metrics
+from service.ports.errors import StoreUnavailableError
+from service.ports.event_log import EventLog
+from service.ports.socket_output import SocketTransport
+from service.runtime import storage_errors
 from service.runtime.activation import Activation
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
-from service.runtime.ports import EventLog, SocketTransport
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ PROBE_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
-class RuntimeSettings:
+class NodeSettings:
     """Timing of hibernation, snapshots and the polling fallbacks."""
 
     hibernate_after: float = 10.0
@@ -50,7 +52,7 @@ class RuntimeSettings:
     shutdown_timeout: float = 10.0
 
 
-class Runtime:
+class Node:
     """Hosts the application's objects on this node (the API's ObjectHost)."""
 
     def __init__(
@@ -59,14 +61,14 @@ class Runtime:
         event_log: EventLog,
         transport: SocketTransport,
         *,
-        settings: RuntimeSettings | None = None,
+        settings: NodeSettings | None = None,
         limits: Limits | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.app = app
-        self.log = event_log
+        self.event_log = event_log
         self.transport = transport
-        self.settings = settings or RuntimeSettings()
+        self.settings = settings or NodeSettings()
         self.limits = limits or Limits()
         self.metrics = metrics or Metrics()
         namespaces: dict[str, Any] = {
@@ -97,15 +99,15 @@ class Runtime:
     async def start(self) -> None:
         """Take the node id, close what a previous run left open, start listening, sweeping
         and polling."""
-        await self.log.hold_node_id()
-        for object_id, socket_id in await self.log.stale_sockets():
+        await self.event_log.hold_node_id()
+        for object_id, socket_id in await self.event_log.stale_sockets():
             self._to_inbox(
                 object_id,
                 Delivery(
                     "close", socket_id, code=1006, reason=DISCONNECTED_REASON, was_clean=False
                 ),
             )
-        self.log.listen(
+        self.event_log.listen(
             self._on_wake,
             self._on_connect,
             probe_interval=self.settings.listener_probe_interval,
@@ -175,9 +177,12 @@ class Runtime:
         if binding not in self.app.bindings:
             raise LookupError(f"no binding named {binding!r}")
         await self._check_database()
-        activation = await self.activate(str(object_id), binding, object_id.name)
-        while not activation.accepting:  # reset between its wake and this delivery
+        try:
             activation = await self.activate(str(object_id), binding, object_id.name)
+            while not activation.accepting:  # reset between its wake and this delivery
+                activation = await self.activate(str(object_id), binding, object_id.name)
+        except StoreUnavailableError as error:
+            raise storage_errors.for_user(error) from error
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         activation.enqueue(Delivery("fetch", request=request, future=future))
         return await future
@@ -185,13 +190,13 @@ class Runtime:
     async def _check_database(self) -> None:
         """Fail fast while the database refuses connections, rather than run the request and
         wait out the commit's retry window: a quick probe says whether it is back."""
-        reason = self.log.unavailable()
+        reason = self.event_log.unavailable()
         if reason is None:
             return
         try:
-            await asyncio.wait_for(self.log.ping(), PROBE_TIMEOUT)
+            await asyncio.wait_for(self.event_log.ping(), PROBE_TIMEOUT)
         except (StoreUnavailableError, TimeoutError):
-            raise StorageUnavailableError(f"the database is unavailable: {reason}") from None
+            raise storage_errors.unavailable(reason) from None
 
     # -- deliveries from the gateway ----------------------------------------------------
 
@@ -233,7 +238,7 @@ class Runtime:
         activation.enqueue(Delivery("alarm"))
 
     def _to_inbox(self, object_id: str, delivery: Delivery) -> None:
-        future = asyncio.ensure_future(self.log.enqueue(delivery.to_inbox(object_id)))
+        future = asyncio.ensure_future(self.event_log.enqueue(delivery.to_inbox(object_id)))
         self._inbox_pending[object_id] = future
 
         def done(f: asyncio.Future[int]) -> None:
@@ -401,7 +406,7 @@ class Runtime:
 
     async def _poll(self) -> None:
         try:
-            object_ids = await self.log.objects_with_inbox()
+            object_ids = await self.event_log.objects_with_inbox()
             await self.alarms.poll(self.settings.poll_interval * 2)
         except StoreUnavailableError as error:
             log.warning("poll failed: %s", error, extra={"action": "poll"})
