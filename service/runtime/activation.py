@@ -35,6 +35,7 @@ from service.runtime import delivery as delivery_module
 from service.runtime import dispatch, storage_errors
 from service.runtime.delivery import SOCKET_KINDS, Delivery
 from service.runtime.turn import Output, ResetRequested, Turn, rollback
+from service.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from service.runtime.node import Node
@@ -87,7 +88,8 @@ class Activation:
         self._last_commit: asyncio.Future[None] | None = None
         self._blockers: list[asyncio.Future[Any]] = []
         self._block_depth = 0
-        self._background: set[asyncio.Future[Any]] = set()
+        #: What wait_until() keeps the object awake for.
+        self._background = BackgroundTasks(log)
         self._seen_inbox: set[int] = set()
         self._runner: asyncio.Task[None] | None = None
         self.closed = asyncio.get_running_loop().create_future()
@@ -306,8 +308,7 @@ class Activation:
             return
         log.warning("object reset: %s", reason, extra=self.log_extra())
         self.status = "closing"
-        task = asyncio.ensure_future(self._finish_reset())
-        self.runtime.track(task)
+        self.runtime.tasks.spawn(self._finish_reset())
 
     async def _finish_reset(self) -> None:
         await self._stop_runner()
@@ -585,9 +586,7 @@ class Activation:
             self._block_depth -= 1
 
     def wait_until(self, awaitable: Awaitable[Any]) -> None:
-        future = asyncio.ensure_future(awaitable)
-        self._background.add(future)
-        future.add_done_callback(self._background.discard)
+        self._background.spawn(awaitable)
 
     @property
     def label(self) -> str:

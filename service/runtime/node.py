@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from service.api.http import Request, Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
 from service.api.namespace import DurableObjectNamespace, Env
+from service.backoff import Backoff
 from service.metrics import Metrics
 from service.ports.errors import StoreUnavailableError
 from service.ports.event_log import EventLog
@@ -30,6 +30,7 @@ from service.runtime import storage_errors
 from service.runtime.activation import Activation
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
+from service.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ class Node:
         self._reviving: set[str] = set()
         #: Failed attempts per inbox row (a row that keeps failing is dropped, not retried).
         self.inbox_attempts: dict[int, int] = {}
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self.tasks = BackgroundTasks(log)
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
         #: Whether a frame for a hibernated object wakes it here (until shutdown begins).
@@ -149,26 +150,11 @@ class Node:
                 self._to_inbox(object_id, delivery)
         self._waiting.clear()
         self.alarms.close()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=self.settings.shutdown_timeout)
+        await self.tasks.wait(self.settings.shutdown_timeout)
 
     def stop_waking(self) -> None:
         """Shutting down: frames for hibernated objects go to the inbox, for the next node."""
         self._waking = False
-
-    def track(self, future: asyncio.Future[Any]) -> None:
-        """Keep a background task referenced until it ends; log how it failed."""
-        self._tasks.add(future)
-        future.add_done_callback(self._task_done)
-
-    def _task_done(self, future: asyncio.Future[Any]) -> None:
-        self._tasks.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            error = future.exception()
-            log.error("background task failed: %r", error, exc_info=error)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        self.track(asyncio.ensure_future(coroutine))
 
     # -- the API's ObjectHost -----------------------------------------------------------
 
@@ -225,7 +211,7 @@ class Node:
         if activation is not None and activation.accepting:
             activation.enqueue(Delivery("alarm"))
             return
-        self._spawn(self._wake_for_alarm(object_id))
+        self.tasks.spawn(self._wake_for_alarm(object_id))
 
     async def _wake_for_alarm(self, object_id: str) -> None:
         try:
@@ -343,12 +329,12 @@ class Node:
     def _revive_soon(self, object_id: str) -> None:
         if object_id not in self._reviving:
             self._reviving.add(object_id)
-            self._spawn(self._revive(object_id))
+            self.tasks.spawn(self._revive(object_id))
 
     async def _revive(self, object_id: str) -> None:
         """Bring an object into memory for its waiting work, retrying while the database is
         away. The new activation takes that work when it is registered (``_register``)."""
-        delay = 0.1
+        backoff = Backoff(0.1, 2.0)
         try:
             while self._waiting.get(object_id) and not self._stopping:
                 try:
@@ -367,8 +353,7 @@ class Node:
                         extra=self.log_extra(object_id),
                     )
                     return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await asyncio.sleep(backoff.next())
         finally:
             self._reviving.discard(object_id)
             if self._waiting.get(object_id) and not self._stopping:
@@ -380,13 +365,13 @@ class Node:
 
     def _on_wake(self, object_ids: list[str] | None) -> None:
         if object_ids is None:
-            self._spawn(self._poll())
+            self.tasks.spawn(self._poll())
             return
         for object_id in object_ids:
-            self._spawn(self._wake(object_id))
+            self.tasks.spawn(self._wake(object_id))
 
     async def _on_connect(self) -> None:
-        self._spawn(self._poll())
+        self.tasks.spawn(self._poll())
 
     async def _wake(self, object_id: str) -> None:
         if object_id in self._reviving:
@@ -432,7 +417,7 @@ class Node:
             if activation.can_hibernate(now, self.settings.hibernate_after):
                 activation.status = "closing"
                 self.metrics.hibernations.inc()
-                self._spawn(activation.hibernate())
+                self.tasks.spawn(activation.hibernate())
 
     def log_extra(self, object_id: str) -> dict[str, str]:
         """The ``extra`` of a log line about an object: its label too while it is live."""

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.backoff import Backoff
 from service.ports.errors import (
     CommitInDoubtError,
     CommitRefusedError,
@@ -253,7 +254,7 @@ class GroupCommit:
         asked how it ended (``txid_status``) until it can say, however long that takes.
         """
         began = time.monotonic()
-        delay = 0.05
+        backoff = Backoff(0.05, 1.0)
         appends = [p for p in taken if isinstance(p.item, Append)]
         inbox = [p for p in taken if isinstance(p.item, InboxItem)]
         arrays = batch.build(_group(taken), [p.item for p in inbox])  # type: ignore[misc]
@@ -284,8 +285,8 @@ class GroupCommit:
                     extra={"action": "flush"},
                 )
                 # The last attempt is made at the deadline: the whole window is used.
+                delay = backoff.next()
                 await asyncio.sleep(delay if in_doubt else min(delay, remaining))
-                delay = min(delay * 2, 1.0)
         await slot.turn_to_settle()
         self._resolve(appends, inbox, attempt.inbox_ids)
         if self._on_flush is not None:
