@@ -9,7 +9,7 @@ from service.api.http import HeadersInit, Request, Response
 from service.api.ids import DurableObjectId, IdFactory
 
 if TYPE_CHECKING:
-    from service.api.durable_object import DurableObject
+    pass
 
 
 class ObjectHost(Protocol):
@@ -46,9 +46,8 @@ class DurableObjectStub:
 class DurableObjectNamespace:
     """``env.<BINDING>``: makes ids and stubs for one class."""
 
-    def __init__(self, binding: str, cls: type[DurableObject], unique_key: str, host: ObjectHost):
+    def __init__(self, binding: str, unique_key: str, host: ObjectHost):
         self.binding = binding
-        self.cls = cls
         self._ids = IdFactory(unique_key)
         self._host = host
 

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 from service.events.types import Event
 from service.ports.records import Append, Claim, InboxItem
 
 
-class EventLog(Protocol):
+class LogReader(Protocol):
+    """What replay reads: snapshots, and events a page at a time."""
+
+    async def snapshot_at(self, object_id: str, until_seq: int) -> tuple[int, str] | None:
+        """The newest snapshot at or before ``until_seq``: (seq, encoded state), or None."""
+
+    def events_between(
+        self, object_id: str, after_seq: int, until_seq: int, page: int = 10_000
+    ) -> AsyncIterator[list[Event]]:
+        """The events after ``after_seq`` up to ``until_seq``, in order, a page at a time."""
+
+    async def seq_at(self, object_id: str, at: datetime) -> int:
+        """The last seq recorded at or before ``at`` (0: none)."""
+
+
+class EventLog(LogReader, Protocol):
     """The event store (``service.store.event_store.EventStore``)."""
 
     node_id: str
@@ -23,12 +39,6 @@ class EventLog(Protocol):
     async def claim_existing(self, object_id: str) -> Claim | None: ...
 
     async def release(self, object_id: str, epoch: int) -> None: ...
-
-    async def snapshot_at(self, object_id: str, until_seq: int) -> tuple[int, str] | None: ...
-
-    def events_between(
-        self, object_id: str, after_seq: int, until_seq: int, page: int = 10_000
-    ) -> AsyncIterator[list[Event]]: ...
 
     async def inbox(self, object_id: str) -> list[InboxItem]: ...
 

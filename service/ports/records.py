@@ -46,12 +46,3 @@ class Claim:
     name: str | None
     epoch: int
     last_seq: int
-
-
-@dataclass(slots=True)
-class History:
-    """What replay starts from: the newest snapshot (if any) and the events after it."""
-
-    snapshot_seq: int
-    snapshot: str | dict[str, Any] | None
-    events: list[Event]

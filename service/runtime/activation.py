@@ -29,6 +29,7 @@ from service.api.limits import Limits
 from service.api.websocket import WebSocket
 from service.events import snapshot, types
 from service.events.fold import ObjectState, apply, undo_of
+from service.history import replay
 from service.ports.errors import CommitRefusedError, ConflictError
 from service.ports.records import Append, Claim, InboxItem
 from service.runtime import delivery as delivery_module
@@ -147,16 +148,10 @@ class Activation:
 
         Returns how many events were replayed after the snapshot.
         """
-        log_ = self.runtime.event_log
-        newest = await log_.snapshot_at(self.key, claim.last_seq)
-        start, state = (newest[0], snapshot.decode(newest[1])) if newest else (0, ObjectState())
-        replayed = 0
         # Bounded by the claimed seq: the planner then always takes the (object_id, seq)
         # index, whatever other objects' logs make of its row estimates.
-        async for events in log_.events_between(self.key, start, claim.last_seq):
-            for event in events:
-                apply(state, event)
-            replayed += len(events)
+        replayed = await replay.state(self.runtime.event_log, self.key, until_seq=claim.last_seq)
+        state = replayed.state
         if state.seq != claim.last_seq:
             raise ConflictError(
                 f"object {self.key}: replay reached seq {state.seq}, the catalog says "
@@ -164,10 +159,10 @@ class Activation:
             )
         self.state = state
         self._seq = state.seq
-        self._snapshot_seq = start
+        self._snapshot_seq = replayed.snapshot_seq
         self.runtime.transport.set_auto_response(self.key, state.auto_response)
         self._construct()
-        return replayed
+        return replayed.events
 
     def _construct(self) -> None:
         turn = self._turn = Turn()

@@ -73,8 +73,7 @@ class Node:
         self.limits = limits or Limits()
         self.metrics = metrics or Metrics()
         namespaces: dict[str, Any] = {
-            name: DurableObjectNamespace(name, cls, app.unique_keys[name], self)
-            for name, cls in app.bindings.items()
+            name: DurableObjectNamespace(name, app.unique_keys[name], self) for name in app.bindings
         }
         self.env = Env({**app.vars, **namespaces})
         self.activations: dict[str, Activation] = {}
