@@ -11,7 +11,8 @@ from service.api.application import Application
 from service.gateway import keys
 from service.gateway.server import create_gateway
 from service.metrics import Metrics
-from service.runtime.node import Node, NodeSettings
+from service.runtime.node import Node
+from service.runtime.node_settings import NodeSettings
 from service.settings import Settings
 from service.store.event_store import EventStore
 

@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from service.api.application import Application
+from service.api.durable_object import DurableObject
 from service.api.errors import ObjectResetError
 from service.api.http import Request, Response
 from service.api.ids import DurableObjectId
@@ -30,6 +30,7 @@ from service.runtime import storage_errors
 from service.runtime.activation import Activation
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
+from service.runtime.node_settings import NodeSettings
 from service.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -38,19 +39,6 @@ DISCONNECTED_REASON = "WebSocket disconnected without sending Close frame."
 
 #: Seconds a request waits for the database to answer a probe while it is taken to be away.
 PROBE_TIMEOUT = 1.0
-
-
-@dataclass(frozen=True)
-class NodeSettings:
-    """Timing of hibernation, snapshots and the polling fallbacks."""
-
-    hibernate_after: float = 10.0
-    snapshot_every: int = 100
-    poll_interval: float = 5.0
-    listener_probe_interval: float = 5.0
-    #: Failed commits a delivery may cover before it is dropped (and logged).
-    max_attempts: int = 3
-    shutdown_timeout: float = 10.0
 
 
 class Node:
@@ -77,7 +65,7 @@ class Node:
         }
         self.env = Env({**app.vars, **namespaces})
         self.activations: dict[str, Activation] = {}
-        self.alarms = AlarmScheduler(self)
+        self.alarms = AlarmScheduler(self, event_log)
         #: Per object, the latest inbox write not yet committed.
         self._inbox_pending: dict[str, asyncio.Future[int]] = {}
         #: Work for objects that no activation takes now (asleep, waking, leaving memory or
@@ -150,6 +138,10 @@ class Node:
         self._waiting.clear()
         self.alarms.close()
         await self.tasks.wait(self.settings.shutdown_timeout)
+
+    def class_of(self, binding: str) -> type[DurableObject] | None:
+        """The class this node serves under ``binding``, if any."""
+        return self.app.bindings.get(binding)
 
     def stop_waking(self) -> None:
         """Shutting down: frames for hibernated objects go to the inbox, for the next node."""
