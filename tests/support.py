@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from aiohttp import web
@@ -32,7 +32,7 @@ class Node:
 
     @property
     def runtime(self) -> runtime_node.Node:
-        return self.webapp[keys.RUNTIME]
+        return cast(runtime_node.Node, self.webapp[keys.NODE])
 
 
 @contextlib.asynccontextmanager

@@ -25,6 +25,7 @@ from service.backoff import Backoff
 from service.metrics import Metrics
 from service.ports.errors import StoreUnavailableError
 from service.ports.event_log import EventLog
+from service.ports.socket_events import DISCONNECTED_REASON
 from service.ports.socket_output import SocketTransport
 from service.runtime import storage_errors
 from service.runtime.activation import Activation
@@ -34,8 +35,6 @@ from service.runtime.node_settings import NodeSettings
 from service.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
-
-DISCONNECTED_REASON = "WebSocket disconnected without sending Close frame."
 
 #: Seconds a request waits for the database to answer a probe while it is taken to be away.
 PROBE_TIMEOUT = 1.0
@@ -139,6 +138,10 @@ class Node:
         self.alarms.close()
         await self.tasks.wait(self.settings.shutdown_timeout)
 
+    @property
+    def shutdown_timeout(self) -> float:
+        return self.settings.shutdown_timeout
+
     def class_of(self, binding: str) -> type[DurableObject] | None:
         """The class this node serves under ``binding``, if any."""
         return self.app.bindings.get(binding)
@@ -175,7 +178,21 @@ class Node:
         except (StoreUnavailableError, TimeoutError):
             raise storage_errors.unavailable(reason) from None
 
-    # -- deliveries from the gateway ----------------------------------------------------
+    # -- socket events (the SocketEvents port) ----------------------------------------------------
+
+    def message(self, object_id: str, socket_id: str, data: str | bytes) -> None:
+        self.deliver(object_id, Delivery("message", socket_id, data))
+
+    def closed(
+        self, object_id: str, socket_id: str, code: int, reason: str, was_clean: bool
+    ) -> None:
+        self.deliver(
+            object_id,
+            Delivery("close", socket_id, code=code, reason=reason, was_clean=was_clean),
+        )
+
+    def errored(self, object_id: str, socket_id: str, error: str, code: int) -> None:
+        self.deliver(object_id, Delivery("error", socket_id, error=error, code=code))
 
     def deliver(self, object_id: str, delivery: Delivery) -> None:
         """A frame, close or error of a socket: to the object's mailbox, waking it if needed.
