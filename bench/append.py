@@ -27,7 +27,7 @@ import asyncpg
 from bench import report, scratch
 from service import tuning
 from service.events import types, values
-from service.events.log import Append, Claim
+from service.ports.records import Append, Claim
 from service.settings import Settings
 from service.store.event_store import EventStore
 

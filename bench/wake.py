@@ -35,7 +35,7 @@ import asyncpg
 from bench import child, processes, report, scratch
 from bench.apps.wake import RING, ring_key
 from service.events import types, values
-from service.events.log import Append
+from service.ports.records import Append
 from service.store.event_store import EventStore
 
 #: The targets the lead checks.

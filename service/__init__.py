@@ -6,6 +6,7 @@ The public API, re-exported for user code: ``from service import DurableObject, 
 from __future__ import annotations
 
 from service.api.application import Application
+from service.api.context import DurableObjectState
 from service.api.durable_object import DurableObject
 from service.api.errors import (
     DurableObjectError,
@@ -17,7 +18,6 @@ from service.api.http import Headers, Request, Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
 from service.api.namespace import DurableObjectNamespace, DurableObjectStub, Env
-from service.api.state import DurableObjectState
 from service.api.websocket import (
     CloseEvent,
     ErrorEvent,

@@ -8,10 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from service.api.application import Application
-from service.gateway import keys
+from service.gateway.registry import SocketRegistry
 from service.gateway.server import create_gateway
 from service.metrics import Metrics
-from service.runtime.host import Runtime, RuntimeSettings
+from service.runtime.node import Node
+from service.runtime.node_settings import NodeSettings
 from service.settings import Settings
 from service.store.event_store import EventStore
 
@@ -25,7 +26,8 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 def create_app(settings: Settings, application: Application) -> web.Application:
-    """The node's web app; database, listener and runtime live in its cleanup context."""
+    """The node's web app: every component is built here and handed in; database, listener
+    and node live in its cleanup context."""
     if settings.database_url is None:
         raise ValueError("create_app needs settings.database_url (the CLI starts one if unset)")
     database_url = settings.database_url
@@ -39,22 +41,12 @@ def create_app(settings: Settings, application: Application) -> web.Application:
         on_flush=metrics.on_flush,
         on_pool_exhausted=metrics.on_pool_exhausted,
     )
-    webapp = create_gateway(
-        application,
-        limits=settings.limits(),
-        metrics=metrics,
-        ping=store.ping,
-        heartbeat=settings.heartbeat or None,
-        compression=settings.websocket_compression,
-        max_buffered_bytes=settings.max_buffered_bytes,
-    )
-
-    registry = webapp[keys.REGISTRY]
-    runtime = Runtime(
+    registry = SocketRegistry(max_buffered_bytes=settings.max_buffered_bytes, metrics=metrics)
+    node = Node(
         application,
         store,
         registry,
-        settings=RuntimeSettings(
+        settings=NodeSettings(
             hibernate_after=settings.hibernate_after,
             snapshot_every=settings.snapshot_every,
             poll_interval=settings.poll_interval,
@@ -63,10 +55,19 @@ def create_app(settings: Settings, application: Application) -> web.Application:
         limits=settings.limits(),
         metrics=metrics,
     )
-    webapp[keys.RUNTIME] = runtime
+    webapp = create_gateway(
+        application,
+        node=node,
+        registry=registry,
+        limits=settings.limits(),
+        metrics=metrics,
+        ping=store.ping,
+        heartbeat=settings.heartbeat or None,
+        compression=settings.websocket_compression,
+    )
     metrics.watch(
-        live=runtime.live_count,
-        hibernated=lambda: len(registry.object_ids() - set(runtime.activations)),
+        live=node.live_count,
+        hibernated=lambda: len(registry.object_ids() - set(node.activations)),
         sockets=registry.socket_count,
         pools=store.pool_usage,
     )
@@ -74,10 +75,10 @@ def create_app(settings: Settings, application: Application) -> web.Application:
     async def resources(app: web.Application) -> AsyncIterator[None]:
         await store.open()
         try:
-            await runtime.start()
+            await node.start()
             yield
         finally:
-            await runtime.stop()
+            await node.stop()
             await store.close()
 
     webapp.cleanup_ctx.append(resources)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from aiohttp import web
@@ -14,10 +14,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from service.api.application import Application
 from service.app import create_app, server_options
-from service.events import snapshot
-from service.events.state import ObjectState, apply
+from service.events.fold import ObjectState, apply
 from service.gateway import keys
-from service.runtime.host import Runtime
+from service.history import replay as history_replay
+from service.runtime import node as runtime_node
 from service.settings import Settings
 from service.store.event_store import EventStore
 
@@ -31,8 +31,8 @@ class Node:
     settings: Settings
 
     @property
-    def runtime(self) -> Runtime:
-        return self.webapp[keys.RUNTIME]
+    def runtime(self) -> runtime_node.Node:
+        return cast(runtime_node.Node, self.webapp[keys.NODE])
 
 
 @contextlib.asynccontextmanager
@@ -56,13 +56,10 @@ async def replay(database_url: str, object_id: str) -> ObjectState:
     store = EventStore(database_url, "replay")
     await store.open()
     try:
-        history = await store.history(object_id)
+        replayed = await history_replay.state(store, object_id)
     finally:
         await store.close()
-    state = snapshot.decode(history.snapshot) if history.snapshot else ObjectState()
-    for event in history.events:
-        apply(state, event)
-    return state
+    return replayed.state
 
 
 async def fold_all(database_url: str, object_id: str) -> ObjectState:

@@ -17,8 +17,8 @@ import json
 import time
 
 from service import Application, DurableObject, Request, Response, WebSocket, WebSocketPair
+from service.api.context import DurableObjectState
 from service.api.namespace import Env
-from service.api.state import DurableObjectState
 
 #: Messages kept in storage (keys ``msg:00`` .. ``msg:99``).
 RING = 100

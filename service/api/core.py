@@ -10,15 +10,12 @@ import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
-from service.events.state import ObjectState
+from service.events.fold import ObjectState
 from service.events.types import Event
-
-if TYPE_CHECKING:
-    from service.api.websocket import WebSocket
 
 
 class ObjectCore(Protocol):
@@ -27,8 +24,10 @@ class ObjectCore(Protocol):
     object_id: DurableObjectId
     state: ObjectState
     limits: Limits
-    #: Socket handles by id; the same handle object is handed out every time.
-    handles: dict[str, WebSocket]
+    #: Socket handles by id, so that the same handle is handed out every time. They are
+    #: ``service.api.websocket.WebSocket``s, which that module alone makes and reads
+    #: (``websocket.handle_of``); typed loosely here so that the port does not import it.
+    handles: dict[str, Any]
     #: True while the user's constructor runs.
     in_constructor: bool
     has_alarm_handler: bool

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from service.api.context import DurableObjectState
     from service.api.http import Request, Response
     from service.api.namespace import Env
-    from service.api.state import DurableObjectState
     from service.api.websocket import WebSocket
 
 

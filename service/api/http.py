@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from service.api import websocket as websocket_module
+
 if TYPE_CHECKING:
     from service.api.websocket import WebSocket
 
@@ -105,7 +107,7 @@ class Response:
         if websocket is not None:
             if status != 101:
                 raise TypeError("A Response with a webSocket must have status 101.")
-            websocket._use_in_response()
+            websocket_module.use_in_response(websocket)
         elif not 200 <= status <= 599:
             raise ValueError(
                 "Responses may only be constructed with status codes in the range 200 to 599, "

@@ -9,7 +9,7 @@ from service.api.http import HeadersInit, Request, Response
 from service.api.ids import DurableObjectId, IdFactory
 
 if TYPE_CHECKING:
-    from service.api.durable_object import DurableObject
+    pass
 
 
 class ObjectHost(Protocol):
@@ -22,8 +22,9 @@ class ObjectHost(Protocol):
 class DurableObjectStub:
     """A handle on one object; making one sends nothing, the first call wakes the object."""
 
-    def __init__(self, namespace: DurableObjectNamespace, object_id: DurableObjectId) -> None:
-        self._namespace = namespace
+    def __init__(self, binding: str, host: ObjectHost, object_id: DurableObjectId) -> None:
+        self._binding = binding
+        self._host = host
         self.id = object_id
         self.name = object_id.name
 
@@ -37,18 +38,17 @@ class DurableObjectStub:
     ) -> Response:
         if isinstance(request, str):
             request = Request(request, method=method, headers=headers, body=body)
-        return await self._namespace._host.fetch(self._namespace.binding, self.id, request)
+        return await self._host.fetch(self._binding, self.id, request)
 
     def __repr__(self) -> str:
-        return f"DurableObjectStub({self._namespace.binding}, {self.id!r})"
+        return f"DurableObjectStub({self._binding}, {self.id!r})"
 
 
 class DurableObjectNamespace:
     """``env.<BINDING>``: makes ids and stubs for one class."""
 
-    def __init__(self, binding: str, cls: type[DurableObject], unique_key: str, host: ObjectHost):
+    def __init__(self, binding: str, unique_key: str, host: ObjectHost):
         self.binding = binding
-        self.cls = cls
         self._ids = IdFactory(unique_key)
         self._host = host
 
@@ -66,7 +66,7 @@ class DurableObjectNamespace:
     def get(self, object_id: DurableObjectId) -> DurableObjectStub:
         if not isinstance(object_id, DurableObjectId):
             raise TypeError("get() expects a DurableObjectId.")
-        return DurableObjectStub(self, object_id)
+        return DurableObjectStub(self.binding, self._host, object_id)
 
     def get_by_name(self, name: str) -> DurableObjectStub:
         return self.get(self.id_from_name(name))

@@ -232,9 +232,10 @@ class Storage(_Keyspace):
         except BaseException:
             self._core.rollback_to(mark)
             raise
-        if txn._rolled_back:
+        # A transaction's end is its storage's business: the two are one unit, in one module.
+        if txn._rolled_back:  # noqa: SLF001
             self._core.rollback_to(mark)
-        txn._done = True
+        txn._done = True  # noqa: SLF001
         return result
 
     async def sync(self) -> None:

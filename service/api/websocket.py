@@ -252,6 +252,83 @@ class WebSocket:
         return f"WebSocket(id={self._id!r}, ready_state={self._ready_state})"
 
 
+# -- the internal surface ------------------------------------------------------------------
+# What ctx (service.api.context), a Response and the runtime's handler dispatch may do to a
+# handle. WebSocket's state machine (mode, ready state, peer, release) changes only here,
+# inside this module; nothing outside it touches a handle's private members.
+
+
+def handle_of(core: core_module.ObjectCore, socket_id: str) -> WebSocket:
+    """The one handle of an accepted socket of ``core``'s object, restored if need be (a
+    socket accepted before the object last hibernated has no handle until asked for)."""
+    handle: WebSocket | None = core.handles.get(socket_id)
+    if handle is None:
+        handle = WebSocket._restored(core, socket_id)
+        core.handles[socket_id] = handle
+    return handle
+
+
+def mode_of(ws: WebSocket) -> str | None:
+    """None until accepted; then "hibernatable" or "standard"."""
+    return ws._mode
+
+
+def is_released(ws: WebSocket) -> bool:
+    """The connection ended (closed or errored) and its object was told."""
+    return ws._released
+
+
+def peer_waiting(ws: WebSocket) -> bool:
+    """Whether the other end of the pair is neither accepted nor used in a Response yet."""
+    return ws._peer_waiting()
+
+
+def accept_hibernatable(ws: WebSocket, core: core_module.ObjectCore, tags: list[str]) -> None:
+    """Accept ``ws`` for hibernation on ``core``'s object (the checks are ctx's)."""
+    ws._core = core
+    ws._mark_accepted("hibernatable")
+    core.record(
+        types.WebSocketAccepted(
+            socket_id=ws._id, tags=tags, hibernatable=True, url=core.current_url
+        )
+    )
+    ws._after_accept()
+
+
+def use_in_response(ws: WebSocket) -> None:
+    """``ws`` goes back to the client in a 101 Response."""
+    ws._use_in_response()
+
+
+def server_end_accepted(client: WebSocket) -> bool:
+    """Whether the server end of ``client``'s pair was accepted (before it is returned)."""
+    peer = client._peer
+    return peer is not None and peer._mode is not None
+
+
+def unpair(client: WebSocket) -> None:
+    """The pair has served its purpose: the server end lives on as a restored one would, and
+    the client end goes with the response instead of staying as long as the socket."""
+    peer = client._peer
+    if peer is not None:
+        peer._peer = None
+
+
+def closed_by_peer(ws: WebSocket) -> None:
+    """The connection ended: with auto-reply to Close, the socket is CLOSED already."""
+    ws._closed_by_peer()
+
+
+def release(ws: WebSocket) -> None:
+    """The socket is gone: send() and close() quietly do nothing from now on."""
+    ws._release()
+
+
+def listeners_of(ws: WebSocket, event_type: str) -> list[Callable[[Any], Any]]:
+    """A copy of the listeners for ``event_type`` (they may change while they run)."""
+    return ws._listeners_of(event_type)
+
+
 class WebSocketPair:
     """Two linked sockets: return ``client`` in a 101 Response, keep and accept ``server``."""
 

@@ -1,75 +1,9 @@
-"""Plain records exchanged between the runtime and the event store (no behaviour, no I/O)."""
+"""Kept only for ``service/store/batch.py``, whose owner is changing it now: the records it
+imports live in ``service.ports.records``. Delete this module once batch.py imports them
+from there."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from service.ports.records import Append, InboxItem
 
-from service.events.types import Event
-
-
-@dataclass(slots=True)
-class Append:
-    """Events of one object to append after ``expected_seq``, under owner ``epoch``.
-
-    An append with no events may still carry a snapshot or consume inbox items.
-    """
-
-    object_id: str
-    epoch: int
-    expected_seq: int
-    events: list[Event] = field(default_factory=list)
-    #: (seq, JSON text) of a snapshot to store in the same commit.
-    snapshot: tuple[int, str] | None = None
-    #: Inbox rows this commit consumes (deleted in the same transaction as the events).
-    consumed_inbox: list[int] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class InboxItem:
-    """Work for an object that is not live here: a frame, a close or an error of a socket."""
-
-    object_id: str
-    kind: str
-    socket_id: str
-    data: dict[str, Any]
-    #: Assigned by the store once the row exists.
-    id: int | None = None
-
-
-@dataclass(slots=True)
-class Claim:
-    """Ownership of an object, taken by a node before it replays and runs it."""
-
-    object_id: str
-    binding: str
-    name: str | None
-    epoch: int
-    last_seq: int
-
-
-@dataclass(slots=True)
-class History:
-    """What replay starts from: the newest snapshot (if any) and the events after it."""
-
-    snapshot_seq: int
-    snapshot: str | dict[str, Any] | None
-    events: list[Event]
-
-
-class ConflictError(Exception):
-    """An append found another seq or owner than it expected: the writer is stale."""
-
-
-class StoreUnavailableError(Exception):
-    """The database could not be reached or did not commit in time."""
-
-
-class CommitRefusedError(StoreUnavailableError):
-    """The database refused the data of a commit (not an outage): retrying it as it is would
-    fail again, so the work it covers is given up after a few attempts."""
-
-
-class NodeIdInUseError(Exception):
-    """Another live node holds this node's id: two nodes of one id would close each other's
-    sockets in the log."""
+__all__ = ["Append", "InboxItem"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
-from service.events.state import ObjectState, SocketState
+from service.events.fold import ObjectState, SocketState
 
 #: Format version of the snapshot document.
 FORMAT = 1

@@ -102,8 +102,3 @@ def dumps(encoded: Encoded) -> str:
 def size_of(encoded: Encoded) -> int:
     """Size in bytes of the serialized form, the measure used for every value limit."""
     return len(dumps(encoded).encode("utf-8"))
-
-
-def clone(value: Any) -> Any:
-    """Structured-clone a value: the copy shares nothing with the original."""
-    return decode(encode(value))

@@ -158,11 +158,14 @@ class GuardedWebSocketResponse(web.WebSocketResponse):
         self._guard: FrameGuard | None = None
 
     def _post_start(self, request: Any, protocol: Any, writer: Any) -> None:
+        # aiohttp has no public hook for a frame parser: the guard takes the place of the
+        # request handler's own (and the bytes it read past the upgrade), see the class.
         handler = request.protocol
-        early, handler._message_tail = handler._message_tail, b""
+        early, handler._message_tail = handler._message_tail, b""  # noqa: SLF001
         super()._post_start(request, protocol, writer)
-        guard = self._guard = FrameGuard(handler._payload_parser, self._reader, self._limit)
-        handler._payload_parser = guard
+        parser = handler._payload_parser  # noqa: SLF001
+        guard = self._guard = FrameGuard(parser, self._reader, self._limit)
+        handler._payload_parser = guard  # noqa: SLF001
         if early and guard.feed_data(early)[0]:
             handler.close()
 

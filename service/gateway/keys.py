@@ -10,11 +10,12 @@ from service.api.application import Application
 from service.api.limits import Limits
 from service.gateway.registry import SocketRegistry
 from service.metrics import Metrics
-from service.runtime.host import Runtime
+from service.ports.node import NodeService
 
 APPLICATION = web.AppKey("application", Application)
 REGISTRY = web.AppKey("registry", SocketRegistry)
-RUNTIME = web.AppKey("runtime", Runtime)
+#: The running node: socket events go to it, requests reach objects through its env.
+NODE: web.AppKey[NodeService] = web.AppKey("node")
 METRICS = web.AppKey("metrics", Metrics)
 LIMITS = web.AppKey("limits", Limits)
 #: Raises unless the database answers (for /healthz).

@@ -26,6 +26,7 @@ from typing import cast
 from service.gateway import frames
 from service.gateway.frame_guard import GuardedWebSocketResponse
 from service.metrics import Metrics
+from service.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,8 @@ class SocketRegistry:
         self._metrics = metrics
         self.entries: dict[str, SocketEntry] = {}
         self._auto_responses: dict[str, tuple[str, str]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        #: Writers of sockets that are behind, and closes of those that gave up on reading.
+        self._tasks = BackgroundTasks(log)
         #: Sockets with frames to write and no task writing them yet.
         self._ready: list[SocketEntry] = []
         self._writer: asyncio.Task[None] | None = None
@@ -223,9 +225,7 @@ class SocketRegistry:
         entry.drop_queue()
         entry.close_sent = True
         entry.close_sent_with = (OVERFLOW_CODE, reason, False)
-        task = asyncio.create_task(self._abandon(entry.ws, transport, reason))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._abandon(entry.ws, transport, reason))
         return True
 
     async def _abandon(
@@ -276,9 +276,7 @@ class SocketRegistry:
     def _spawn(self, entry: SocketEntry) -> None:
         """Give ``entry`` a writer task of its own (``entry.writing`` stays set)."""
         entry.fall_behind(entry.transport)
-        task = asyncio.create_task(self._drain(entry))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._drain(entry))
 
     async def _drain(self, entry: SocketEntry) -> None:
         ws = entry.ws

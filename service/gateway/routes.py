@@ -13,7 +13,6 @@ from service.api.application import Application
 from service.api.errors import ObjectResetError, StorageUnavailableError
 from service.api.http import Request, Response
 from service.api.namespace import DurableObjectNamespace
-from service.events.log import StoreUnavailableError
 from service.gateway import handshake, keys, session
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     )
     try:
         response = await _route(request, application, api_request)
-    except (StorageUnavailableError, StoreUnavailableError) as error:
+    except StorageUnavailableError as error:
         log.info("answered 503: %s", error)
         return _error(503, _UNAVAILABLE)
     except ObjectResetError as error:
@@ -85,25 +84,25 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             return upgraded
         entry, ws = upgraded
         del upgraded  # a tuple kept for the connection's life is 64 bytes per socket
-        registry, runtime = request.app[keys.REGISTRY], request.app[keys.RUNTIME]
+        registry, node = request.app[keys.REGISTRY], request.app[keys.NODE]
         # The connection's whole life runs in this coroutine, not in one it awaits: a node
         # keeps one suspended frame per open socket.
         try:
-            while session.receive(entry, await ws.receive(), registry, runtime):
+            while session.receive(entry, await ws.receive(), registry, node):
                 pass
             await session.reply_to_close(entry)
         except Exception as error:  # a dropped connection surfaces differently by platform
             log.debug("connection lost: %r", error, extra={"object_id": entry.object_id})
         finally:
-            session.ended(entry, registry, runtime)
+            session.ended(entry, registry, node)
         return ws
     return web.Response(body=response.body, status=response.status, headers=dict(response.headers))
 
 
 async def _route(request: web.Request, application: Application, api_request: Request) -> Response:
-    runtime = request.app[keys.RUNTIME]
+    env = request.app[keys.NODE].env
     if application.fetch is not None:
-        response: Response = await application.fetch(api_request, runtime.env)
+        response: Response = await application.fetch(api_request, env)
         return response
     segments = [unquote(s) for s in request.raw_path.split("?", 1)[0].strip("/").split("/")]
     routes = ", ".join(f"/{name.lower()}/<name>" for name in application.bindings)
@@ -112,7 +111,7 @@ async def _route(request: web.Request, application: Application, api_request: Re
         return Response(
             f"Not found: no object binding matches {request.path!r}. Routes: {routes}", status=404
         )
-    namespace: DurableObjectNamespace = runtime.env[binding]
+    namespace: DurableObjectNamespace = env[binding]
     if len(segments) < 2 or not segments[1]:
         return Response(f"Missing object name: use /{binding.lower()}/<name>", status=404)
     if segments[1] == "by-id":

@@ -14,7 +14,7 @@ from service.api.limits import Limits
 from service.gateway import keys, routes, session
 from service.gateway.registry import SocketRegistry
 from service.metrics import Metrics
-from service.runtime.delivery import Delivery
+from service.ports.node import NodeService
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +22,20 @@ log = logging.getLogger(__name__)
 def create_gateway(
     application: Application,
     *,
+    node: NodeService,
+    registry: SocketRegistry,
     limits: Limits,
     metrics: Metrics,
     ping: Callable[[], Awaitable[None]],
     heartbeat: float | None = None,
     compression: bool = False,
-    max_buffered_bytes: int = 4 << 20,
 ) -> web.Application:
-    """The web app; the runtime is put under ``keys.RUNTIME`` by the composition root."""
+    """The web app, a front end over ``node``; ``registry`` holds its sockets (and is where
+    the node's socket output goes)."""
     app = web.Application(client_max_size=max(limits.max_message_bytes, 1 << 20))
     app[keys.APPLICATION] = application
-    app[keys.REGISTRY] = SocketRegistry(max_buffered_bytes=max_buffered_bytes, metrics=metrics)
+    app[keys.NODE] = node
+    app[keys.REGISTRY] = registry
     app[keys.METRICS] = metrics
     app[keys.LIMITS] = limits
     app[keys.PING] = ping
@@ -60,18 +63,14 @@ async def _close_sockets(app: web.Application) -> None:
     """Going away: finish the work in flight and send its replies, then tell each object its
     socket closed (1001) and close the connection."""
     registry = app[keys.REGISTRY]
-    runtime = app[keys.RUNTIME]
-    timeout = runtime.settings.shutdown_timeout
-    await runtime.drain(timeout)
+    node = app[keys.NODE]
+    timeout = node.shutdown_timeout
+    await node.drain(timeout)
     await registry.drain(timeout)
     # A close is no reason to wake a hibernated object now: it waits in the inbox.
-    runtime.stop_waking()
+    node.stop_waking()
     for entry in list(registry.entries.values()):
-        session.finish(
-            entry,
-            runtime,
-            Delivery("close", entry.socket_id, code=1001, reason="Going Away", was_clean=True),
-        )
+        session.finish(entry, node, 1001, "Going Away", True)
     for entry in list(registry.entries.values()):
         if entry.ws is not None and not entry.ws.closed:
             try:

@@ -12,8 +12,7 @@ from aiohttp.http_websocket import WebSocketError
 from service.gateway import keys
 from service.gateway.frame_guard import GuardedWebSocketResponse
 from service.gateway.registry import LINGER_SECONDS, SocketEntry, SocketRegistry
-from service.runtime.delivery import Delivery
-from service.runtime.host import DISCONNECTED_REASON, Runtime
+from service.ports.socket_events import DISCONNECTED_REASON, SocketEvents
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ async def upgrade(
     not), is all the stack a node keeps per socket.
     """
     registry = request.app[keys.REGISTRY]
-    runtime = request.app[keys.RUNTIME]
+    node = request.app[keys.NODE]
     entry = registry.entries.get(socket_id)
     if entry is None:
         return web.Response(status=500, text="The accepted WebSocket is unknown to the gateway.")
@@ -46,26 +45,28 @@ async def upgrade(
         protocols=(protocol,) if protocol else (),
     )
     if not ws.can_prepare(request).ok:
-        ended(entry, registry, runtime)
+        ended(entry, registry, node)
         return web.Response(status=426, text="Expected Upgrade: websocket")
     try:
         await ws.prepare(request)
     except BaseException:  # cancelled too (the client vanished): the object hears of it
-        ended(entry, registry, runtime)
+        ended(entry, registry, node)
         raise
     registry.attach(socket_id, ws, request.transport)
     return entry, ws
 
 
-def receive(entry: SocketEntry, msg: WSMessage, registry: SocketRegistry, runtime: Runtime) -> bool:
+def receive(
+    entry: SocketEntry, msg: WSMessage, registry: SocketRegistry, node: SocketEvents
+) -> bool:
     """Deliver one frame (or answer it with the auto-response); False once reading is over."""
     kind = msg.type
     if kind is WSMsgType.TEXT:
         if not registry.auto_response(entry, msg.data):
-            runtime.deliver(entry.object_id, Delivery("message", entry.socket_id, msg.data))
+            node.message(entry.object_id, entry.socket_id, msg.data)
         return True
     if kind is WSMsgType.BINARY:
-        runtime.deliver(entry.object_id, Delivery("message", entry.socket_id, msg.data))
+        node.message(entry.object_id, entry.socket_id, msg.data)
         return True
     if kind is WSMsgType.CLOSE:
         # Answered by reply_to_close, then reported by ended().
@@ -74,7 +75,8 @@ def receive(entry: SocketEntry, msg: WSMessage, registry: SocketRegistry, runtim
         # aiohttp has sent the Close frame, with this text as its reason.
         assert entry.ws is not None
         text = _clean(entry.ws.describe(msg.data))
-        finish(entry, runtime, Delivery("error", entry.socket_id, error=text, code=msg.data.code))
+        if _first_end(entry):
+            node.errored(entry.object_id, entry.socket_id, text, msg.data.code)
     # Anything else (CLOSING, CLOSED, an error of the transport) ends it: see ended().
     return False
 
@@ -96,7 +98,7 @@ async def reply_to_close(entry: SocketEntry) -> None:
     await ws.close(code=code, message=reason.encode("utf-8"), drain=False)
 
 
-def ended(entry: SocketEntry, registry: SocketRegistry, runtime: Runtime) -> None:
+def ended(entry: SocketEntry, registry: SocketRegistry, node: SocketEvents) -> None:
     """The connection is over, however it ended (even cancelled, when aiohttp drops a vanished
     client's handler): the object hears of it exactly once, and the entry goes."""
     if entry.close_sent_with is not None:
@@ -105,12 +107,12 @@ def ended(entry: SocketEntry, registry: SocketRegistry, runtime: Runtime) -> Non
         # peer's answer while a read is pending, and the handler may be cancelled meanwhile.
         # The close handler gets what was sent.
         code, reason, was_clean = entry.close_sent_with
-        finish(entry, runtime, _closed(entry, code, reason, was_clean))
+        finish(entry, node, code, reason, was_clean)
     elif entry.close_received is not None:
         code, reason = entry.close_received
-        finish(entry, runtime, _closed(entry, code, _clean(reason), True))
+        finish(entry, node, code, _clean(reason), True)
     else:
-        finish(entry, runtime, _closed(entry, 1006, DISCONNECTED_REASON, False))
+        finish(entry, node, 1006, DISCONNECTED_REASON, False)
     registry.remove(entry.socket_id)
     transport = entry.transport
     if transport is not None:
@@ -119,13 +121,17 @@ def ended(entry: SocketEntry, registry: SocketRegistry, runtime: Runtime) -> Non
         asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.abort)
 
 
-def _closed(entry: SocketEntry, code: int, reason: str, was_clean: bool) -> Delivery:
-    return Delivery("close", entry.socket_id, code=code, reason=reason, was_clean=was_clean)
+def finish(
+    entry: SocketEntry, events: SocketEvents, code: int, reason: str, was_clean: bool
+) -> None:
+    """Report the close of a connection to its object, unless its end was reported."""
+    if _first_end(entry):
+        events.closed(entry.object_id, entry.socket_id, code, reason, was_clean)
 
 
-def finish(entry: SocketEntry, runtime: Runtime, delivery: Delivery) -> None:
-    """Report the end of a connection to its object, once."""
+def _first_end(entry: SocketEntry) -> bool:
+    """Whether this is the first report of the connection's end (each is reported once)."""
     if entry.ended:
-        return
+        return False
     entry.ended = True
-    runtime.deliver(entry.object_id, delivery)
+    return True

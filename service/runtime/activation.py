@@ -17,33 +17,32 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import Any, NoReturn, Protocol, cast
 
 from service.api import core as core_module
+from service.api.context import DurableObjectState
 from service.api.durable_object import DurableObject
-from service.api.errors import ObjectResetError, StorageUnavailableError
+from service.api.errors import ObjectResetError
 from service.api.http import Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
-from service.api.state import DurableObjectState
+from service.api.namespace import Env
 from service.api.websocket import WebSocket
 from service.events import snapshot, types
-from service.events.log import (
-    Append,
-    Claim,
-    CommitRefusedError,
-    ConflictError,
-    InboxItem,
-    StoreUnavailableError,
-)
-from service.events.state import ObjectState, apply, undo_of
+from service.events.fold import ObjectState, apply, undo_of
+from service.history import replay
+from service.metrics import Metrics
+from service.ports.errors import CommitRefusedError, ConflictError
+from service.ports.event_log import EventLog
+from service.ports.records import Append, Claim, InboxItem
+from service.ports.socket_output import SocketTransport
 from service.runtime import delivery as delivery_module
-from service.runtime import dispatch
+from service.runtime import dispatch, storage_errors
+from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import SOCKET_KINDS, Delivery
+from service.runtime.node_settings import NodeSettings
 from service.runtime.turn import Output, ResetRequested, Turn, rollback
-
-if TYPE_CHECKING:
-    from service.runtime.host import Runtime
+from service.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +55,42 @@ _Held = tuple[asyncio.Future[None] | None, list[Output], Delivery | None]
 _ALARM_TYPES = frozenset({"alarm_set", "alarm_deleted", "storage_cleared"})
 
 
+class ActivationHost(Protocol):
+    """What an activation needs from the node that hosts it."""
+
+    event_log: EventLog
+    transport: SocketTransport
+    tasks: BackgroundTasks
+    alarms: AlarmScheduler
+    settings: NodeSettings
+    metrics: Metrics
+    limits: Limits
+    env: Env
+    #: Failed commits per inbox row, across activations of the node.
+    inbox_attempts: dict[int, int]
+
+    def class_of(self, binding: str) -> type[DurableObject] | None: ...
+
+    async def inbox_settled(self, object_id: str) -> None:
+        """Wait until inbox writes already made for this object are committed."""
+
+    def gone(self, activation: Activation, undelivered: list[Delivery]) -> None:
+        """The activation left memory; ``undelivered`` goes to the next one."""
+
+
 class Activation:
     """A live instance of one object on this node (the runtime's ObjectCore)."""
 
-    def __init__(self, runtime: Runtime, object_id: DurableObjectId, binding: str | None) -> None:
-        self.runtime = runtime
+    def __init__(
+        self, host: ActivationHost, object_id: DurableObjectId, binding: str | None
+    ) -> None:
+        self.host = host
         self.object_id = object_id
         self.key = str(object_id)
         #: Known once the object is claimed (a wake by id learns it from the catalog).
         self.binding = binding or ""
         self.cls: type[DurableObject] = DurableObject
-        self.limits: Limits = runtime.limits
+        self.limits: Limits = host.limits
         self.state = ObjectState()
         self.handles: dict[str, WebSocket] = {}
         self.in_constructor = False
@@ -93,7 +117,8 @@ class Activation:
         self._last_commit: asyncio.Future[None] | None = None
         self._blockers: list[asyncio.Future[Any]] = []
         self._block_depth = 0
-        self._background: set[asyncio.Future[Any]] = set()
+        #: What wait_until() keeps the object awake for.
+        self._background = BackgroundTasks(log)
         self._seen_inbox: set[int] = set()
         self._runner: asyncio.Task[None] | None = None
         self.closed = asyncio.get_running_loop().create_future()
@@ -106,7 +131,7 @@ class Activation:
 
     async def load(self, name: str | None, *, existing: bool) -> None:
         """Claim the object, replay its log, run the constructor, then take its inbox."""
-        log_ = self.runtime.log
+        log_ = self.host.event_log
         started = time.perf_counter()
         if existing:
             claim = await log_.claim_existing(self.key)
@@ -114,7 +139,7 @@ class Activation:
                 raise LookupError(f"object {self.key} does not exist")
         else:
             claim = await log_.claim(self.key, self.binding, name)
-        cls = self.runtime.app.bindings.get(claim.binding)
+        cls = self.host.class_of(claim.binding)
         if cls is None:
             raise LookupError(f"object {self.key} is of binding {claim.binding!r}, not served here")
         self.binding, self.cls = claim.binding, cls
@@ -137,7 +162,7 @@ class Activation:
         self.ready.set_result(None)
         self._runner = asyncio.create_task(self._run(), name=f"object-{self.key[:12]}")
         elapsed = time.perf_counter() - started
-        self.runtime.metrics.wake_seconds.observe(elapsed)
+        self.host.metrics.wake_seconds.observe(elapsed)
         log.info(
             "loaded in %.1f ms (%d events replayed after snapshot %d)",
             elapsed * 1000,
@@ -151,16 +176,10 @@ class Activation:
 
         Returns how many events were replayed after the snapshot.
         """
-        log_ = self.runtime.log
-        newest = await log_.snapshot_at(self.key, claim.last_seq)
-        start, state = (newest[0], snapshot.decode(newest[1])) if newest else (0, ObjectState())
-        replayed = 0
         # Bounded by the claimed seq: the planner then always takes the (object_id, seq)
         # index, whatever other objects' logs make of its row estimates.
-        async for events in log_.events_between(self.key, start, claim.last_seq):
-            for event in events:
-                apply(state, event)
-            replayed += len(events)
+        replayed = await replay.state(self.host.event_log, self.key, until_seq=claim.last_seq)
+        state = replayed.state
         if state.seq != claim.last_seq:
             raise ConflictError(
                 f"object {self.key}: replay reached seq {state.seq}, the catalog says "
@@ -168,10 +187,10 @@ class Activation:
             )
         self.state = state
         self._seq = state.seq
-        self._snapshot_seq = start
-        self.runtime.transport.set_auto_response(self.key, state.auto_response)
+        self._snapshot_seq = replayed.snapshot_seq
+        self.host.transport.set_auto_response(self.key, state.auto_response)
         self._construct()
-        return replayed
+        return replayed.events
 
     def _construct(self) -> None:
         turn = self._turn = Turn()
@@ -179,7 +198,7 @@ class Activation:
         self.in_constructor = True
         try:
             ctx = DurableObjectState(self)
-            self.instance = self.cls(ctx, self.runtime.env)
+            self.instance = self.cls(ctx, self.host.env)
         finally:
             self.in_constructor = False
             core_module.current_core.reset(token)
@@ -191,8 +210,8 @@ class Activation:
         self._queue_inbox(await self._read_inbox(), first=False)
 
     async def _read_inbox(self) -> list[InboxItem]:
-        await self.runtime.inbox_settled(self.key)
-        return await self.runtime.log.inbox(self.key)
+        await self.host.inbox_settled(self.key)
+        return await self.host.event_log.inbox(self.key)
 
     def _queue_inbox(self, items: list[InboxItem], *, first: bool) -> None:
         """Queue the rows not seen yet; ``first``: oldest first, before newer work."""
@@ -201,11 +220,11 @@ class Activation:
             for item in items
             if item.id is not None and item.id not in self._seen_inbox
         ]
-        limit = self.runtime.settings.max_attempts
+        limit = self.host.settings.max_attempts
         for delivery in fresh:
             assert delivery.inbox_id is not None
             self._seen_inbox.add(delivery.inbox_id)
-            if self.runtime.inbox_attempts.get(delivery.inbox_id, 0) >= limit:
+            if self.host.inbox_attempts.get(delivery.inbox_id, 0) >= limit:
                 log.error(
                     "dropping inbox row %d (%s) after %d failed commits",
                     delivery.inbox_id,
@@ -231,7 +250,7 @@ class Activation:
         self.status = "closed"
         waiting = list(self._mailbox)
         self._mailbox.clear()
-        self.runtime.gone(self, waiting)
+        self.host.gone(self, waiting)
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -261,7 +280,7 @@ class Activation:
         self.status = "closing"
         await self._stop_runner()
         if self._seq > self._snapshot_seq:
-            commit = self.runtime.log.append(
+            commit = self.host.event_log.append(
                 Append(
                     self.key,
                     self._epoch,
@@ -274,7 +293,7 @@ class Activation:
             except Exception as error:
                 log.warning("snapshot at hibernation failed: %s", error, extra=self.log_extra())
         with contextlib.suppress(Exception):
-            await self.runtime.log.release(self.key, self._epoch)
+            await self.host.event_log.release(self.key, self._epoch)
         log.info(
             "hibernated at seq %d with %d sockets open",
             self._seq,
@@ -283,7 +302,7 @@ class Activation:
         )
         if not self.state.sockets:
             # No socket can ask for the auto-response any more; the next wake sets it again.
-            self.runtime.transport.set_auto_response(self.key, None)
+            self.host.transport.set_auto_response(self.key, None)
         self._close([])
 
     async def _stop_runner(self) -> None:
@@ -297,7 +316,7 @@ class Activation:
         if not self.ready.done():
             self.ready.set_exception(ObjectResetError("the object was reset while loading"))
             self.ready.exception()
-        self.runtime.gone(self, undelivered)
+        self.host.gone(self, undelivered)
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -312,8 +331,7 @@ class Activation:
             return
         log.warning("object reset: %s", reason, extra=self.log_extra())
         self.status = "closing"
-        task = asyncio.ensure_future(self._finish_reset())
-        self.runtime.track(task)
+        self.host.tasks.spawn(self._finish_reset())
 
     async def _finish_reset(self) -> None:
         await self._stop_runner()
@@ -388,7 +406,7 @@ class Activation:
             if error is None:
                 future.set_result(response)
             else:
-                future.set_exception(_storage_error(error))
+                future.set_exception(storage_errors.for_user(error))
 
         if gate is None or gate.done():
             settle()
@@ -409,12 +427,12 @@ class Activation:
             first_seq = self._seq
             self._seq += len(turn.events)
             snap = None
-            every = self.runtime.settings.snapshot_every
+            every = self.host.settings.snapshot_every
             if turn.events and self._seq // every > first_seq // every:
                 snap = (self._seq, snapshot.encode(self.state))
                 self._snapshot_seq = self._seq
             commit = asyncio.ensure_future(
-                self.runtime.log.append(
+                self.host.event_log.append(
                     Append(
                         self.key,
                         self._epoch,
@@ -452,7 +470,7 @@ class Activation:
             for inbox_id in turn.consumed_inbox:
                 self._seen_inbox.discard(inbox_id)
             if turn.alarm_changed:
-                self.runtime.alarms.schedule(self.key, self.state.alarm_ms)
+                self.host.alarms.schedule(self.key, self.state.alarm_ms)
         else:
             if isinstance(error, CommitRefusedError) and turn.delivery is not None:
                 # Only a refusal counts against a delivery: an outage or another writer is
@@ -469,7 +487,7 @@ class Activation:
         gates fail in order (each append expects the one before it), so no committed
         turn's output is ever dropped, and none is released before an earlier turn's.
         """
-        transport = self.runtime.transport
+        transport = self.host.transport
         while self._held:
             gate, outputs, redo = self._held[0]
             if gate is not None and not gate.done():
@@ -505,7 +523,7 @@ class Activation:
         if kind in _ALARM_TYPES:
             turn.alarm_changed = True
         elif kind == "auto_response_set":
-            self.runtime.transport.set_auto_response(self.key, self.state.auto_response)
+            self.host.transport.set_auto_response(self.key, self.state.auto_response)
         elif kind == "websocket_accepted":
             assert isinstance(event, types.WebSocketAccepted)
             turn.accepted.append((event.socket_id, event.hibernatable))
@@ -533,7 +551,7 @@ class Activation:
         self._pump()
 
     def auto_response_timestamp(self, socket_id: str) -> datetime | None:
-        return self.runtime.transport.auto_response_timestamp(socket_id)
+        return self.host.transport.auto_response_timestamp(socket_id)
 
     def savepoint(self) -> int:
         turn = self._require_turn()
@@ -556,7 +574,7 @@ class Activation:
             results = await asyncio.gather(*pending, return_exceptions=True)
             for result in results:
                 if isinstance(result, BaseException):
-                    raise _storage_error(result)
+                    raise storage_errors.for_user(result)
 
     def abort(self, reason: str | None) -> NoReturn:
         raise ResetRequested(reason or "Application called abort() to reset Durable Object.")
@@ -591,9 +609,11 @@ class Activation:
             self._block_depth -= 1
 
     def wait_until(self, awaitable: Awaitable[Any]) -> None:
-        future = asyncio.ensure_future(awaitable)
-        self._background.add(future)
-        future.add_done_callback(self._background.discard)
+        self._background.spawn(awaitable)
+
+    @property
+    def alarms(self) -> AlarmScheduler:
+        return self.host.alarms
 
     @property
     def label(self) -> str:
@@ -611,14 +631,6 @@ async def _call(callback: Callable[[], Any]) -> Any:
     if inspect.isawaitable(result):
         result = await result
     return result
-
-
-def _storage_error(error: BaseException) -> Exception:
-    if isinstance(error, ObjectResetError | StorageUnavailableError):
-        return error
-    if isinstance(error, StoreUnavailableError | ConflictError):
-        return StorageUnavailableError(f"The object's event log could not commit: {error}")
-    return StorageUnavailableError(f"The commit failed: {error!r}")
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

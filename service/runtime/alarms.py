@@ -6,10 +6,9 @@ import asyncio
 import logging
 import random
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from service.runtime.host import Runtime
+from service.ports.event_log import EventLog
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +16,20 @@ log = logging.getLogger(__name__)
 MAX_RETRIES = 6
 
 
+class AlarmTarget(Protocol):
+    """Where a due alarm goes (the node), and how its log lines name the object."""
+
+    def deliver_alarm(self, object_id: str) -> None: ...
+
+    def log_extra(self, object_id: str) -> dict[str, str]: ...
+
+
 class AlarmScheduler:
     """Timers for alarms due soon; the ``alarms`` table is the durable record of the rest."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+    def __init__(self, target: AlarmTarget, event_log: EventLog) -> None:
+        self._target = target
+        self._event_log = event_log
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._retries: dict[str, int] = {}
 
@@ -38,7 +46,7 @@ class AlarmScheduler:
 
     def _fire(self, object_id: str) -> None:
         self._timers.pop(object_id, None)
-        self._runtime.deliver_alarm(object_id)
+        self._target.deliver_alarm(object_id)
 
     def retry_count(self, object_id: str) -> int:
         return self._retries.get(object_id, 0)
@@ -52,7 +60,7 @@ class AlarmScheduler:
         if count >= MAX_RETRIES:
             self._retries.pop(object_id, None)
             log.error(
-                "alarm abandoned after %d retries", count, extra=self._runtime.log_extra(object_id)
+                "alarm abandoned after %d retries", count, extra=self._target.log_extra(object_id)
             )
             return None
         self._retries[object_id] = count + 1
@@ -60,7 +68,7 @@ class AlarmScheduler:
 
     async def poll(self, horizon_seconds: float) -> None:
         """Arm timers for alarms due within the horizon (after a restart, or a wake)."""
-        for object_id, scheduled_ms in await self._runtime.log.due_alarms(horizon_seconds):
+        for object_id, scheduled_ms in await self._event_log.due_alarms(horizon_seconds):
             if object_id not in self._timers:
                 self.schedule(object_id, scheduled_ms)
 

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from service.api.http import Request, Response
 from service.events import values
-from service.events.log import InboxItem
+from service.ports.records import InboxItem
 
 #: "drop" consumes an inbox row that failed too often, without running a handler.
 Kind = Literal["fetch", "message", "close", "error", "alarm", "drop"]

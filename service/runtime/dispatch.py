@@ -8,17 +8,33 @@ import inspect
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from service.api import websocket
+from service.api.core import ObjectCore
+from service.api.durable_object import DurableObject
 from service.api.errors import DurableObjectError
 from service.api.http import Response
 from service.api.websocket import CloseEvent, ErrorEvent, MessageEvent, WebSocket
 from service.events import types, values
+from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
 from service.runtime.turn import ResetRequested, Turn, rollback
 
-if TYPE_CHECKING:
-    from service.runtime.activation import Activation
+
+class Activation(ObjectCore, Protocol):
+    """What running a handler needs from the live object (``activation.Activation``): the
+    core its ctx and sockets use, and the user's instance and class."""
+
+    key: str
+    cls: type[DurableObject]
+    instance: DurableObject | None
+
+    @property
+    def alarms(self) -> AlarmScheduler: ...
+
+    def log_extra(self, action: str = "activation") -> dict[str, str]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +62,7 @@ async def run(activation: Activation, delivery: Delivery, turn: Turn) -> Respons
     socket = activation.state.sockets.get(delivery.socket_id)
     if socket is None:
         return None  # closed already: the inbox row is consumed and nothing else happens
-    handle = handle_for(activation, delivery.socket_id)
+    handle = websocket.handle_of(activation, delivery.socket_id)
     if kind == "message":
         await _message(activation, delivery, turn, handle, socket.hibernatable)
     elif kind == "close":
@@ -54,14 +70,6 @@ async def run(activation: Activation, delivery: Delivery, turn: Turn) -> Respons
     else:
         await _error(activation, delivery, turn, handle, socket.hibernatable)
     return None
-
-
-def handle_for(activation: Activation, socket_id: str) -> WebSocket:
-    handle = activation.handles.get(socket_id)
-    if handle is None:
-        handle = WebSocket._restored(activation, socket_id)
-        activation.handles[socket_id] = handle
-    return handle
 
 
 async def _fetch(activation: Activation, delivery: Delivery, turn: Turn) -> Response:
@@ -86,17 +94,14 @@ async def _fetch(activation: Activation, delivery: Delivery, turn: Turn) -> Resp
         return Response("fetch() must return a Response.", status=500)
     ws = response.websocket
     if ws is not None:
-        peer = ws._peer
-        if peer is None or peer._mode is None:
+        if not websocket.server_end_accepted(ws):
             rollback_turn(activation, turn)
             return Response(
                 "The server end of the WebSocketPair must be accepted (ctx.accept_websocket or "
                 "accept()) before the client end is returned.",
                 status=500,
             )
-        # The pair has served its purpose: the server end lives on as a restored one would,
-        # and the client end goes with the response instead of staying as long as the socket.
-        peer._peer = None
+        websocket.unpair(ws)
     return response
 
 
@@ -126,7 +131,7 @@ async def _message(
 async def _close(
     activation: Activation, delivery: Delivery, turn: Turn, handle: WebSocket, hibernatable: bool
 ) -> None:
-    handle._closed_by_peer()
+    websocket.closed_by_peer(handle)
     if hibernatable:
         handler = getattr(activation.instance, "websocket_close", None)
         if handler is not None:
@@ -159,7 +164,7 @@ async def _error(
     activation: Activation, delivery: Delivery, turn: Turn, handle: WebSocket, hibernatable: bool
 ) -> None:
     # After an error, send() and close() on the socket quietly do nothing (as in workerd).
-    handle._release()
+    websocket.release(handle)
     error = DurableObjectError(delivery.error)
     if hibernatable:
         handler = getattr(activation.instance, "websocket_error", None)
@@ -176,14 +181,14 @@ async def _error(
 
 
 def _release(activation: Activation, handle: WebSocket) -> None:
-    handle._release()
+    websocket.release(handle)
     activation.handles.pop(handle.id, None)
 
 
 async def _listeners(
     activation: Activation, turn: Turn, handle: WebSocket, event_type: str, event: Any
 ) -> None:
-    for listener in handle._listeners_of(event_type):
+    for listener in websocket.listeners_of(handle, event_type):
         await invoke(activation, turn, listener, event)
 
 
@@ -193,7 +198,7 @@ async def _alarm(activation: Activation, turn: Turn) -> None:
     if state.alarm_ms is None or state.alarm_ms > now_ms + 5:
         return  # deleted or moved since it was scheduled
     handler = getattr(activation.instance, "alarm", None)
-    alarms = activation.runtime.alarms
+    alarms = activation.alarms
     retry_count = alarms.retry_count(activation.key)
     # Inside alarm() the alarm no longer counts as set, unless the handler sets a new one.
     activation.record(types.AlarmDeleted())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from service.events import types
-from service.events.state import ObjectState, Undo
+from service.events.fold import ObjectState, Undo
 from service.runtime.delivery import Delivery
 
 #: ("send", socket_id, data) or ("close", socket_id, (code, reason)).

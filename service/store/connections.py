@@ -11,19 +11,9 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 
+from service.ports.errors import DatabaseUnreachableError, PoolExhaustedError
+
 log = logging.getLogger(__name__)
-
-
-class DatabaseUnreachableError(ConnectionError):
-    """No connection could be had: the server is down, refusing, or not accepting this database.
-
-    A ConnectionError (an OSError), so callers retry it like any transient failure.
-    """
-
-
-class PoolExhaustedError(ConnectionError):
-    """Every connection of a pool stayed busy for the whole wait: the node is overloaded (or
-    its queries are blocked), the database itself may be fine. Transient, like the above."""
 
 
 #: Errors of a connection that was lost while in use (its backend was terminated, the link

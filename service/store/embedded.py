@@ -48,15 +48,6 @@ def stop(handle: Any) -> None:
     handle.cleanup()
 
 
-def server_pid(data_dir: Path) -> int | None:
-    """The postmaster's process id from ``postmaster.pid``, or None if it is not running."""
-    try:
-        first_line = (data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
-        return int(first_line)
-    except (OSError, ValueError):
-        return None
-
-
 def _forget_dead_users(server: Any) -> None:
     """Drop processes that died without letting go (SIGKILL) from the server's user list.
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
 
 from service.events import types
-from service.events.log import Append, Claim, History, InboxItem, StoreUnavailableError
-from service.store import connections, database_url, notifications, queries
+from service.ports.errors import PoolExhaustedError, StoreUnavailableError
+from service.ports.records import Append, Claim, InboxItem
+from service.store import connections, database_url, history_queries, notifications, queries
 from service.store.group_commit import TRANSIENT_ERRORS, GroupCommit, describe
 from service.store.listener import Listener
 from service.store.node_lock import NodeLock
@@ -179,24 +181,6 @@ class EventStore:
 
     # -- reads --------------------------------------------------------------------------
 
-    async def history(self, object_id: str, until_seq: int | None = None) -> History:
-        """The newest snapshot (at or before ``until_seq``) and the events after it."""
-        if until_seq is not None:
-            newest = await self.snapshot_at(object_id, until_seq)
-            start = newest[0] if newest else 0
-            pages = self.events_between(object_id, start, until_seq)
-            events = [event async for page in pages for event in page]
-            return History(start, newest[1] if newest else None, events)
-
-        async def read(connection: asyncpg.Connection) -> History:
-            snapshot = await connection.fetchrow(queries.LATEST_SNAPSHOT, object_id)
-            start = snapshot["seq"] if snapshot else 0
-            rows = await connection.fetch(queries.EVENTS_AFTER, object_id, start)
-            events = [types.from_row(r["type"], r["version"], r["data"]) for r in rows]
-            return History(start, snapshot["state"] if snapshot else None, events)
-
-        return await self._call(read)
-
     async def snapshot_at(self, object_id: str, until_seq: int) -> tuple[int, str] | None:
         """The newest snapshot at or before ``until_seq``: (seq, encoded state), or None."""
         row = await self._fetchrow(queries.SNAPSHOT_AT_OR_BEFORE, object_id, until_seq)
@@ -213,6 +197,13 @@ class EventStore:
                 return  # fewer events than asked for: the caller's seq check says so
             yield [types.from_row(r["type"], r["version"], r["data"]) for r in rows]
             seq = rows[-1]["seq"]
+
+    async def seq_at(self, object_id: str, at: datetime) -> int:
+        """The last seq of an object recorded at or before ``at`` (0: none)."""
+        seq: int = await self._call(
+            lambda c: c.fetchval(history_queries.SEQ_AT_TIME, object_id, at)
+        )
+        return seq
 
     async def inbox(self, object_id: str) -> list[InboxItem]:
         rows = await self._call(lambda c: c.fetch(queries.INBOX_OF, object_id))
@@ -275,7 +266,7 @@ class EventStore:
         try:
             async with pool.borrow() as connection:
                 return await operation(connection)
-        except connections.PoolExhaustedError as error:
+        except PoolExhaustedError as error:
             raise StoreUnavailableError(f"no database connection is free: {error}") from error
         except TRANSIENT_ERRORS as error:
             raise StoreUnavailableError(

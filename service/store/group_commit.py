@@ -16,13 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.events.log import (
-    Append,
+from service.backoff import Backoff
+from service.ports.errors import (
+    CommitInDoubtError,
     CommitRefusedError,
     ConflictError,
-    InboxItem,
     StoreUnavailableError,
 )
+from service.ports.records import Append, InboxItem
 from service.store import batch, connections, queries
 
 log = logging.getLogger(__name__)
@@ -76,10 +77,6 @@ class _Slot:
         """Wait until the previous flush has resolved or failed its waiters."""
         if self.previous is not None:
             await self.previous.wait()
-
-
-class _CommitInDoubtError(ConnectionError):
-    """The transaction of an interrupted COMMIT has not finished yet: ask again later."""
 
 
 class _Conflicts(Exception):
@@ -257,7 +254,7 @@ class GroupCommit:
         asked how it ended (``txid_status``) until it can say, however long that takes.
         """
         began = time.monotonic()
-        delay = 0.05
+        backoff = Backoff(0.05, 1.0)
         appends = [p for p in taken if isinstance(p.item, Append)]
         inbox = [p for p in taken if isinstance(p.item, InboxItem)]
         arrays = batch.build(_group(taken), [p.item for p in inbox])  # type: ignore[misc]
@@ -288,8 +285,8 @@ class GroupCommit:
                     extra={"action": "flush"},
                 )
                 # The last attempt is made at the deadline: the whole window is used.
+                delay = backoff.next()
                 await asyncio.sleep(delay if in_doubt else min(delay, remaining))
-                delay = min(delay * 2, 1.0)
         await slot.turn_to_settle()
         self._resolve(appends, inbox, attempt.inbox_ids)
         if self._on_flush is not None:
@@ -330,12 +327,12 @@ class GroupCommit:
             attempt.committing = False
 
     async def _committed(self, attempt: _Attempt) -> bool:
-        """How an interrupted COMMIT ended; raises _CommitInDoubtError while it runs on."""
+        """How an interrupted COMMIT ended; raises CommitInDoubtError while it runs on."""
         async with self._pool.borrow() as connection:
             status = await connection.fetchval(queries.TRANSACTION_STATUS, attempt.xid)
         log.warning("an interrupted commit was %s", status, extra={"action": "flush"})
         if status == "in progress":
-            raise _CommitInDoubtError("an interrupted commit is still in progress")
+            raise CommitInDoubtError("an interrupted commit is still in progress")
         return bool(status == "committed")
 
     @staticmethod

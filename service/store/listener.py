@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import pydantic
 
+from service.backoff import Backoff
 from service.store import notifications
 
 log = logging.getLogger(__name__)
@@ -54,19 +55,18 @@ class Listener:
         await self._drop()
 
     async def _run(self) -> None:
-        delay = 0.1
+        backoff = Backoff(0.1, 2.0)
         while True:
             try:
                 await self._connect()
-                delay = 0.1
+                backoff.reset()
                 await self._watch()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
                 log.warning("listener connection lost: %s", error, extra={"action": "listen"})
             await self._drop()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            await asyncio.sleep(backoff.next())
 
     async def _connect(self) -> None:
         self._lost.clear()

@@ -14,7 +14,7 @@ import logging
 
 import asyncpg
 
-from service.events.log import NodeIdInUseError
+from service.ports.errors import NodeIdInUseError
 from service.store import queries
 
 log = logging.getLogger(__name__)

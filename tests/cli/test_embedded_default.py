@@ -16,11 +16,19 @@ from typing import Any
 import aiohttp
 import pytest
 
-from service.store import embedded
 from tests.cli.process import ECHO, child_env, durable, run
 from tests.support import eventually
 
 pytestmark = pytest.mark.slow
+
+
+def server_pid(data_dir: Path) -> int | None:
+    """The postmaster's process id from ``postmaster.pid``, or None if it is not running."""
+    try:
+        first_line = (data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
+        return int(first_line)
+    except (OSError, ValueError):
+        return None
 
 
 def _alive(pid: int) -> bool:
@@ -39,7 +47,7 @@ def base() -> Iterator[Path]:
     try:
         yield path
     finally:
-        pid = embedded.server_pid(path / "data" / "pg")
+        pid = server_pid(path / "data" / "pg")
         if pid is not None and _alive(pid):  # a failed test left it running: fast shutdown
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGINT)
@@ -79,7 +87,7 @@ async def test_serve_without_database_url(base: Path, signum: signal.Signals) ->
         assert f"connect with: psql 'postgresql://postgres:@/postgres?host={pgdata}'" in node.output
         assert "Running upgrade" in node.output  # migrated before serving
         assert "Context impl" not in node.output  # without Alembic's preamble
-        pid = embedded.server_pid(pgdata)
+        pid = server_pid(pgdata)
         assert pid is not None and _alive(pid)
         assert await _round_trip(url) == "1"
         if signum == signal.SIGINT:
@@ -98,7 +106,7 @@ async def test_serve_without_database_url(base: Path, signum: signal.Signals) ->
         async with durable(*args, env=env) as node:
             url = await node.serving(timeout=90)
             assert await _round_trip(url) == "2"
-            pid = embedded.server_pid(pgdata)
+            pid = server_pid(pgdata)
             assert pid is not None
             assert await node.stop(timeout=30) == 0
             await _postgres_gone(pgdata, pid)
@@ -111,7 +119,7 @@ async def test_migrate_without_database_url(base: Path) -> None:
     assert f"Embedded PostgreSQL: data in {data / 'pg'}" in result.stdout
     assert "to the newest revision" in result.stdout
     assert (data / "pg" / "PG_VERSION").exists()
-    assert embedded.server_pid(data / "pg") is None  # stopped on the way out
+    assert server_pid(data / "pg") is None  # stopped on the way out
 
 
 CHAT = str(Path(__file__).parents[2] / "examples" / "chat")
@@ -130,7 +138,7 @@ async def test_serve_the_chat_without_database_url(base: Path) -> None:
     args = ("serve", CHAT, "--data-dir", str(data), "--port", "0", "--node-id", "chat")
     async with durable(*args, env=child_env()) as node:
         url = await node.serving(timeout=90)
-        pid = embedded.server_pid(data / "pg")
+        pid = server_pid(data / "pg")
         assert pid is not None
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{url}/") as response:

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from service import Application, DurableObject, Response, WebSocketPair
-from service.runtime.host import DISCONNECTED_REASON
+from service.ports.socket_events import DISCONNECTED_REASON
 from service.settings import Settings
 from tests.api.conftest import RawWebSocket
 from tests.support import Node, eventually, serve

@@ -44,7 +44,7 @@ async def test_smoke(database_url):
         await ws.send_str("ping")
         assert (await ws.receive_str(timeout=5)) == "pong"
         await asyncio.sleep(1.0)
-        runtime = webapp[keys.RUNTIME]
+        runtime = webapp[keys.NODE]
         assert not runtime.activations
         await ws.send_str("again")
         assert (await ws.receive_str(timeout=5)) == "echo again"

@@ -9,8 +9,8 @@ import asyncio
 import asyncpg
 
 from service import Application, DurableObject, Response, WebSocketPair
-from service.events.log import InboxItem
 from service.gateway import keys
+from service.ports.records import InboxItem
 from service.store.event_store import EventStore
 from tests.support import Node, eventually, serve
 
@@ -62,7 +62,7 @@ async def test_a_frame_wakes_its_hibernated_object_on_this_node(database_url):
     # No listener and a one-minute poll: only the local wake can answer in time.
     async with serve(database_url, app(), hibernate_after=0.2, poll_interval=60) as node:
         ws, _, _ = await _hibernated_socket(node, "local")
-        await node.runtime.log._listener.close()  # type: ignore[attr-defined]
+        await node.runtime.event_log._listener.close()  # type: ignore[attr-defined]
         await ws.send_str("a")
         assert await ws.receive_str(timeout=3) == "echo:a"
         assert await _inbox_rows(database_url) == 0
@@ -85,7 +85,7 @@ async def test_a_notification_wakes_the_object_without_polling(database_url):
 
 async def test_the_listener_reconnects_after_its_backend_is_killed(database_url):
     async with serve(database_url, app(), hibernate_after=0.2, poll_interval=60) as node:
-        listener = node.runtime.log._listener  # type: ignore[attr-defined]
+        listener = node.runtime.event_log._listener  # type: ignore[attr-defined]
         await asyncio.wait_for(listener.connected.wait(), 5)
         old_pid = listener.connection.get_server_pid()
         admin = await asyncpg.connect(database_url)
@@ -108,7 +108,7 @@ async def test_the_listener_reconnects_after_its_backend_is_killed(database_url)
 async def test_work_notified_while_the_listener_was_down_is_caught_up(database_url):
     async with serve(database_url, app(), hibernate_after=0.2, poll_interval=60) as node:
         ws, object_id, socket_id = await _hibernated_socket(node, "three")
-        store = node.runtime.log
+        store = node.runtime.event_log
         await store._listener.close()  # type: ignore[attr-defined]
         await _hand_over(database_url, object_id, socket_id, "c")
         # The inbox row is committed but its notification went nowhere.

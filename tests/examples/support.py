@@ -51,7 +51,7 @@ async def serve_example(
     webapp = create_app(config, example(name))
     async with TestClient(TestServer(webapp, port=port)) as client:
         node = Node(client, webapp, config)
-        listener = node.runtime.log._listener  # type: ignore[attr-defined]
+        listener = node.runtime.event_log._listener  # type: ignore[attr-defined]
         await eventually(lambda: listener is not None and listener.connected.is_set())
         yield node
 

@@ -63,7 +63,7 @@ async def serving(
 ) -> AsyncIterator[Node]:
     """A node on a real port (``tests.support.serve``), once its LISTEN connection is up."""
     async with serve(database_url, application, **settings) as node:
-        store = node.runtime.log
+        store = node.runtime.event_log
 
         def listening() -> bool:
             listener = store._listener  # type: ignore[attr-defined]

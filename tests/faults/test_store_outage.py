@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from service.events.log import Append, InboxItem, StoreUnavailableError
+from service.history import replay
+from service.ports.errors import StoreUnavailableError
+from service.ports.records import Append, InboxItem
 from service.store.event_store import EventStore
 from tests.store.helpers import Stores, object_id, put
 
@@ -34,7 +36,7 @@ async def test_reads_fail_as_unavailable() -> None:
     try:
         oid = object_id("gone")
         with pytest.raises(StoreUnavailableError, match="unavailable"):
-            await store.history(oid)
+            await replay.history(store, oid)
         with pytest.raises(StoreUnavailableError):
             await store.inbox(oid)
         with pytest.raises(StoreUnavailableError):

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import asyncpg
 
 from service.events import types
-from service.events.log import Append, Claim
+from service.ports.records import Append, Claim
 from service.store.event_store import EventStore
 
 

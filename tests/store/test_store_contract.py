@@ -14,8 +14,10 @@ import asyncpg
 import pytest
 
 from service.events import snapshot, types
-from service.events.log import Append, ConflictError, InboxItem
-from service.events.state import ObjectState, apply
+from service.events.fold import ObjectState, apply
+from service.history import replay
+from service.ports.errors import ConflictError
+from service.ports.records import Append, InboxItem
 from service.store.event_store import EventStore
 from tests.store.helpers import Stores, after, last_seq, object_id, put, puts, seqs
 
@@ -49,7 +51,7 @@ class EventLogContract:
         assert await seqs(sql, b.object_id) == [1, 2, 3, 4, 5]
         assert await last_seq(sql, a.object_id) == 6
         assert await last_seq(sql, b.object_id) == 5
-        history = await store.history(a.object_id)
+        history = await replay.history(store, a.object_id)
         assert history.snapshot is None and history.snapshot_seq == 0
         keys = [next(iter(e.entries)) for e in history.events if isinstance(e, types.StoragePut)]
         assert keys == ["x0", "x1", "x0", "x1", "x2", "z0"]
@@ -81,7 +83,7 @@ class EventLogContract:
         results = await asyncio.gather(first, second, return_exceptions=True)
         assert results[0] is None
         assert isinstance(results[1], ConflictError)
-        history = await store.history(claim.object_id)
+        history = await replay.history(store, claim.object_id)
         assert [list(e.entries) for e in history.events if isinstance(e, types.StoragePut)] == [
             ["first"]
         ]
@@ -156,7 +158,7 @@ class EventLogContract:
         )
         assert [r["seq"] for r in kept] == [9, 12]
 
-        history = await store.history(claim.object_id)
+        history = await replay.history(store, claim.object_id)
         assert history.snapshot_seq == 12
         assert history.snapshot is not None
         restored = snapshot.decode(history.snapshot)
@@ -166,13 +168,13 @@ class EventLogContract:
             apply(restored, event)
         assert restored.seq == 14
 
-        at_10 = await store.history(claim.object_id, until_seq=10)
+        at_10 = await replay.history(store, claim.object_id, until_seq=10)
         assert at_10.snapshot_seq == 9
         assert at_10.events == puts(3, "r3.")[:1]
-        at_12 = await store.history(claim.object_id, until_seq=12)
+        at_12 = await replay.history(store, claim.object_id, until_seq=12)
         assert at_12.snapshot_seq == 12 and at_12.events == []
         # Older snapshots were pruned: the past is reached by replaying from seq 1.
-        at_4 = await store.history(claim.object_id, until_seq=4)
+        at_4 = await replay.history(store, claim.object_id, until_seq=4)
         assert at_4.snapshot is None and at_4.snapshot_seq == 0
         assert at_4.events == puts(3, "r0.") + puts(3, "r1.")[:1]
 
@@ -201,16 +203,39 @@ class EventLogContract:
         for event in puts(2):
             apply(state, event)
         await store.append(after(claim, 2, [], snapshot=(2, snapshot.encode(state))))
-        history = await store.history(claim.object_id)
+        history = await replay.history(store, claim.object_id)
         assert history.snapshot_seq == 2 and history.events == []
         assert await last_seq(sql, claim.object_id) == 2
         newest = await store.snapshot_at(claim.object_id, 2)
         assert newest is not None and newest[0] == 2
         assert dict(snapshot.decode(newest[1]).storage) == dict(state.storage)
 
+    async def test_replay_folds_up_to_a_seq_or_a_time_in_pages(
+        self, stores: Stores, sql: asyncpg.Connection
+    ) -> None:
+        store = await self.open(stores)
+        claim = await store.claim(object_id("when"), "CHAT", None)
+        first, second = puts(7, "a."), puts(5, "b.")
+        await store.append(after(claim, 0, first))
+        between = await sql.fetchval("SELECT clock_timestamp()")
+        await store.append(after(claim, 7, second))
+        live = ObjectState()
+        for event in first + second:
+            apply(live, event)
+        whole = await replay.state(store, claim.object_id, page=3)
+        assert (whole.state.seq, whole.snapshot_seq, whole.events) == (12, 0, 12)
+        assert dict(whole.state.storage) == dict(live.storage)
+        at_time = await replay.state(store, claim.object_id, until_time=between)
+        assert at_time.state.seq == 7 and sorted(at_time.state.storage) == sorted(
+            next(iter(e.entries)) for e in first if isinstance(e, types.StoragePut)
+        )
+        at_seq = await replay.state(store, claim.object_id, until_seq=9, until_time=between)
+        assert at_seq.state.seq == 7  # the lower of the two bounds
+        assert await store.seq_at(claim.object_id, between) == 7
+
     async def test_history_of_an_unknown_object_is_empty(self, stores: Stores) -> None:
         store = await self.open(stores)
-        history = await store.history(object_id("never"))
+        history = await replay.history(store, object_id("never"))
         assert (history.snapshot_seq, history.snapshot, history.events) == (0, None, [])
 
     # -- inbox --------------------------------------------------------------------------

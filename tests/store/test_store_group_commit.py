@@ -8,7 +8,8 @@ import asyncpg
 import pytest
 
 from service.events import types
-from service.events.log import InboxItem, StoreUnavailableError
+from service.ports.errors import StoreUnavailableError
+from service.ports.records import InboxItem
 from tests.store.helpers import Stores, after, last_seq, object_id, put, seqs
 
 # A test-only trigger: the database refuses any event whose data mentions the marker.

@@ -7,7 +7,7 @@ import gc
 
 import asyncpg
 
-from service.events.log import InboxItem
+from service.ports.records import InboxItem
 from service.store import notifications
 from service.store.event_store import EventStore
 from tests.store.helpers import Proxy, Stores, object_id

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from service.events.log import InboxItem
+from service.ports.records import InboxItem
 from service.store.event_store import EventStore
 from tests.store.helpers import Proxy, Stores, after, object_id, put, seqs
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from service.events.log import InboxItem
+from service.ports.records import InboxItem
 from service.store import notifications
 from service.store.event_store import CHANNEL
 from tests.store.helpers import Stores, after, object_id, put

@@ -8,7 +8,7 @@ import random
 
 import asyncpg
 
-from service.events.log import ConflictError
+from service.ports.errors import ConflictError
 from service.store.event_store import EventStore
 from tests.store.helpers import Stores, after, object_id, put
 

@@ -9,7 +9,8 @@ import asyncpg
 import pytest
 
 from service.events import types
-from service.events.log import InboxItem, StoreUnavailableError
+from service.ports.errors import StoreUnavailableError
+from service.ports.records import InboxItem
 from tests.store.helpers import Stores, after, object_id, put
 
 ACCEPT = types.WebSocketAccepted

@@ -10,7 +10,7 @@ import typing
 import pytest
 
 from service.events import snapshot, types, values
-from service.events.state import ObjectState, SocketState, apply, undo_of
+from service.events.fold import ObjectState, SocketState, apply, undo_of
 
 
 def fold(*events: types.Event, state: ObjectState | None = None) -> ObjectState:

@@ -7,7 +7,6 @@ import hmac
 
 import pytest
 
-from service.api.durable_object import DurableObject
 from service.api.ids import DurableObjectId, IdFactory
 from service.api.namespace import DurableObjectNamespace
 
@@ -131,13 +130,9 @@ def test_id_equality_is_by_bytes():
     assert "room" in repr(DurableObjectId(text, "room"))
 
 
-class Thing(DurableObject):
-    pass
-
-
 def namespace(key: str = "THING") -> DurableObjectNamespace:
     # Making ids and stubs never reaches the host: creating a stub sends nothing.
-    return DurableObjectNamespace("THING", Thing, key, host=None)  # type: ignore[arg-type]
+    return DurableObjectNamespace("THING", key, host=None)  # type: ignore[arg-type]
 
 
 def test_namespace_ids_match_its_unique_key():

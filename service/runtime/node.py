@@ -12,45 +12,35 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from service.api.application import Application
-from service.api.errors import ObjectResetError, StorageUnavailableError
+from service.api.durable_object import DurableObject
+from service.api.errors import ObjectResetError
 from service.api.http import Request, Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
 from service.api.namespace import DurableObjectNamespace, Env
-from service.events.log import StoreUnavailableError
+from service.backoff import Backoff
 from service.metrics import Metrics
+from service.ports.errors import StoreUnavailableError
+from service.ports.event_log import EventLog
+from service.ports.socket_events import DISCONNECTED_REASON
+from service.ports.socket_output import SocketTransport
+from service.runtime import storage_errors
 from service.runtime.activation import Activation
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
-from service.runtime.ports import EventLog, SocketTransport
+from service.runtime.node_settings import NodeSettings
+from service.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
-
-DISCONNECTED_REASON = "WebSocket disconnected without sending Close frame."
 
 #: Seconds a request waits for the database to answer a probe while it is taken to be away.
 PROBE_TIMEOUT = 1.0
 
 
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """Timing of hibernation, snapshots and the polling fallbacks."""
-
-    hibernate_after: float = 10.0
-    snapshot_every: int = 100
-    poll_interval: float = 5.0
-    listener_probe_interval: float = 5.0
-    #: Failed commits a delivery may cover before it is dropped (and logged).
-    max_attempts: int = 3
-    shutdown_timeout: float = 10.0
-
-
-class Runtime:
+class Node:
     """Hosts the application's objects on this node (the API's ObjectHost)."""
 
     def __init__(
@@ -59,23 +49,22 @@ class Runtime:
         event_log: EventLog,
         transport: SocketTransport,
         *,
-        settings: RuntimeSettings | None = None,
+        settings: NodeSettings | None = None,
         limits: Limits | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.app = app
-        self.log = event_log
+        self.event_log = event_log
         self.transport = transport
-        self.settings = settings or RuntimeSettings()
+        self.settings = settings or NodeSettings()
         self.limits = limits or Limits()
         self.metrics = metrics or Metrics()
         namespaces: dict[str, Any] = {
-            name: DurableObjectNamespace(name, cls, app.unique_keys[name], self)
-            for name, cls in app.bindings.items()
+            name: DurableObjectNamespace(name, app.unique_keys[name], self) for name in app.bindings
         }
         self.env = Env({**app.vars, **namespaces})
         self.activations: dict[str, Activation] = {}
-        self.alarms = AlarmScheduler(self)
+        self.alarms = AlarmScheduler(self, event_log)
         #: Per object, the latest inbox write not yet committed.
         self._inbox_pending: dict[str, asyncio.Future[int]] = {}
         #: Work for objects that no activation takes now (asleep, waking, leaving memory or
@@ -86,7 +75,7 @@ class Runtime:
         self._reviving: set[str] = set()
         #: Failed attempts per inbox row (a row that keeps failing is dropped, not retried).
         self.inbox_attempts: dict[int, int] = {}
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self.tasks = BackgroundTasks(log)
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
         #: Whether a frame for a hibernated object wakes it here (until shutdown begins).
@@ -97,15 +86,15 @@ class Runtime:
     async def start(self) -> None:
         """Take the node id, close what a previous run left open, start listening, sweeping
         and polling."""
-        await self.log.hold_node_id()
-        for object_id, socket_id in await self.log.stale_sockets():
+        await self.event_log.hold_node_id()
+        for object_id, socket_id in await self.event_log.stale_sockets():
             self._to_inbox(
                 object_id,
                 Delivery(
                     "close", socket_id, code=1006, reason=DISCONNECTED_REASON, was_clean=False
                 ),
             )
-        self.log.listen(
+        self.event_log.listen(
             self._on_wake,
             self._on_connect,
             probe_interval=self.settings.listener_probe_interval,
@@ -147,26 +136,19 @@ class Runtime:
                 self._to_inbox(object_id, delivery)
         self._waiting.clear()
         self.alarms.close()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=self.settings.shutdown_timeout)
+        await self.tasks.wait(self.settings.shutdown_timeout)
+
+    @property
+    def shutdown_timeout(self) -> float:
+        return self.settings.shutdown_timeout
+
+    def class_of(self, binding: str) -> type[DurableObject] | None:
+        """The class this node serves under ``binding``, if any."""
+        return self.app.bindings.get(binding)
 
     def stop_waking(self) -> None:
         """Shutting down: frames for hibernated objects go to the inbox, for the next node."""
         self._waking = False
-
-    def track(self, future: asyncio.Future[Any]) -> None:
-        """Keep a background task referenced until it ends; log how it failed."""
-        self._tasks.add(future)
-        future.add_done_callback(self._task_done)
-
-    def _task_done(self, future: asyncio.Future[Any]) -> None:
-        self._tasks.discard(future)
-        if not future.cancelled() and future.exception() is not None:
-            error = future.exception()
-            log.error("background task failed: %r", error, exc_info=error)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        self.track(asyncio.ensure_future(coroutine))
 
     # -- the API's ObjectHost -----------------------------------------------------------
 
@@ -175,9 +157,12 @@ class Runtime:
         if binding not in self.app.bindings:
             raise LookupError(f"no binding named {binding!r}")
         await self._check_database()
-        activation = await self.activate(str(object_id), binding, object_id.name)
-        while not activation.accepting:  # reset between its wake and this delivery
+        try:
             activation = await self.activate(str(object_id), binding, object_id.name)
+            while not activation.accepting:  # reset between its wake and this delivery
+                activation = await self.activate(str(object_id), binding, object_id.name)
+        except StoreUnavailableError as error:
+            raise storage_errors.for_user(error) from error
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         activation.enqueue(Delivery("fetch", request=request, future=future))
         return await future
@@ -185,15 +170,29 @@ class Runtime:
     async def _check_database(self) -> None:
         """Fail fast while the database refuses connections, rather than run the request and
         wait out the commit's retry window: a quick probe says whether it is back."""
-        reason = self.log.unavailable()
+        reason = self.event_log.unavailable()
         if reason is None:
             return
         try:
-            await asyncio.wait_for(self.log.ping(), PROBE_TIMEOUT)
+            await asyncio.wait_for(self.event_log.ping(), PROBE_TIMEOUT)
         except (StoreUnavailableError, TimeoutError):
-            raise StorageUnavailableError(f"the database is unavailable: {reason}") from None
+            raise storage_errors.unavailable(reason) from None
 
-    # -- deliveries from the gateway ----------------------------------------------------
+    # -- socket events (the SocketEvents port) ----------------------------------------------------
+
+    def message(self, object_id: str, socket_id: str, data: str | bytes) -> None:
+        self.deliver(object_id, Delivery("message", socket_id, data))
+
+    def closed(
+        self, object_id: str, socket_id: str, code: int, reason: str, was_clean: bool
+    ) -> None:
+        self.deliver(
+            object_id,
+            Delivery("close", socket_id, code=code, reason=reason, was_clean=was_clean),
+        )
+
+    def errored(self, object_id: str, socket_id: str, error: str, code: int) -> None:
+        self.deliver(object_id, Delivery("error", socket_id, error=error, code=code))
 
     def deliver(self, object_id: str, delivery: Delivery) -> None:
         """A frame, close or error of a socket: to the object's mailbox, waking it if needed.
@@ -220,7 +219,7 @@ class Runtime:
         if activation is not None and activation.accepting:
             activation.enqueue(Delivery("alarm"))
             return
-        self._spawn(self._wake_for_alarm(object_id))
+        self.tasks.spawn(self._wake_for_alarm(object_id))
 
     async def _wake_for_alarm(self, object_id: str) -> None:
         try:
@@ -233,7 +232,7 @@ class Runtime:
         activation.enqueue(Delivery("alarm"))
 
     def _to_inbox(self, object_id: str, delivery: Delivery) -> None:
-        future = asyncio.ensure_future(self.log.enqueue(delivery.to_inbox(object_id)))
+        future = asyncio.ensure_future(self.event_log.enqueue(delivery.to_inbox(object_id)))
         self._inbox_pending[object_id] = future
 
         def done(f: asyncio.Future[int]) -> None:
@@ -338,12 +337,12 @@ class Runtime:
     def _revive_soon(self, object_id: str) -> None:
         if object_id not in self._reviving:
             self._reviving.add(object_id)
-            self._spawn(self._revive(object_id))
+            self.tasks.spawn(self._revive(object_id))
 
     async def _revive(self, object_id: str) -> None:
         """Bring an object into memory for its waiting work, retrying while the database is
         away. The new activation takes that work when it is registered (``_register``)."""
-        delay = 0.1
+        backoff = Backoff(0.1, 2.0)
         try:
             while self._waiting.get(object_id) and not self._stopping:
                 try:
@@ -362,8 +361,7 @@ class Runtime:
                         extra=self.log_extra(object_id),
                     )
                     return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                await asyncio.sleep(backoff.next())
         finally:
             self._reviving.discard(object_id)
             if self._waiting.get(object_id) and not self._stopping:
@@ -375,13 +373,13 @@ class Runtime:
 
     def _on_wake(self, object_ids: list[str] | None) -> None:
         if object_ids is None:
-            self._spawn(self._poll())
+            self.tasks.spawn(self._poll())
             return
         for object_id in object_ids:
-            self._spawn(self._wake(object_id))
+            self.tasks.spawn(self._wake(object_id))
 
     async def _on_connect(self) -> None:
-        self._spawn(self._poll())
+        self.tasks.spawn(self._poll())
 
     async def _wake(self, object_id: str) -> None:
         if object_id in self._reviving:
@@ -401,7 +399,7 @@ class Runtime:
 
     async def _poll(self) -> None:
         try:
-            object_ids = await self.log.objects_with_inbox()
+            object_ids = await self.event_log.objects_with_inbox()
             await self.alarms.poll(self.settings.poll_interval * 2)
         except StoreUnavailableError as error:
             log.warning("poll failed: %s", error, extra={"action": "poll"})
@@ -427,7 +425,7 @@ class Runtime:
             if activation.can_hibernate(now, self.settings.hibernate_after):
                 activation.status = "closing"
                 self.metrics.hibernations.inc()
-                self._spawn(activation.hibernate())
+                self.tasks.spawn(activation.hibernate())
 
     def log_extra(self, object_id: str) -> dict[str, str]:
         """The ``extra`` of a log line about an object: its label too while it is live."""

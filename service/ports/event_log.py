@@ -1,4 +1,4 @@
-"""What the runtime needs from the layers around it, as protocols (implemented elsewhere)."""
+"""The event log the runtime runs on (implemented by ``service.store.event_store``)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,26 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from service.events.log import Append, Claim, InboxItem
 from service.events.types import Event
+from service.ports.records import Append, Claim, InboxItem
 
 
-class EventLog(Protocol):
+class LogReader(Protocol):
+    """What replay reads: snapshots, and events a page at a time."""
+
+    async def snapshot_at(self, object_id: str, until_seq: int) -> tuple[int, str] | None:
+        """The newest snapshot at or before ``until_seq``: (seq, encoded state), or None."""
+
+    def events_between(
+        self, object_id: str, after_seq: int, until_seq: int, page: int = 10_000
+    ) -> AsyncIterator[list[Event]]:
+        """The events after ``after_seq`` up to ``until_seq``, in order, a page at a time."""
+
+    async def seq_at(self, object_id: str, at: datetime) -> int:
+        """The last seq recorded at or before ``at`` (0: none)."""
+
+
+class EventLog(LogReader, Protocol):
     """The event store (``service.store.event_store.EventStore``)."""
 
     node_id: str
@@ -24,12 +39,6 @@ class EventLog(Protocol):
     async def claim_existing(self, object_id: str) -> Claim | None: ...
 
     async def release(self, object_id: str, epoch: int) -> None: ...
-
-    async def snapshot_at(self, object_id: str, until_seq: int) -> tuple[int, str] | None: ...
-
-    def events_between(
-        self, object_id: str, after_seq: int, until_seq: int, page: int = 10_000
-    ) -> AsyncIterator[list[Event]]: ...
 
     async def inbox(self, object_id: str) -> list[InboxItem]: ...
 
@@ -57,18 +66,3 @@ class EventLog(Protocol):
         *,
         probe_interval: float = 5.0,
     ) -> Any: ...
-
-
-class SocketTransport(Protocol):
-    """The gateway's socket registry: where released frames and closes go."""
-
-    def expect(self, socket_id: str, object_id: str, binding: str, hibernatable: bool) -> None:
-        """A socket was accepted; buffer frames for it until its connection is attached."""
-
-    def send(self, socket_id: str, data: str | bytes) -> None: ...
-
-    def close(self, socket_id: str, code: int | None, reason: str) -> None: ...
-
-    def set_auto_response(self, object_id: str, pair: tuple[str, str] | None) -> None: ...
-
-    def auto_response_timestamp(self, socket_id: str) -> datetime | None: ...

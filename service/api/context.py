@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, NoReturn
 
+from service.api import websocket
 from service.api.core import ObjectCore
 from service.api.errors import DurableObjectError
 from service.api.ids import DurableObjectId
@@ -30,12 +31,12 @@ class DurableObjectState:
         """Accept ``ws`` for hibernation: its events go to the class handlers."""
         if not isinstance(ws, WebSocket):
             raise TypeError("accept_websocket() expects the server end of a WebSocketPair.")
-        if ws._mode is not None:
+        if websocket.mode_of(ws) is not None:
             raise DurableObjectError(
                 "Cannot call `acceptWebSocket()` if the WebSocket was already accepted via "
                 "`accept()`"
             )
-        if not ws._peer_waiting():
+        if not websocket.peer_waiting(ws):
             raise DurableObjectError(
                 "Cannot call `acceptWebSocket()` on this WebSocket because its pair has already "
                 "been accepted or used in a Response."
@@ -48,14 +49,7 @@ class DurableObjectState:
                 f"only {limits.max_websockets} websockets can be accepted on a single Durable "
                 "Object instance"
             )
-        ws._core = self._core
-        ws._mark_accepted("hibernatable")
-        self._core.record(
-            types.WebSocketAccepted(
-                socket_id=ws._id, tags=distinct, hibernatable=True, url=self._core.current_url
-            )
-        )
-        ws._after_accept()
+        websocket.accept_hibernatable(ws, self._core, distinct)
 
     def _check_tags(self, tags: Iterable[str] | None) -> list[str]:
         if tags is None:
@@ -87,20 +81,14 @@ class DurableObjectState:
             ids: Iterable[str] = (s.socket_id for s in state.sockets.values() if s.hibernatable)
         else:
             ids = state.tag_index.get(tag, {})
-        return [self._handle(socket_id) for socket_id in ids]
-
-    def _handle(self, socket_id: str) -> WebSocket:
-        handle = self._core.handles.get(socket_id)
-        if handle is None:
-            handle = WebSocket._restored(self._core, socket_id)
-            self._core.handles[socket_id] = handle
-        return handle
+        return [websocket.handle_of(self._core, socket_id) for socket_id in ids]
 
     def get_tags(self, ws: WebSocket) -> list[str]:
-        if ws._mode == "standard":
+        mode = websocket.mode_of(ws)
+        if mode == "standard":
             raise DurableObjectError("only hibernatable websockets can have tags.")
-        socket = self._core.state.sockets.get(ws._id)
-        if ws._mode is None or ws._released or socket is None:
+        socket = self._core.state.sockets.get(ws.id)
+        if mode is None or websocket.is_released(ws) or socket is None:
             raise DurableObjectError(
                 "you must call 'acceptWebSocket()' before attempting to access the tags of a "
                 "WebSocket."
@@ -134,7 +122,7 @@ class DurableObjectState:
 
     def get_websocket_auto_response_timestamp(self, ws: WebSocket) -> datetime | None:
         """When ``ws`` was last answered by the auto-response, or None."""
-        return self._core.auto_response_timestamp(ws._id)
+        return self._core.auto_response_timestamp(ws.id)
 
     def set_hibernatable_websocket_event_timeout(self, ms: int | None = None) -> None:
         limit = self._core.limits.max_event_timeout_ms

@@ -1,0 +1,1 @@
+"""Reading the log: an object's state at any seq or time, through the one replay."""

@@ -1,0 +1,30 @@
+"""The running node as its front ends see it (the gateway now; an admin API later).
+
+Live objects, their mailboxes, wake, hibernation and ownership are the node's business:
+a front end hands it socket events and requests and asks it to wind down, nothing more.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from service.api.namespace import Env
+from service.ports.socket_events import SocketEvents
+
+
+class NodeService(SocketEvents, Protocol):
+    """The node's interface to its front ends (implemented by ``service.runtime.node``)."""
+
+    @property
+    def env(self) -> Env:
+        """The application's ``env``: a namespace per binding, whose stubs reach objects."""
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """Seconds the node gives its objects to finish their work when it stops."""
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) until every live object has run and released its work."""
+
+    def stop_waking(self) -> None:
+        """Shutting down: work for hibernated objects goes to the inbox, for the next node."""

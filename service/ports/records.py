@@ -1,0 +1,48 @@
+"""Plain records exchanged between the runtime and the event log (no behaviour, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.events.types import Event
+
+
+@dataclass(slots=True)
+class Append:
+    """Events of one object to append after ``expected_seq``, under owner ``epoch``.
+
+    An append with no events may still carry a snapshot or consume inbox items.
+    """
+
+    object_id: str
+    epoch: int
+    expected_seq: int
+    events: list[Event] = field(default_factory=list)
+    #: (seq, JSON text) of a snapshot to store in the same commit.
+    snapshot: tuple[int, str] | None = None
+    #: Inbox rows this commit consumes (deleted in the same transaction as the events).
+    consumed_inbox: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class InboxItem:
+    """Work for an object that is not live here: a frame, a close or an error of a socket."""
+
+    object_id: str
+    kind: str
+    socket_id: str
+    data: dict[str, Any]
+    #: Assigned by the store once the row exists.
+    id: int | None = None
+
+
+@dataclass(slots=True)
+class Claim:
+    """Ownership of an object, taken by a node before it replays and runs it."""
+
+    object_id: str
+    binding: str
+    name: str | None
+    epoch: int
+    last_seq: int

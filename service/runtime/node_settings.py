@@ -1,0 +1,18 @@
+"""The node's timings: hibernation, snapshots, polling, retries and shutdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Timing of hibernation, snapshots and the polling fallbacks."""
+
+    hibernate_after: float = 10.0
+    snapshot_every: int = 100
+    poll_interval: float = 5.0
+    listener_probe_interval: float = 5.0
+    #: Failed commits a delivery may cover before it is dropped (and logged).
+    max_attempts: int = 3
+    shutdown_timeout: float = 10.0
