@@ -55,6 +55,7 @@ def row_type(name: str) -> Callable[[RowFunction], RowFunction]:
     return register
 
 
+# Each row's shape, as its function below makes it (mypy checks one against the other).
 AdvanceRow = tuple[str, int, int, int]
 EventRow = tuple[str, int, str, int, str]
 AcceptedRow = tuple[str, str, list[str], bool, str | None]
