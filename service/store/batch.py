@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 from service.events import types
-from service.events.log import Append, InboxItem
+from service.ports.records import Append, InboxItem
 from service.store import flush_records, notifications
 
 

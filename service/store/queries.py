@@ -51,17 +51,6 @@ UPDATE objects SET owner_node = NULL, updated_at = now()
  WHERE object_id = $1 AND owner_epoch = $2
 """
 
-# The newest snapshot of an object.
-LATEST_SNAPSHOT = """
-SELECT seq, state FROM snapshots WHERE object_id = $1 ORDER BY seq DESC LIMIT 1
-"""
-
-# Events of an object after a seq, in order (safe to read by seq: per-object order is
-# decided by the expected-version check, not by commit timing).
-EVENTS_AFTER = """
-SELECT type, version, data FROM events WHERE object_id = $1 AND seq > $2 ORDER BY seq
-"""
-
 # One page of an object's events in a seq range: a long log is read page by page, each a
 # short statement (a wake never outlives the command timeout, nor holds the whole log).
 EVENTS_PAGE = """

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from service.events import types
-from service.events.log import Append
+from service.ports.records import Append
 from service.store import flush_records, migrate, queries
 from service.store.event_store import CHANNEL, EventStore
 
