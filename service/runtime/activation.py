@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from service.api.durable_object import DurableObject
@@ -31,7 +33,7 @@ from service.events import snapshot
 from service.history import replay
 from service.metrics import Metrics
 from service.ports.errors import ConflictError
-from service.ports.event_log import EventLog
+from service.ports.event_log import ObjectLog
 from service.ports.records import Append, Claim, InboxItem
 from service.ports.socket_output import SocketTransport
 from service.runtime.alarms import AlarmScheduler
@@ -43,21 +45,8 @@ from service.tasks import BackgroundTasks
 log = logging.getLogger(__name__)
 
 
-class ActivationHost(Protocol):
-    """What an activation needs from the node that hosts it."""
-
-    event_log: EventLog
-    transport: SocketTransport
-    tasks: BackgroundTasks
-    alarms: AlarmScheduler
-    settings: NodeSettings
-    metrics: Metrics
-    limits: Limits
-    env: Env
-    #: Failed commits per inbox row, across activations of the node.
-    inbox_attempts: dict[int, int]
-
-    def class_of(self, binding: str) -> type[DurableObject] | None: ...
+class Host(Protocol):
+    """The node, as one of its activations sees it."""
 
     async def inbox_settled(self, object_id: str) -> None:
         """Wait until inbox writes already made for this object are committed."""
@@ -66,24 +55,58 @@ class ActivationHost(Protocol):
         """The activation left memory; ``undelivered`` goes to the next one."""
 
 
+class Bindings(Protocol):
+    """The application as the node serves it: a class per binding, and the ``env``."""
+
+    @property
+    def env(self) -> Env: ...
+
+    def class_of(self, binding: str) -> type[DurableObject] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the node lends each of its activations, one narrow interface per need.
+
+    The lifecycle uses the host, the bindings, the log, the metrics and the tasks; the
+    turns (``Core``) append to the log, arm alarms and set auto-responses; the output gate
+    sees the socket output alone, the mailbox the limits and the inbox's failed attempts.
+    """
+
+    host: Host
+    bindings: Bindings
+    event_log: ObjectLog
+    transport: SocketTransport
+    alarms: AlarmScheduler
+    limits: Limits
+    settings: NodeSettings
+    #: Failed commits per inbox row, across activations of the node.
+    inbox_attempts: Mapping[int, int]
+    metrics: Metrics
+    #: Where a reset's unwinding runs (the node waits for it when it stops).
+    tasks: BackgroundTasks
+
+
 class Activation(Core):
     """A live instance of one object on this node (the runtime's ObjectCore)."""
 
-    def __init__(
-        self, host: ActivationHost, object_id: DurableObjectId, binding: str | None
-    ) -> None:
+    def __init__(self, services: Services, object_id: DurableObjectId, binding: str | None) -> None:
         super().__init__(
             object_id,
             binding,
-            event_log=host.event_log,
-            transport=host.transport,
-            alarms=host.alarms,
-            limits=host.limits,
-            snapshot_every=host.settings.snapshot_every,
-            max_attempts=host.settings.max_attempts,
-            inbox_attempts=host.inbox_attempts,
+            event_log=services.event_log,
+            transport=services.transport,
+            alarms=services.alarms,
+            limits=services.limits,
+            snapshot_every=services.settings.snapshot_every,
+            max_attempts=services.settings.max_attempts,
+            inbox_attempts=services.inbox_attempts,
         )
-        self.host = host
+        self._host = services.host
+        self._bindings = services.bindings
+        self._event_log = services.event_log
+        self._metrics = services.metrics
+        self._tasks = services.tasks
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._runner: asyncio.Task[None] | None = None
         self.closed = asyncio.get_running_loop().create_future()
@@ -101,7 +124,7 @@ class Activation(Core):
 
     async def load(self, name: str | None, *, existing: bool) -> None:
         """Claim the object, replay its log, run the constructor, then take its inbox."""
-        log_ = self.host.event_log
+        log_ = self._event_log
         started = time.perf_counter()
         if existing:
             claim = await log_.claim_existing(self.key)
@@ -109,7 +132,7 @@ class Activation(Core):
                 raise LookupError(f"object {self.key} does not exist")
         else:
             claim = await log_.claim(self.key, self.binding, name)
-        cls = self.host.class_of(claim.binding)
+        cls = self._bindings.class_of(claim.binding)
         if cls is None:
             raise LookupError(f"object {self.key} is of binding {claim.binding!r}, not served here")
         self.binding, self.cls = claim.binding, cls
@@ -132,7 +155,7 @@ class Activation(Core):
         self.ready.set_result(None)
         self._runner = asyncio.create_task(self.mailbox.run(), name=f"object-{self.key[:12]}")
         elapsed = time.perf_counter() - started
-        self.host.metrics.wake_seconds.observe(elapsed)
+        self._metrics.wake_seconds.observe(elapsed)
         log.info(
             "loaded in %.1f ms (%d events replayed after snapshot %d)",
             elapsed * 1000,
@@ -148,7 +171,7 @@ class Activation(Core):
         """
         # Bounded by the claimed seq: the planner then always takes the (object_id, seq)
         # index, whatever other objects' logs make of its row estimates.
-        replayed = await replay.state(self.host.event_log, self.key, until_seq=claim.last_seq)
+        replayed = await replay.state(self._event_log, self.key, until_seq=claim.last_seq)
         state = replayed.state
         if state.seq != claim.last_seq:
             raise ConflictError(
@@ -158,8 +181,8 @@ class Activation(Core):
         self.state = state
         self.seq = state.seq
         self.snapshot_seq = replayed.snapshot_seq
-        self.host.transport.set_auto_response(self.key, state.auto_response)
-        self.construct(self.host.env)
+        self._transport.set_auto_response(self.key, state.auto_response)
+        self.construct(self._bindings.env)
         return replayed.events
 
     async def take_inbox(self) -> None:
@@ -167,8 +190,8 @@ class Activation(Core):
         self.mailbox.queue_inbox(await self._read_inbox(), first=False)
 
     async def _read_inbox(self) -> list[InboxItem]:
-        await self.host.inbox_settled(self.key)
-        return await self.host.event_log.inbox(self.key)
+        await self._host.inbox_settled(self.key)
+        return await self._event_log.inbox(self.key)
 
     def fail_load(self, error: BaseException) -> None:
         """Loading failed: leave the registry; work that arrived meanwhile is carried over."""
@@ -177,7 +200,7 @@ class Activation(Core):
             self.ready.exception()  # retrieved: waiters re-raise it themselves
         self.status = "closed"
         waiting = self.mailbox.take_all()
-        self.host.gone(self, waiting)
+        self._host.gone(self, waiting)
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -211,7 +234,7 @@ class Activation(Core):
         self.status = "closing"
         await self._stop_runner()
         if self.seq > self.snapshot_seq:
-            commit = self.host.event_log.append(
+            commit = self._event_log.append(
                 Append(
                     self.key,
                     self.epoch,
@@ -224,7 +247,7 @@ class Activation(Core):
             except Exception as error:
                 log.warning("snapshot at hibernation failed: %s", error, extra=self.log_extra())
         with contextlib.suppress(Exception):
-            await self.host.event_log.release(self.key, self.epoch)
+            await self._event_log.release(self.key, self.epoch)
         log.info(
             "hibernated at seq %d with %d sockets open",
             self.seq,
@@ -233,7 +256,7 @@ class Activation(Core):
         )
         if not self.state.sockets:
             # No socket can ask for the auto-response any more; the next wake sets it again.
-            self.host.transport.set_auto_response(self.key, None)
+            self._transport.set_auto_response(self.key, None)
         self._close([])
 
     async def _stop_runner(self) -> None:
@@ -247,7 +270,7 @@ class Activation(Core):
         if not self.ready.done():
             self.ready.set_exception(ObjectResetError("the object was reset while loading"))
             self.ready.exception()
-        self.host.gone(self, undelivered)
+        self._host.gone(self, undelivered)
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -262,7 +285,7 @@ class Activation(Core):
             return
         log.warning("object reset: %s", reason, extra=self.log_extra())
         self.status = "closing"
-        self.host.tasks.spawn(self._finish_reset())
+        self._tasks.spawn(self._finish_reset())
 
     async def _finish_reset(self) -> None:
         await self._stop_runner()

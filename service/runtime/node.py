@@ -28,7 +28,7 @@ from service.ports.event_log import EventLog
 from service.ports.socket_events import DISCONNECTED_REASON
 from service.ports.socket_output import SocketTransport
 from service.runtime import storage_errors
-from service.runtime.activation import Activation
+from service.runtime.activation import Activation, Services
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
 from service.runtime.node_settings import NodeSettings
@@ -76,6 +76,18 @@ class Node:
         #: Failed attempts per inbox row (a row that keeps failing is dropped, not retried).
         self.inbox_attempts: dict[int, int] = {}
         self.tasks = BackgroundTasks(log)
+        self._services = Services(
+            host=self,
+            bindings=self,
+            event_log=event_log,
+            transport=transport,
+            alarms=self.alarms,
+            limits=self.limits,
+            settings=self.settings,
+            inbox_attempts=self.inbox_attempts,
+            metrics=self.metrics,
+            tasks=self.tasks,
+        )
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
         #: Whether a frame for a hibernated object wakes it here (until shutdown begins).
@@ -273,7 +285,7 @@ class Node:
         return activation
 
     def _register(self, object_id: str, binding: str | None, name: str | None) -> Activation:
-        activation = Activation(self, DurableObjectId(object_id, name), binding)
+        activation = Activation(self._services, DurableObjectId(object_id, name), binding)
         self.activations[object_id] = activation
         # The work that waited for the object is its oldest; what arrives from now on is
         # queued behind it. If this activation fails, gone() gives it all back, in order.

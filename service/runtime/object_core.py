@@ -90,7 +90,8 @@ class Core(abc.ABC):
         self.epoch = 0
         self.seq = 0
         self.snapshot_seq = 0
-        self._log = event_log
+        self._turn_log = event_log
+        #: Also the lifecycle's (``Activation``): it restores the auto-response on a wake.
         self._transport = transport
         self._alarms = alarms
         self._snapshot_every = snapshot_every
@@ -158,7 +159,7 @@ class Core(abc.ABC):
                 snap = (self.seq, snapshot.encode(self.state))
                 self.snapshot_seq = self.seq
             commit = asyncio.ensure_future(
-                self._log.append(
+                self._turn_log.append(
                     Append(
                         self.key,
                         self.epoch,
