@@ -32,10 +32,11 @@ from service.api.namespace import Env
 from service.events import snapshot
 from service.history import replay
 from service.metrics import Metrics
+from service.ports.auto_responses import AutoResponses
 from service.ports.errors import ConflictError
 from service.ports.event_log import ObjectLog
 from service.ports.records import Append, Claim, InboxItem
-from service.ports.socket_output import SocketTransport
+from service.ports.socket_output import SocketOutput
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
 from service.runtime.node_settings import NodeSettings
@@ -68,15 +69,17 @@ class Bindings(Protocol):
 class Services:
     """What the node lends each of its activations, one narrow interface per need.
 
-    The lifecycle uses the host, the bindings, the log, the metrics and the tasks; the
-    turns (``Core``) append to the log, arm alarms and set auto-responses; the output gate
-    sees the socket output alone, the mailbox the limits and the inbox's failed attempts.
+    The lifecycle uses the host, the bindings, the log, the auto-responses (restored on a
+    wake), the metrics and the tasks; the turns (``Core``) append to the log, arm alarms
+    and set auto-responses; the output gate sees the socket output alone, the mailbox the
+    limits and the inbox's failed attempts.
     """
 
     host: Host
     bindings: Bindings
     event_log: ObjectLog
-    transport: SocketTransport
+    output: SocketOutput
+    auto_responses: AutoResponses
     alarms: AlarmScheduler
     limits: Limits
     settings: NodeSettings
@@ -95,7 +98,8 @@ class Activation(Core):
             object_id,
             binding,
             event_log=services.event_log,
-            transport=services.transport,
+            output=services.output,
+            auto_responses=services.auto_responses,
             alarms=services.alarms,
             limits=services.limits,
             snapshot_every=services.settings.snapshot_every,
@@ -181,7 +185,7 @@ class Activation(Core):
         self.state = state
         self.seq = state.seq
         self.snapshot_seq = replayed.snapshot_seq
-        self._transport.set_auto_response(self.key, state.auto_response)
+        self._auto_responses.set_auto_response(self.key, state.auto_response)
         self.construct(self._bindings.env)
         return replayed.events
 
@@ -256,7 +260,7 @@ class Activation(Core):
         )
         if not self.state.sockets:
             # No socket can ask for the auto-response any more; the next wake sets it again.
-            self._transport.set_auto_response(self.key, None)
+            self._auto_responses.set_auto_response(self.key, None)
         self._close([])
 
     async def _stop_runner(self) -> None:

@@ -23,10 +23,11 @@ from service.api.limits import Limits
 from service.api.namespace import DurableObjectNamespace, Env
 from service.backoff import Backoff
 from service.metrics import Metrics
+from service.ports.auto_responses import AutoResponses
 from service.ports.errors import StoreUnavailableError
 from service.ports.event_log import EventLog
 from service.ports.socket_events import DISCONNECTED_REASON
-from service.ports.socket_output import SocketTransport
+from service.ports.socket_output import SocketOutput
 from service.runtime import storage_errors
 from service.runtime.activation import Activation, Services
 from service.runtime.alarms import AlarmScheduler
@@ -47,7 +48,8 @@ class Node:
         self,
         app: Application,
         event_log: EventLog,
-        transport: SocketTransport,
+        output: SocketOutput,
+        auto_responses: AutoResponses,
         *,
         settings: NodeSettings | None = None,
         limits: Limits | None = None,
@@ -55,7 +57,6 @@ class Node:
     ) -> None:
         self.app = app
         self.event_log = event_log
-        self.transport = transport
         self.settings = settings or NodeSettings()
         self.limits = limits or Limits()
         self.metrics = metrics or Metrics()
@@ -80,7 +81,8 @@ class Node:
             host=self,
             bindings=self,
             event_log=event_log,
-            transport=transport,
+            output=output,
+            auto_responses=auto_responses,
             alarms=self.alarms,
             limits=self.limits,
             settings=self.settings,

@@ -32,9 +32,10 @@ from service.api.namespace import Env
 from service.api.websocket import WebSocket
 from service.events import snapshot, types
 from service.events.fold import ObjectState, apply, undo_of
+from service.ports.auto_responses import AutoResponses
 from service.ports.errors import CommitRefusedError
 from service.ports.records import Append
-from service.ports.socket_output import SocketTransport
+from service.ports.socket_output import SocketOutput
 from service.runtime import dispatch, storage_errors
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
@@ -64,7 +65,8 @@ class Core(abc.ABC):
         binding: str | None,
         *,
         event_log: TurnLog,
-        transport: SocketTransport,
+        output: SocketOutput,
+        auto_responses: AutoResponses,
         alarms: AlarmScheduler,
         limits: Limits,
         snapshot_every: int,
@@ -92,11 +94,11 @@ class Core(abc.ABC):
         self.snapshot_seq = 0
         self._turn_log = event_log
         #: Also the lifecycle's (``Activation``): it restores the auto-response on a wake.
-        self._transport = transport
+        self._auto_responses = auto_responses
         self._alarms = alarms
         self._snapshot_every = snapshot_every
         self._turn: Turn | None = None
-        self.gate = OutputGate(self, transport)
+        self.gate = OutputGate(self, output)
         self.mailbox = Mailbox(
             self, limits, max_attempts=max_attempts, inbox_attempts=inbox_attempts
         )
@@ -223,7 +225,7 @@ class Core(abc.ABC):
         if kind in _ALARM_TYPES:
             turn.alarm_changed = True
         elif kind == "auto_response_set":
-            self._transport.set_auto_response(self.key, self.state.auto_response)
+            self._auto_responses.set_auto_response(self.key, self.state.auto_response)
         elif kind == "websocket_accepted":
             assert isinstance(event, types.WebSocketAccepted)
             turn.accepted.append((event.socket_id, event.hibernatable))
@@ -241,7 +243,7 @@ class Core(abc.ABC):
         self.gate.hold_output(output)
 
     def auto_response_timestamp(self, socket_id: str) -> datetime | None:
-        return self._transport.auto_response_timestamp(socket_id)
+        return self._auto_responses.auto_response_timestamp(socket_id)
 
     def savepoint(self) -> int:
         turn = self._require_turn()

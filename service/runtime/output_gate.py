@@ -20,7 +20,7 @@ import asyncio
 import collections
 from typing import Protocol, cast
 
-from service.ports.socket_output import SocketTransport
+from service.ports.socket_output import SocketOutput
 from service.runtime import storage_errors
 from service.runtime.delivery import SOCKET_KINDS, Delivery
 from service.runtime.turn import Output, Turn
@@ -41,9 +41,9 @@ class Owner(Protocol):
 class OutputGate:
     """One object's commits in flight, and the output held behind them."""
 
-    def __init__(self, owner: Owner, transport: SocketTransport) -> None:
+    def __init__(self, owner: Owner, output: SocketOutput) -> None:
         self._owner = owner
-        self._transport = transport
+        self._output = output
         #: Finished turns whose output waits for a commit, in turn order (see pump).
         self._held: collections.deque[Held] = collections.deque()
         #: Commits not yet settled.
@@ -105,7 +105,7 @@ class OutputGate:
         gates fail in order (each append expects the one before it), so no committed
         turn's output is ever dropped, and none is released before an earlier turn's.
         """
-        transport = self._transport
+        output = self._output
         while self._held:
             gate, outputs, redo = self._held[0]
             if gate is not None and not gate.done():
@@ -117,13 +117,13 @@ class OutputGate:
                 continue
             for kind, socket_id, payload in outputs:
                 if kind == "send":
-                    transport.send(socket_id, payload)  # type: ignore[arg-type]
+                    output.send(socket_id, payload)  # type: ignore[arg-type]
                 elif kind == "close":
                     code, reason = cast(tuple[int | None, str], payload)
-                    transport.close(socket_id, code, reason)
+                    output.close(socket_id, code, reason)
                 else:
                     owner = self._owner
-                    transport.expect(socket_id, owner.key, owner.binding, bool(payload))
+                    output.expect(socket_id, owner.key, owner.binding, bool(payload))
 
     async def sync(self) -> None:
         """Wait for every commit handed over so far; raise the user's error if one failed."""
