@@ -42,10 +42,13 @@ def create_app(settings: Settings, application: Application) -> web.Application:
         on_pool_exhausted=metrics.on_pool_exhausted,
     )
     registry = SocketRegistry(max_buffered_bytes=settings.max_buffered_bytes, metrics=metrics)
+    # The registry holds this node's sockets: it takes their output and answers their
+    # auto-responses.
     node = Node(
         application,
         store,
-        registry,
+        output=registry,
+        auto_responses=registry,
         settings=NodeSettings(
             hibernate_after=settings.hibernate_after,
             snapshot_every=settings.snapshot_every,

@@ -1,4 +1,5 @@
-"""Every socket this node holds, awake or hibernated: the runtime's SocketTransport.
+"""Every socket this node holds, awake or hibernated: the runtime's socket output and
+auto-responses (``ports.socket_output``, ``ports.auto_responses``).
 
 An evicted object costs only its sockets' entries here. Frames released by the output gate
 are written in order, by one writer task for every socket that has frames: a broadcast to
@@ -131,7 +132,7 @@ class SocketRegistry:
         self._ready: list[SocketEntry] = []
         self._writer: asyncio.Task[None] | None = None
 
-    # -- SocketTransport (called by the runtime) ----------------------------------------
+    # -- SocketOutput (called by the runtime's output gate) -----------------------------
 
     def expect(self, socket_id: str, object_id: str, binding: str, hibernatable: bool) -> None:
         if socket_id not in self.entries:
@@ -157,6 +158,8 @@ class SocketRegistry:
         entry.close_sent = True
         entry.push(("close", (code, reason)))
         self._kick(entry)
+
+    # -- AutoResponses (called by the runtime) ------------------------------------------
 
     def set_auto_response(self, object_id: str, pair: tuple[str, str] | None) -> None:
         if pair is None:

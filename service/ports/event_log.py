@@ -25,14 +25,10 @@ class LogReader(Protocol):
         """The last seq recorded at or before ``at`` (0: none)."""
 
 
-class EventLog(LogReader, Protocol):
-    """The event store (``service.store.event_store.EventStore``)."""
-
-    node_id: str
+class ObjectLog(LogReader, Protocol):
+    """One object's log, as its activation uses it: owned, replayed, appended to."""
 
     def append(self, append: Append) -> Awaitable[None]: ...
-
-    def enqueue(self, item: InboxItem) -> Awaitable[int]: ...
 
     async def claim(self, object_id: str, binding: str, name: str | None) -> Claim: ...
 
@@ -41,6 +37,15 @@ class EventLog(LogReader, Protocol):
     async def release(self, object_id: str, epoch: int) -> None: ...
 
     async def inbox(self, object_id: str) -> list[InboxItem]: ...
+
+
+class EventLog(ObjectLog, Protocol):
+    """The event store (``service.store.event_store.EventStore``): every object's log, and
+    what the node does with it as a whole (the inbox, alarms, notifications, its id)."""
+
+    node_id: str
+
+    def enqueue(self, item: InboxItem) -> Awaitable[int]: ...
 
     async def objects_with_inbox(self, limit: int = 1000) -> list[str]: ...
 

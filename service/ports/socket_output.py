@@ -1,17 +1,20 @@
-"""Where the runtime's socket output goes: frames and closes released by the output gate.
+"""Where the runtime's socket output goes: what the output gate releases, in order.
 
-Implemented by the gateway's socket registry for the sockets this node holds; routing to
-sockets held by other nodes plugs in here.
+Everything here is output of a turn: it leaves only once the turn's commit has landed, and
+in turn order. That is why ``expect`` is here beside ``send`` and ``close``: a socket
+accepted by a turn is announced to the gateway with that turn's output, ahead of its
+frames, and never if the turn does not commit. Implemented by the gateway's socket
+registry for the sockets this node holds; routing to sockets held by other nodes plugs in
+here, and needs nothing else.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
 
 
-class SocketTransport(Protocol):
-    """The gateway's socket registry: where released frames and closes go."""
+class SocketOutput(Protocol):
+    """Frames, closes and accepted sockets released by an object's output gate."""
 
     def expect(self, socket_id: str, object_id: str, binding: str, hibernatable: bool) -> None:
         """A socket was accepted; buffer frames for it until its connection is attached."""
@@ -19,7 +22,3 @@ class SocketTransport(Protocol):
     def send(self, socket_id: str, data: str | bytes) -> None: ...
 
     def close(self, socket_id: str, code: int | None, reason: str) -> None: ...
-
-    def set_auto_response(self, object_id: str, pair: tuple[str, str] | None) -> None: ...
-
-    def auto_response_timestamp(self, socket_id: str) -> datetime | None: ...

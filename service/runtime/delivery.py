@@ -35,6 +35,11 @@ class Delivery:
     #: How many times a commit covering this delivery failed.
     attempts: int = 0
 
+    def fail(self, error: Exception) -> None:
+        """Tell the caller waiting for this delivery's response, if any, that it failed."""
+        if self.future is not None and not self.future.done():
+            self.future.set_exception(error)
+
     def to_inbox(self, object_id: str) -> InboxItem:
         if self.kind == "message":
             if isinstance(self.data, bytes):

@@ -23,7 +23,7 @@ from service.runtime.turn import ResetRequested, Turn, rollback
 
 
 class Activation(ObjectCore, Protocol):
-    """What running a handler needs from the live object (``activation.Activation``): the
+    """What running a handler needs from the live object (``object_core.Core``): the
     core its ctx and sockets use, and the user's instance and class."""
 
     key: str

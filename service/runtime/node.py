@@ -23,12 +23,13 @@ from service.api.limits import Limits
 from service.api.namespace import DurableObjectNamespace, Env
 from service.backoff import Backoff
 from service.metrics import Metrics
+from service.ports.auto_responses import AutoResponses
 from service.ports.errors import StoreUnavailableError
 from service.ports.event_log import EventLog
 from service.ports.socket_events import DISCONNECTED_REASON
-from service.ports.socket_output import SocketTransport
+from service.ports.socket_output import SocketOutput
 from service.runtime import storage_errors
-from service.runtime.activation import Activation
+from service.runtime.activation import Activation, Services
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
 from service.runtime.node_settings import NodeSettings
@@ -47,7 +48,8 @@ class Node:
         self,
         app: Application,
         event_log: EventLog,
-        transport: SocketTransport,
+        output: SocketOutput,
+        auto_responses: AutoResponses,
         *,
         settings: NodeSettings | None = None,
         limits: Limits | None = None,
@@ -55,7 +57,6 @@ class Node:
     ) -> None:
         self.app = app
         self.event_log = event_log
-        self.transport = transport
         self.settings = settings or NodeSettings()
         self.limits = limits or Limits()
         self.metrics = metrics or Metrics()
@@ -76,6 +77,19 @@ class Node:
         #: Failed attempts per inbox row (a row that keeps failing is dropped, not retried).
         self.inbox_attempts: dict[int, int] = {}
         self.tasks = BackgroundTasks(log)
+        self._services = Services(
+            host=self,
+            bindings=self,
+            event_log=event_log,
+            output=output,
+            auto_responses=auto_responses,
+            alarms=self.alarms,
+            limits=self.limits,
+            settings=self.settings,
+            inbox_attempts=self.inbox_attempts,
+            metrics=self.metrics,
+            tasks=self.tasks,
+        )
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
         #: Whether a frame for a hibernated object wakes it here (until shutdown begins).
@@ -273,7 +287,7 @@ class Node:
         return activation
 
     def _register(self, object_id: str, binding: str | None, name: str | None) -> Activation:
-        activation = Activation(self, DurableObjectId(object_id, name), binding)
+        activation = Activation(self._services, DurableObjectId(object_id, name), binding)
         self.activations[object_id] = activation
         # The work that waited for the object is its oldest; what arrives from now on is
         # queued behind it. If this activation fails, gone() gives it all back, in order.

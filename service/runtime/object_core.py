@@ -1,0 +1,303 @@
+"""A live object's turns, and the calls its API makes into the runtime (the ObjectCore).
+
+A turn is one run of user code: the constructor, the handler of one delivery, or work done
+outside any delivery (a background task's writes, committed as a turn of their own). What
+a turn records is applied to the state at once and, when the turn ends, handed to the
+event log as one append, without waiting for the commit (writes are pipelined and
+batched); its socket output is held by the output gate until that commit lands. A failed
+commit resets the object; a fetch's response is settled only once its turn's gate has.
+
+``Core`` is the base of ``service.runtime.activation.Activation``, which adds the object's
+lifecycle (claim, replay, hibernate, reset) and implements ``reset``.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any, NoReturn, Protocol
+
+from service.api import core as core_module
+from service.api.context import DurableObjectState
+from service.api.durable_object import DurableObject
+from service.api.errors import ObjectResetError
+from service.api.http import Response
+from service.api.ids import DurableObjectId
+from service.api.limits import Limits
+from service.api.namespace import Env
+from service.api.websocket import WebSocket
+from service.events import snapshot, types
+from service.events.fold import ObjectState, apply, undo_of
+from service.ports.auto_responses import AutoResponses
+from service.ports.errors import CommitRefusedError
+from service.ports.records import Append
+from service.ports.socket_output import SocketOutput
+from service.runtime import dispatch, storage_errors
+from service.runtime.alarms import AlarmScheduler
+from service.runtime.delivery import Delivery
+from service.runtime.mailbox import Mailbox
+from service.runtime.output_gate import OutputGate
+from service.runtime.turn import Output, ResetRequested, Turn, rollback
+from service.tasks import BackgroundTasks
+
+log = logging.getLogger(__name__)
+
+#: Event types after whose commit the object's alarm timer must be re-armed.
+_ALARM_TYPES = frozenset({"alarm_set", "alarm_deleted", "storage_cleared"})
+
+
+class TurnLog(Protocol):
+    """Where finished turns go: the object's event log (``ports.event_log.EventLog``)."""
+
+    def append(self, append: Append) -> Awaitable[None]: ...
+
+
+class Core(abc.ABC):
+    """The object's state, its current turn and the commits of its turns."""
+
+    def __init__(
+        self,
+        object_id: DurableObjectId,
+        binding: str | None,
+        *,
+        event_log: TurnLog,
+        output: SocketOutput,
+        auto_responses: AutoResponses,
+        alarms: AlarmScheduler,
+        limits: Limits,
+        snapshot_every: int,
+        max_attempts: int,
+        inbox_attempts: Mapping[int, int],
+    ) -> None:
+        self.object_id = object_id
+        self.key = str(object_id)
+        #: Known once the object is claimed (a wake by id learns it from the catalog).
+        self.binding = binding or ""
+        self.cls: type[DurableObject] = DurableObject
+        self.limits = limits
+        self.state = ObjectState()
+        self.handles: dict[str, WebSocket] = {}
+        self.in_constructor = False
+        self.has_alarm_handler = False
+        self.current_url: str | None = None
+        self.instance: DurableObject | None = None
+        #: loading -> running -> closing -> closed
+        self.status = "loading"
+        #: Owner epoch of the claim; seq of the last event handed to the log; seq of the
+        #: newest snapshot handed to it.
+        self.epoch = 0
+        self.seq = 0
+        self.snapshot_seq = 0
+        self._turn_log = event_log
+        #: Also the lifecycle's (``Activation``): it restores the auto-response on a wake.
+        self._auto_responses = auto_responses
+        self._alarms = alarms
+        self._snapshot_every = snapshot_every
+        self._turn: Turn | None = None
+        self.gate = OutputGate(self, output)
+        self.mailbox = Mailbox(
+            self, limits, max_attempts=max_attempts, inbox_attempts=inbox_attempts
+        )
+        #: What wait_until() keeps the object awake for.
+        self.background = BackgroundTasks(log)
+
+    @abc.abstractmethod
+    def reset(self, reason: str) -> None:
+        """Throw the instance away; unfinished work is redone by the next one."""
+
+    # -- turns --------------------------------------------------------------------------
+
+    def construct(self, env: Env) -> None:
+        """Run the user's constructor, as a turn of its own."""
+        turn = self._turn = Turn()
+        token = core_module.current_core.set(self)
+        self.in_constructor = True
+        try:
+            ctx = DurableObjectState(self)
+            self.instance = self.cls(ctx, env)
+        finally:
+            self.in_constructor = False
+            core_module.current_core.reset(token)
+            self._turn = None
+        self._finish(turn)
+
+    async def run_turn(self, delivery: Delivery) -> None:
+        """Run the handler of one delivery as a turn; settle a fetch once it is committed."""
+        turn = self._turn = Turn(delivery)
+        if delivery.inbox_id is not None:
+            turn.consumed_inbox.append(delivery.inbox_id)
+        token = core_module.current_core.set(self)
+        result: Response | None = None
+        try:
+            result = await dispatch.run(self, delivery, turn)
+        except ResetRequested as reset:
+            self._turn = None
+            core_module.current_core.reset(token)
+            delivery.fail(ObjectResetError(reset.reason))
+            self.reset(reset.reason)
+            return
+        finally:
+            if self._turn is turn:
+                self._turn = None
+                core_module.current_core.reset(token)
+        gate = self._finish(turn)
+        if delivery.future is not None and result is not None:
+            _respond(delivery.future, gate, result)
+
+    def _finish(self, turn: Turn) -> asyncio.Future[None] | None:
+        """Hand the turn's events to the log; queue its output behind the commit."""
+        gate: asyncio.Future[None] | None = None
+        committing = bool(turn.events or turn.consumed_inbox)
+        if committing:
+            first_seq = self.seq
+            self.seq += len(turn.events)
+            snap = None
+            every = self._snapshot_every
+            if turn.events and self.seq // every > first_seq // every:
+                snap = (self.seq, snapshot.encode(self.state))
+                self.snapshot_seq = self.seq
+            commit = asyncio.ensure_future(
+                self._turn_log.append(
+                    Append(
+                        self.key,
+                        self.epoch,
+                        first_seq,
+                        turn.events,  # the turn is over: its lists are not changed again
+                        snap,
+                        turn.consumed_inbox,
+                    )
+                )
+            )
+            self.gate.track(commit)
+            commit.add_done_callback(functools.partial(self._committed, turn=turn))
+            gate = commit
+        else:
+            gate = self.gate.last_pending()
+        self.gate.hold(turn, gate, committing=committing)
+        return gate
+
+    def _committed(self, commit: asyncio.Future[None], *, turn: Turn) -> None:
+        self.gate.settled(commit)
+        error = commit.exception() if not commit.cancelled() else ObjectResetError("cancelled")
+        if error is None:
+            self.mailbox.consumed(turn.consumed_inbox)
+            if turn.alarm_changed:
+                self._alarms.schedule(self.key, self.state.alarm_ms)
+        else:
+            if isinstance(error, CommitRefusedError) and turn.delivery is not None:
+                # Only a refusal counts against a delivery: an outage or another writer is
+                # no fault of its own, and it is retried for as long as that lasts.
+                turn.delivery.attempts += 1
+            self.reset(f"a commit failed: {error}")
+        if self.gate.holding:
+            self.gate.pump()
+
+    def _finish_orphan(self, turn: Turn) -> None:
+        if self._turn is turn:
+            self._turn = None
+        if self.status == "running" or self.status == "loading":
+            self._finish(turn)
+
+    def _require_turn(self) -> Turn:
+        if self._turn is None:
+            self._turn = Turn()
+            asyncio.get_running_loop().call_soon(self._finish_orphan, self._turn)
+        return self._turn
+
+    # -- ObjectCore ---------------------------------------------------------------------
+
+    def record(self, event: types.Event) -> None:
+        if self.status in ("closing", "closed"):
+            raise ObjectResetError("This Durable Object was reset; its writes are refused.")
+        turn = self._turn
+        if turn is None:
+            # Work outside a delivery (a background task): commit it as a turn of its own.
+            turn = self._turn = Turn()
+            asyncio.get_running_loop().call_soon(self._finish_orphan, turn)
+        turn.undos.append(undo_of(self.state, event))
+        apply(self.state, event)
+        turn.events.append(event)
+        kind = event.type  # cheaper than isinstance on pydantic models (ABCMeta)
+        if kind in _ALARM_TYPES:
+            turn.alarm_changed = True
+        elif kind == "auto_response_set":
+            self._auto_responses.set_auto_response(self.key, self.state.auto_response)
+        elif kind == "websocket_accepted":
+            assert isinstance(event, types.WebSocketAccepted)
+            turn.accepted.append((event.socket_id, event.hibernatable))
+
+    def send(self, socket_id: str, data: str | bytes) -> None:
+        self._output(("send", socket_id, data))
+
+    def close_socket(self, socket_id: str, code: int | None, reason: str) -> None:
+        self._output(("close", socket_id, (code, reason)))
+
+    def _output(self, output: Output) -> None:
+        if self._turn is not None:
+            self._turn.outputs.append(output)
+            return
+        self.gate.hold_output(output)
+
+    def auto_response_timestamp(self, socket_id: str) -> datetime | None:
+        return self._auto_responses.auto_response_timestamp(socket_id)
+
+    def savepoint(self) -> int:
+        turn = self._require_turn()
+        return len(turn.events)
+
+    def rollback_to(self, mark: int) -> None:
+        turn = self._require_turn()
+        rollback(self.state, turn, mark)
+
+    async def sync(self) -> None:
+        # Writes of the running turn commit when it ends; this waits for all earlier ones.
+        await self.gate.sync()
+
+    def abort(self, reason: str | None) -> NoReturn:
+        raise ResetRequested(reason or "Application called abort() to reset Durable Object.")
+
+    def block_concurrency_while(
+        self, callback: Callable[[], Awaitable[Any]]
+    ) -> asyncio.Future[Any]:
+        return self.mailbox.block_while(callback)
+
+    def wait_until(self, awaitable: Awaitable[Any]) -> None:
+        self.background.spawn(awaitable)
+
+    @property
+    def alarms(self) -> AlarmScheduler:
+        return self._alarms
+
+    @property
+    def label(self) -> str:
+        """``BINDING/name`` (or the binding alone for an unnamed object), for log lines."""
+        name = self.object_id.name
+        return f"{self.binding}/{name}" if name is not None else self.binding
+
+    def log_extra(self, action: str = "activation") -> dict[str, str]:
+        """The ``extra`` of a log line about this object: its label, its id, the action."""
+        return {"object": self.label, "object_id": self.key, "action": action}
+
+
+def _respond(
+    future: asyncio.Future[Response], gate: asyncio.Future[None] | None, response: Response
+) -> None:
+    """Settle a fetch with its response once its turn's gate has landed, or with the error."""
+
+    def settle(_: object = None) -> None:
+        if future.done():
+            return
+        error = gate.exception() if gate is not None else None
+        if error is None:
+            future.set_result(response)
+        else:
+            future.set_exception(storage_errors.for_user(error))
+
+    if gate is None or gate.done():
+        settle()
+    else:
+        gate.add_done_callback(settle)
