@@ -70,7 +70,7 @@ SELECT object_id, seq, position, type, version, data, recorded_at
 # anywhere in the database holds the tail back until it ends (never longer: our own
 # sessions end idle transactions).
 TAIL = """
-WITH snapshot AS (
+WITH snapshot AS MATERIALIZED (
     SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS oldest,
            pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next
 ), page AS (

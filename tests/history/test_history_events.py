@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -12,12 +13,12 @@ from service.ports.history import HistoryService
 from tests.store.helpers import Stores, after, object_id, put, puts
 
 
-async def _seqs(history: HistoryService, ref: str, **options: object) -> list[list[int]]:
+async def _seqs(history: HistoryService, ref: str, **options: Any) -> list[list[int]]:
     """The seqs of every page, following the cursor to the end."""
     pages: list[list[int]] = []
     cursor = None
     while True:
-        page = await history.events(ref, after=cursor, **options)  # type: ignore[arg-type]
+        page = await history.events(ref, after=cursor, **options)
         pages.append([e.seq for e in page.events])
         if page.cursor is None:
             return pages
