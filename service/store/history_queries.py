@@ -66,9 +66,9 @@ SELECT object_id, seq, position, type, version, data, recorded_at
 # ``xmin`` is a 32-bit xid: it is compared with the snapshot's 64-bit bounds modulo 2^32
 # (PostgreSQL 13+ for pg_current_snapshot). A row older than 2^31 transactions may fall in
 # the window by that arithmetic; the window moves on with the next transactions, so such a
-# row is at worst held back briefly, never skipped. A long-running writing transaction
-# anywhere in the database holds the tail back until it ends (never longer: our own
-# sessions end idle transactions).
+# row is at worst held back briefly, never skipped. Transaction ids are the cluster's, not
+# one database's: a writing transaction running anywhere in the cluster holds the tail back
+# until it ends (a lag, never a loss; the node's own sessions end idle transactions).
 TAIL = """
 WITH snapshot AS MATERIALIZED (
     SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS oldest,

@@ -32,8 +32,19 @@ CREATE TRIGGER slow_insert AFTER INSERT ON events
 """
 
 
-async def _positions(history: HistoryService, after: int) -> list[int]:
-    return [e.position for e in (await history.tail(after)).events]
+async def _positions(history: HistoryService, after: int, wait_for: int = 0) -> list[int]:
+    """The positions the tail returns after ``after``, once it returns ``wait_for`` or more.
+
+    Any writing transaction of the cluster (another database's included: transaction ids
+    are the cluster's) holds the tail back while it runs, so a test waits for what it
+    expects instead of asking once; holding back is always allowed, skipping never.
+    """
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        positions = [e.position for e in (await history.tail(after)).events]
+        if len(positions) >= wait_for or asyncio.get_running_loop().time() > deadline:
+            return positions
+        await asyncio.sleep(0.01)
 
 
 async def test_the_tail_pages_through_every_object_in_position_order(
@@ -46,16 +57,22 @@ async def test_the_tail_pages_through_every_object_in_position_order(
             *(store.append(after(c, round_ * 2, [put("a"), put("b")])) for c in claims)
         )
 
+    stored = await sql.fetch("SELECT position, object_id, seq FROM events ORDER BY position")
+    assert len(stored) == 24
     seen: list[tuple[int, str, int]] = []
     position = 0
-    while page := (await history.tail(position, limit=5)).events:
-        assert len(page) <= 5
-        seen.extend((e.position, e.object_id, e.seq) for e in page)
-        position = (await history.tail(position, limit=5)).position
-    stored = await sql.fetch("SELECT position, object_id, seq FROM events ORDER BY position")
-    assert seen == [tuple(r) for r in stored] and len(seen) == 24
-    last = (await history.tail(position)).position
-    assert last == position == seen[-1][0]
+    deadline = asyncio.get_running_loop().time() + 30
+    while len(seen) < len(stored) and asyncio.get_running_loop().time() < deadline:
+        page = await history.tail(position, limit=5)
+        assert len(page.events) <= 5
+        seen.extend((e.position, e.object_id, e.seq) for e in page.events)
+        position = page.position
+        if not page.events:
+            await asyncio.sleep(0.01)
+        if not page.events:
+            await asyncio.sleep(0.01)
+    assert seen == [tuple(r) for r in stored]
+    assert position == seen[-1][0] and (await history.tail(position)).position == position
     assert (await history.tail(10**12)).events == []
 
 
@@ -76,12 +93,12 @@ async def test_a_row_that_commits_late_holds_back_the_rows_after_it(
         visible = await sql.fetch("SELECT position FROM events ORDER BY position")
         assert [r[0] for r in visible] == [settled, second]  # the late one is not visible yet
 
-        assert await _positions(history, 0) == [settled]
+        assert await _positions(history, 0, wait_for=1) == [settled]
         page = await history.tail(settled)
         assert (page.events, page.position) == ([], settled)
 
         await late_tx.commit()
-        assert await _positions(history, settled) == [first, second]
+        assert await _positions(history, settled, wait_for=2) == [first, second]
     finally:
         await late.close()
         await early.close()
@@ -109,7 +126,7 @@ async def test_the_tail_stops_at_the_first_unsettled_row_even_before_a_settled_o
 
         third = await running.fetchval(INSERT, object_id("running"), 1)
         await running_tx.commit()
-        assert await _positions(history, 0) == [first, second, third]
+        assert await _positions(history, 0, wait_for=3) == [first, second, third]
     finally:
         for connection in (oldest, running, young):
             await connection.close()
@@ -137,15 +154,19 @@ async def test_the_tail_under_concurrent_flushes_misses_nothing(
     writers = asyncio.gather(*(_writer(store, n, 8, 25) for n, store in enumerate(nodes)))
     seen: list[tuple[int, str, int]] = []
     position = 0
-    while True:
-        done = writers.done()
+    while not writers.done():
         page = await history.tail(position, limit=50)
         seen.extend((e.position, e.object_id, e.seq) for e in page.events)
         position = page.position
-        if done and not page.events:
-            break
         await asyncio.sleep(0.001)
     await writers
     stored = await sql.fetch("SELECT position, object_id, seq FROM events ORDER BY position")
     assert len(stored) > 500
+    deadline = asyncio.get_running_loop().time() + 30
+    while len(seen) < len(stored) and asyncio.get_running_loop().time() < deadline:
+        page = await history.tail(position, limit=50)
+        seen.extend((e.position, e.object_id, e.seq) for e in page.events)
+        position = page.position
+        if not page.events:
+            await asyncio.sleep(0.01)
     assert seen == [tuple(r) for r in stored]
