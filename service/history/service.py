@@ -106,6 +106,9 @@ class LogHistory:
         events = await self._log.settled_after(after, limit)
         return TailPage(events, events[-1].position if events else after)
 
+    async def head(self) -> int:
+        return await self._log.settled_head()
+
     async def _seq_of(self, found: ObjectInfo, at: int | datetime | None) -> int:
         """The seq a state ``at`` is after; OutOfHistoryError outside the object's log."""
         if at is None:

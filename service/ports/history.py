@@ -131,3 +131,6 @@ class HistoryService(Protocol):
     async def tail(self, after: int = 0, *, limit: int = 1000) -> TailPage:
         """Events of every object after position ``after``, in the order they committed,
         never passing one that may still commit (a page may then end early)."""
+
+    async def head(self) -> int:
+        """Where to start ``tail`` to follow only what commits from now on."""

@@ -38,3 +38,7 @@ class HistoryLog(LogReader, Protocol):
     async def settled_after(self, position: int, limit: int) -> list[LoggedEvent]:
         """Up to ``limit`` events of every object after ``position``, in position order,
         ending before the first that another transaction still running may precede."""
+
+    async def settled_head(self) -> int:
+        """The position of the newest event no transaction still running may precede (0:
+        none): tailing after it misses nothing that commits from now on."""

@@ -90,3 +90,22 @@ SELECT p.object_id, p.seq, p.position, p.type, p.version, p.data, p.recorded_at
  WHERE c.position IS NULL OR p.position < c.position
  ORDER BY p.position
 """
+
+# Where to start tailing to follow what commits from now on: the position of the newest
+# settled event (0: none), by the rule of TAIL. Read from the top down, it stops at the
+# first settled row: since transaction id order is position order (see TAIL), every row
+# below it is settled too, and no transaction still running holds a position below it.
+HEAD = """
+WITH snapshot AS MATERIALIZED (
+    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS oldest,
+           pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next
+)
+SELECT coalesce((
+    SELECT e.position
+      FROM events AS e, snapshot AS s
+     WHERE (e.xmin::text::bigint - s.oldest % 4294967296 + 4294967296) % 4294967296
+           >= s.next - s.oldest
+     ORDER BY e.position DESC
+     LIMIT 1
+), 0)
+"""

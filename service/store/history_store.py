@@ -94,6 +94,10 @@ class HistoryStore:
         rows = await self._call(lambda c: c.fetch(history_queries.TAIL, position, limit))
         return [_logged(row) for row in rows]
 
+    async def settled_head(self) -> int:
+        position: int = await self._call(lambda c: c.fetchval(history_queries.HEAD))
+        return position
+
     # -- what replay reads (the LogReader port) -----------------------------------------
 
     async def snapshot_at(self, object_id: str, until_seq: int) -> tuple[int, str] | None:

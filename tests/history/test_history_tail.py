@@ -132,6 +132,40 @@ async def test_the_tail_stops_at_the_first_unsettled_row_even_before_a_settled_o
             await connection.close()
 
 
+async def _head(history: HistoryService, expected: int) -> int:
+    """The head, once it reaches ``expected`` (see ``_positions`` for why a test waits)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        head = await history.head()
+        assert head <= expected
+        if head == expected or asyncio.get_running_loop().time() > deadline:
+            return head
+        await asyncio.sleep(0.01)
+
+
+async def test_the_head_is_the_newest_position_no_running_transaction_may_precede(
+    history: HistoryService, database_url: str, sql: asyncpg.Connection
+) -> None:
+    assert await history.head() == 0
+    settled = await sql.fetchval(INSERT, object_id("a"), 1)
+    assert await _head(history, settled) == settled
+    late, early = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
+    try:
+        late_tx = late.transaction()
+        await late_tx.start()
+        first = await late.fetchval(INSERT, object_id("b"), 1)
+        async with early.transaction():
+            second = await early.fetchval(INSERT, object_id("c"), 1)
+        # The newest visible row (second) may be preceded by the late one: not the head yet.
+        assert await _head(history, settled) == settled
+        await late_tx.commit()
+        assert await _head(history, second) == second
+        assert await _positions(history, settled, wait_for=2) == [first, second]
+    finally:
+        await late.close()
+        await early.close()
+
+
 async def _writer(store: EventStore, node: int, objects: int, rounds: int) -> None:
     claims = [await store.claim(object_id(f"{node}.{i}"), "CHAT", None) for i in range(objects)]
     seqs = [0] * objects
