@@ -1,106 +1,71 @@
-"""Turning a batch of appends and inbox items into the column arrays of one flush."""
+"""Turning a batch of appends and inbox items into the records of one flush."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from service.events import types
-from service.events.log import Append, InboxItem
-from service.store import notifications, queries
+from service.ports.records import Append, InboxItem
+from service.store import flush_records, notifications
 
 
-@dataclass
-class FlushArrays:
-    """Column arrays for every statement of one flush transaction."""
+@dataclass(slots=True)
+class FlushBatch:
+    """The rows of one flush transaction, by kind, as the appends produce them."""
 
-    object_ids: list[str] = field(default_factory=list)
-    expected: list[int] = field(default_factory=list)
-    last: list[int] = field(default_factory=list)
-    epochs: list[int] = field(default_factory=list)
-    #: (object_id, seq, type, version, data) per event, in append order (= position order).
-    event_rows: list[tuple[str, int, str, int, str]] = field(default_factory=list)
-    accepted: tuple[list[str], list[str], list[str], list[bool], list[str | None]] = field(
-        default_factory=lambda: ([], [], [], [], [])
-    )
+    advances: list[flush_records.AdvanceRow] = field(default_factory=list)
+    #: In append order (= position order).
+    events: list[flush_records.EventRow] = field(default_factory=list)
+    accepted: list[flush_records.AcceptedRow] = field(default_factory=list)
+    #: The last attachment (JSON text) of each (object_id, socket_id).
     attachments: dict[tuple[str, str], str] = field(default_factory=dict)
-    touched: dict[tuple[str, str], None] = field(default_factory=dict)
-    closed: tuple[list[str], list[str], list[int], list[str], list[bool]] = field(
-        default_factory=lambda: ([], [], [], [], [])
-    )
+    #: Sockets that received a message, each once (an ordered set).
+    touched: dict[flush_records.TouchedRow, None] = field(default_factory=dict)
+    closed: list[flush_records.ClosedRow] = field(default_factory=list)
+    #: (object_id, socket_id) of the sockets in ``closed``.
     ended: set[tuple[str, str]] = field(default_factory=set)
+    #: Each object's alarm as the flush leaves it (epoch ms), None if deleted.
     alarms: dict[str, int | None] = field(default_factory=dict)
-    snapshots: tuple[list[str], list[int], list[str]] = field(default_factory=lambda: ([], [], []))
-    consumed: tuple[list[str], list[int]] = field(default_factory=lambda: ([], []))
-    inbox: tuple[list[str], list[str], list[str], list[str]] = field(
-        default_factory=lambda: ([], [], [], [])
-    )
+    snapshots: list[flush_records.SnapshotRow] = field(default_factory=list)
+    consumed: list[flush_records.ConsumedRow] = field(default_factory=list)
+    inbox: list[flush_records.InboxRow] = field(default_factory=list)
+    #: Objects that get new inbox rows: the flush's NOTIFY wakes them.
+    woken: set[str] = field(default_factory=set)
 
     @property
     def event_count(self) -> int:
-        return len(self.event_rows)
+        return len(self.events)
 
-    def arguments(self, node_id: str, channel: str, *, events: bool) -> tuple[Any, ...]:
-        """The parameters of queries.FLUSH, in order; without the events if not ``events``
-        (the caller sends them by COPY)."""
-        columns: tuple[Any, ...] = tuple(zip(*self.event_rows, strict=True)) if events else ()
-        if not columns:
-            columns = ((), (), (), (), ())
-        attached, touched = list(self.attachments), list(self.touched)
-        alarmed = [k for k, v in self.alarms.items() if v is not None]
-        named = {
-            "node_id": node_id,
-            "channel": channel,
-            "wake": (
-                notifications.wake_payload(sorted(set(self.inbox[0]))) if self.inbox[0] else None
-            ),
-            "object_ids": self.object_ids,
-            "expected_seqs": self.expected,
-            "last_seqs": self.last,
-            "epochs": self.epochs,
-            "event_objects": columns[0],
-            "event_seqs": columns[1],
-            "event_types": columns[2],
-            "event_versions": columns[3],
-            "event_data": columns[4],
-            "accepted_objects": self.accepted[0],
-            "accepted_sockets": self.accepted[1],
-            "accepted_tags": self.accepted[2],
-            "accepted_hibernatables": self.accepted[3],
-            "accepted_urls": self.accepted[4],
-            "attached_objects": [k[0] for k in attached],
-            "attached_sockets": [k[1] for k in attached],
-            "attachments": list(self.attachments.values()),
-            "touched_objects": [k[0] for k in touched],
-            "touched_sockets": [k[1] for k in touched],
-            "closed_objects": self.closed[0],
-            "closed_sockets": self.closed[1],
-            "closed_codes": self.closed[2],
-            "closed_reasons": self.closed[3],
-            "closed_cleans": self.closed[4],
-            "alarm_objects": alarmed,
-            "alarm_ms": [self.alarms[k] for k in alarmed],
-            "unalarmed_objects": [k for k, v in self.alarms.items() if v is None],
-            "snapshot_objects": self.snapshots[0],
-            "snapshot_seqs": self.snapshots[1],
-            "snapshot_states": self.snapshots[2],
-            "consumed_objects": self.consumed[0],
-            "consumed_ids": self.consumed[1],
-            "inbox_objects": self.inbox[0],
-            "inbox_kinds": self.inbox[1],
-            "inbox_sockets": self.inbox[2],
-            "inbox_data": self.inbox[3],
-        }
-        return tuple(named[name] for name in queries.FLUSH_PARAMETERS)
+    def arguments(self, node_id: str, channel: str, *, events: bool) -> flush_records.Arguments:
+        """The parameters of durable_flush_v1; without the events if not ``events`` (the
+        caller sends them by COPY)."""
+        return flush_records.Arguments(
+            node_id=node_id,
+            channel=channel,
+            wake=notifications.wake_payload(sorted(self.woken)) if self.woken else None,
+            advances=self.advances,
+            new_events=self.events if events else [],
+            accepted_sockets=self.accepted,
+            attachments=[
+                flush_records.attachment(object_id, socket_id, attachment)
+                for (object_id, socket_id), attachment in self.attachments.items()
+            ],
+            touched_sockets=list(self.touched),
+            closed_sockets=self.closed,
+            alarm_changes=[flush_records.alarm(o, ms) for o, ms in self.alarms.items()],
+            new_snapshots=self.snapshots,
+            consumed_inbox=self.consumed,
+            new_inbox=self.inbox,
+        )
 
 
-def build(groups: dict[str, list[Append]], inbox: list[InboxItem]) -> FlushArrays:
-    """Columns for the given appends (grouped by object, in order) and inbox items.
+def build(groups: dict[str, list[Append]], inbox: list[InboxItem]) -> FlushBatch:
+    """The rows of the given appends (grouped by object, in order) and inbox items.
 
     Raises ValueError if an object's appends do not follow each other seq for seq.
     """
-    arrays = FlushArrays()
+    batch = FlushBatch()
     for object_id, appends in groups.items():
         first = appends[0]
         seq = first.expected_seq
@@ -109,32 +74,30 @@ def build(groups: dict[str, list[Append]], inbox: list[InboxItem]) -> FlushArray
                 raise ValueError(f"appends of {object_id} do not follow each other")
             for event in append.events:
                 seq += 1
-                _add_event(arrays, object_id, seq, event)
+                _add_event(batch, object_id, seq, event)
             if append.snapshot is not None:
-                arrays.snapshots[0].append(object_id)
-                arrays.snapshots[1].append(append.snapshot[0])
-                arrays.snapshots[2].append(append.snapshot[1])
+                snapshot_seq, state = append.snapshot
+                batch.snapshots.append(flush_records.snapshot(object_id, snapshot_seq, state))
             for inbox_id in append.consumed_inbox:
-                arrays.consumed[0].append(object_id)
-                arrays.consumed[1].append(inbox_id)
-        arrays.object_ids.append(object_id)
-        arrays.expected.append(first.expected_seq)
-        arrays.last.append(seq)
-        arrays.epochs.append(first.epoch)
+                batch.consumed.append(flush_records.consumed(object_id, inbox_id))
+        batch.advances.append(
+            flush_records.advance(object_id, first.expected_seq, seq, first.epoch)
+        )
     for item in inbox:
-        arrays.inbox[0].append(item.object_id)
-        arrays.inbox[1].append(item.kind)
-        arrays.inbox[2].append(item.socket_id)
-        arrays.inbox[3].append(json.dumps(item.data, ensure_ascii=False))
-    return arrays
+        data = json.dumps(item.data, ensure_ascii=False)
+        batch.inbox.append(flush_records.inbox(item.object_id, item.kind, item.socket_id, data))
+        batch.woken.add(item.object_id)
+    return batch
 
 
-def _add_event(arrays: FlushArrays, object_id: str, seq: int, event: types.Event) -> None:
-    arrays.event_rows.append((object_id, seq, event.type, event.version, types.to_data(event)))
-    _project(arrays, object_id, event)
+def _add_event(batch: FlushBatch, object_id: str, seq: int, event: types.Event) -> None:
+    batch.events.append(
+        flush_records.event(object_id, seq, event.type, event.version, types.to_data(event))
+    )
+    _project(batch, object_id, event)
 
 
-def _project(arrays: FlushArrays, object_id: str, event: types.Event) -> None:
+def _project(batch: FlushBatch, object_id: str, event: types.Event) -> None:
     """Derive the presence and alarm projections from the event itself.
 
     Dispatches on the ``type`` tag: isinstance on pydantic models goes through ABCMeta,
@@ -142,39 +105,35 @@ def _project(arrays: FlushArrays, object_id: str, event: types.Event) -> None:
     """
     kind = event.type
     if kind == "message_received":
-        arrays.touched[(object_id, event.socket_id)] = None  # type: ignore[union-attr]
+        batch.touched[flush_records.touched(object_id, event.socket_id)] = None  # type: ignore[union-attr]
     elif kind == "websocket_accepted":
         assert isinstance(event, types.WebSocketAccepted)
-        accepted = arrays.accepted
-        accepted[0].append(object_id)
-        accepted[1].append(event.socket_id)
-        accepted[2].append(json.dumps(event.tags, ensure_ascii=False))
-        accepted[3].append(event.hibernatable)
-        accepted[4].append(event.url)
+        batch.accepted.append(
+            flush_records.accepted(
+                object_id, event.socket_id, event.tags, event.hibernatable, event.url
+            )
+        )
     elif kind == "attachment_set":
         assert isinstance(event, types.AttachmentSet)
-        arrays.attachments[(object_id, event.socket_id)] = json.dumps(
+        batch.attachments[(object_id, event.socket_id)] = json.dumps(
             event.attachment, ensure_ascii=False
         )
     elif kind in ("websocket_closed", "websocket_error"):
         assert isinstance(event, types.WebSocketClosed | types.WebSocketErrored)
-        closed = arrays.closed
-        # A socket ends once: the first end in the batch stands (durable_flush keeps the
-        # first across batches), and one UPDATE must not see two rows for one socket.
-        if (object_id, event.socket_id) in arrays.ended:
+        # A socket ends once: the first end in the batch stands (durable_flush_v1 keeps
+        # the first across batches), and one UPDATE must not see two rows for one socket.
+        if (object_id, event.socket_id) in batch.ended:
             return
-        arrays.ended.add((object_id, event.socket_id))
-        closed[0].append(object_id)
-        closed[1].append(event.socket_id)
-        closed[2].append(event.code)
+        batch.ended.add((object_id, event.socket_id))
         if isinstance(event, types.WebSocketClosed):
-            closed[3].append(event.reason)
-            closed[4].append(event.was_clean)
+            reason, was_clean = event.reason, event.was_clean
         else:
-            closed[3].append(event.error)
-            closed[4].append(False)
+            reason, was_clean = event.error, False
+        batch.closed.append(
+            flush_records.closed(object_id, event.socket_id, event.code, reason, was_clean)
+        )
     elif kind == "alarm_set":
         assert isinstance(event, types.AlarmSet)
-        arrays.alarms[object_id] = event.scheduled_ms
+        batch.alarms[object_id] = event.scheduled_ms
     elif kind in ("alarm_deleted", "storage_cleared"):
-        arrays.alarms[object_id] = None
+        batch.alarms[object_id] = None

@@ -101,7 +101,7 @@ class EventStore:
             command_timeout=self._command_timeout,
             timeout=self._command_timeout,
             server_settings={
-                # A flush holds the positions lock (taken in durable_flush) until it ends. If
+                # A flush holds the positions lock (taken in durable_flush_v1) until it ends. If
                 # this node loses its link mid-flush, the server would keep the transaction
                 # open, idle, until TCP gives up (hours), stalling every node's commits. No
                 # transaction of ours waits on the client for long, so end such sessions.

@@ -2,62 +2,24 @@
 
 from __future__ import annotations
 
-# The parameters of durable_flush (migration ed77d88a0453), which writes all of one flush:
-# the positions lock (identity values are taken before commit, so flushes hold it from first
-# insert to commit and position order equals commit order), the fenced advance of each
-# object, events, presence and alarm projections, snapshots, inbox rows and one NOTIFY.
-FLUSH_PARAMETERS = (
-    "node_id",
-    "channel",
-    "wake",
-    "object_ids",
-    "expected_seqs",
-    "last_seqs",
-    "epochs",
-    "event_objects",
-    "event_seqs",
-    "event_types",
-    "event_versions",
-    "event_data",
-    "accepted_objects",
-    "accepted_sockets",
-    "accepted_tags",
-    "accepted_hibernatables",
-    "accepted_urls",
-    "attached_objects",
-    "attached_sockets",
-    "attachments",
-    "touched_objects",
-    "touched_sockets",
-    "closed_objects",
-    "closed_sockets",
-    "closed_codes",
-    "closed_reasons",
-    "closed_cleans",
-    "alarm_objects",
-    "alarm_ms",
-    "unalarmed_objects",
-    "snapshot_objects",
-    "snapshot_seqs",
-    "snapshot_states",
-    "consumed_objects",
-    "consumed_ids",
-    "inbox_objects",
-    "inbox_kinds",
-    "inbox_sockets",
-    "inbox_data",
-)
+from service.store import flush_records
 
-# One flush in one statement (named arguments: a parameter out of place fails loudly).
-# Returns the transaction id (see TRANSACTION_STATUS), the objects whose expected seq or
-# epoch no longer held (then nothing was written), and the new inbox ids, ascending.
-FLUSH = "SELECT xid, stale, inbox_ids FROM durable_flush({})".format(
-    ", ".join(f"{name} => ${n}" for n, name in enumerate(FLUSH_PARAMETERS, start=1))
+# One flush in one statement: durable_flush_v1 (migration dd9f2007840a) takes the positions
+# lock (identity values are taken before commit, so flushes hold it from first insert to
+# commit and position order equals commit order), advances each object fenced by its epoch,
+# and writes the events, presence and alarm projections, snapshots, inbox rows and one
+# NOTIFY. Its parameters are named (a parameter out of place fails loudly), one array of
+# records per kind of row, as flush_records.Arguments defines them. Returns the transaction
+# id (see TRANSACTION_STATUS), the objects whose expected seq or epoch no longer held (then
+# nothing was written), and the new inbox ids, ascending.
+FLUSH = "SELECT xid, stale, inbox_ids FROM durable_flush_v1({})".format(
+    ", ".join(f"{name} => ${n}" for n, name in enumerate(flush_records.Arguments._fields, 1))
 )
 
 # Columns of ``events`` that a large flush sends by COPY, in append order (= position
-# order); ``position`` and ``recorded_at`` take their defaults.
-EVENT_COLUMNS = ("object_id", "seq", "type", "version", "data")
+# order), named as the fields of its event records; ``position`` and ``recorded_at`` take
+# their defaults.
+EVENT_COLUMNS = tuple(name for name, _ in flush_records.fields(flush_records.event))
 
 # Whether a flush whose COMMIT got no answer (the link broke) committed after all:
 # 'committed', 'aborted' or 'in progress' (its backend has not finished yet).
@@ -87,17 +49,6 @@ RETURNING binding, name, owner_epoch, last_seq
 RELEASE_OBJECT = """
 UPDATE objects SET owner_node = NULL, updated_at = now()
  WHERE object_id = $1 AND owner_epoch = $2
-"""
-
-# The newest snapshot of an object.
-LATEST_SNAPSHOT = """
-SELECT seq, state FROM snapshots WHERE object_id = $1 ORDER BY seq DESC LIMIT 1
-"""
-
-# Events of an object after a seq, in order (safe to read by seq: per-object order is
-# decided by the expected-version check, not by commit timing).
-EVENTS_AFTER = """
-SELECT type, version, data FROM events WHERE object_id = $1 AND seq > $2 ORDER BY seq
 """
 
 # One page of an object's events in a seq range: a long log is read page by page, each a
