@@ -55,13 +55,13 @@ SELECT object_id, seq, position, type, version, data, recorded_at
 # that one may hold a smaller position: the page ends before it, and the next call, once
 # the older transaction has ended, returns both in position order.
 #
-# Why that suffices: flushes take the positions lock, then their transaction id, then their
-# positions, and hold the lock to commit (durable_flush), so across flushes transaction id
-# order is position order; a transaction still running that holds a position below a
-# returned row would have the older id, and the row would not have been returned. Writers
-# that bypass the lock (operator SQL, tests) are safe as long as their transaction ids
-# follow the order of their positions (one-statement inserts that do not overlap are);
-# two lock-free writers that interleave could still be passed.
+# Why that suffices: flushes (durable_flush_v1, and durable_flush of older nodes) take the
+# positions lock, then their transaction id, then their positions, and hold the lock to
+# commit, so across flushes transaction id order is position order; a transaction still
+# running that holds a position below a returned row would have the older id, and the row
+# would not have been returned. Writers that bypass the lock (operator SQL, tests) are
+# safe as long as their transaction ids follow the order of their positions (one-statement
+# inserts that do not overlap do); two lock-free writers that interleave could be passed.
 #
 # ``xmin`` is a 32-bit xid: it is compared with the snapshot's 64-bit bounds modulo 2^32
 # (PostgreSQL 13+ for pg_current_snapshot). A row older than 2^31 transactions may fall in
