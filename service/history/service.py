@@ -14,6 +14,7 @@ from service.history import replay
 from service.ports.history import (
     AmbiguousObjectError,
     EventPage,
+    HistoryError,
     ObjectInfo,
     OutOfHistoryError,
     StateAt,
@@ -94,7 +95,7 @@ class LogHistory:
         )
         if replayed.state.seq != seq:
             # The catalog and the log are written in one transaction: this is a damaged log.
-            raise OutOfHistoryError(
+            raise HistoryError(
                 f"the log of {found.object_id} ends at seq {replayed.state.seq}, "
                 f"not at {seq} as its catalog says"
             )

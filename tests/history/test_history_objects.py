@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from service.history.service import LogHistory
+from service.ports.errors import StoreUnavailableError
 from service.ports.history import AmbiguousObjectError, HistoryService, UnknownObjectError
+from service.store.history_store import HistoryStore
 from tests.store.helpers import Stores, after, object_id, puts
 
 
@@ -76,3 +79,15 @@ async def test_a_name_of_two_objects_asks_for_the_id(
         await history.find("CHAT/lobby")
     assert first.object_id in str(raised.value) and second.object_id in str(raised.value)
     assert (await history.find(second.object_id)).name == "lobby"
+
+
+async def test_a_database_away_is_an_outage_not_an_unknown_object() -> None:
+    store = HistoryStore("postgresql://postgres@127.0.0.1:1/postgres", acquire_timeout=2)
+    await store.open()
+    try:
+        with pytest.raises(StoreUnavailableError):
+            await LogHistory(store).find("CHAT/lobby")
+        with pytest.raises(StoreUnavailableError):
+            await LogHistory(store).tail()
+    finally:
+        await store.close()
