@@ -7,3 +7,105 @@ from __future__ import annotations
 SEQ_AT_TIME = """
 SELECT coalesce(max(seq), 0) FROM events WHERE object_id = $1 AND recorded_at <= $2
 """
+
+# The catalog entry of one object, with its open sockets (hibernated ones included).
+OBJECT_BY_ID = """
+SELECT o.object_id, o.binding, o.name, o.created_at, o.last_seq, o.updated_at, o.owner_node,
+       (SELECT count(*) FROM websockets AS w
+         WHERE w.object_id = o.object_id AND w.closed_at IS NULL) AS open_sockets
+  FROM objects AS o
+ WHERE o.object_id = $1
+"""
+
+# The catalog entries of a binding made from a name (more than one only if the namespace's
+# key changed). No index serves (binding, name): an operator's lookup scans the catalog.
+OBJECTS_NAMED = """
+SELECT o.object_id, o.binding, o.name, o.created_at, o.last_seq, o.updated_at, o.owner_node,
+       (SELECT count(*) FROM websockets AS w
+         WHERE w.object_id = o.object_id AND w.closed_at IS NULL) AS open_sockets
+  FROM objects AS o
+ WHERE o.binding = $1 AND o.name = $2
+ ORDER BY o.created_at, o.object_id
+"""
+
+# A page of one object's events in a seq range, optionally also bounded by time (both ends
+# inclusive, NULL: unbounded) and restricted to some types (NULL: all). Safe to page by seq:
+# an object's seq order is decided by the expected-version check, not by commit timing.
+EVENTS_IN = """
+SELECT object_id, seq, position, type, version, data, recorded_at
+  FROM events
+ WHERE object_id = $1 AND seq > $2 AND seq <= $3
+   AND ($4::timestamptz IS NULL OR recorded_at >= $4)
+   AND ($5::timestamptz IS NULL OR recorded_at <= $5)
+   AND ($6::text[] IS NULL OR type = ANY ($6))
+ ORDER BY seq
+ LIMIT $7
+"""
+
+# The global tail: up to $2 events after position $1, in position order, cut before the
+# first row that a transaction still running may yet precede.
+#
+# Why the cut: positions are taken before commit, so a row can become visible while a row
+# with a smaller position, taken by a transaction still running, is not yet; a reader that
+# moved its cursor past the visible one would never see the other. The cut is a transaction
+# id watermark, read from the snapshot of this very statement, with no column of its own:
+# a visible row is settled when its transaction (the ``xmin`` system column) is older than
+# every transaction still running (the snapshot's xmin). A visible row of a younger one
+# (its xid in [xmin, xmax) of the snapshot) committed while an older transaction runs, and
+# that one may hold a smaller position: the page ends before it, and the next call, once
+# the older transaction has ended, returns both in position order.
+#
+# Why that suffices: flushes (durable_flush_v1, and durable_flush of older nodes) take the
+# positions lock, then their transaction id, then their positions, and hold the lock to
+# commit, so across flushes transaction id order is position order; a transaction still
+# running that holds a position below a returned row would have the older id, and the row
+# would not have been returned. Writers that bypass the lock (operator SQL, tests) are
+# safe as long as their transaction ids follow the order of their positions (one-statement
+# inserts that do not overlap do); two lock-free writers that interleave could be passed.
+#
+# ``xmin`` is a 32-bit xid: it is compared with the snapshot's 64-bit bounds modulo 2^32
+# (PostgreSQL 13+ for pg_current_snapshot). A row older than 2^31 transactions may fall in
+# the window by that arithmetic; the window moves on with the next transactions, so such a
+# row is at worst held back briefly, never skipped. Transaction ids are the cluster's, not
+# one database's: a writing transaction running anywhere in the cluster holds the tail back
+# until it ends (a lag, never a loss; the node's own sessions end idle transactions).
+TAIL = """
+WITH snapshot AS MATERIALIZED (
+    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS oldest,
+           pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next
+), page AS (
+    SELECT object_id, seq, position, type, version, data, recorded_at,
+           xmin::text::bigint AS xid32
+      FROM events
+     WHERE position > $1
+     ORDER BY position
+     LIMIT $2
+), cut AS (
+    SELECT min(p.position) AS position
+      FROM page AS p, snapshot AS s
+     WHERE (p.xid32 - s.oldest % 4294967296 + 4294967296) % 4294967296 < s.next - s.oldest
+)
+SELECT p.object_id, p.seq, p.position, p.type, p.version, p.data, p.recorded_at
+  FROM page AS p, cut AS c
+ WHERE c.position IS NULL OR p.position < c.position
+ ORDER BY p.position
+"""
+
+# Where to start tailing to follow what commits from now on: the position of the newest
+# settled event (0: none), by the rule of TAIL. Read from the top down, it stops at the
+# first settled row: since transaction id order is position order (see TAIL), every row
+# below it is settled too, and no transaction still running holds a position below it.
+HEAD = """
+WITH snapshot AS MATERIALIZED (
+    SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS oldest,
+           pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next
+)
+SELECT coalesce((
+    SELECT e.position
+      FROM events AS e, snapshot AS s
+     WHERE (e.xmin::text::bigint - s.oldest % 4294967296 + 4294967296) % 4294967296
+           >= s.next - s.oldest
+     ORDER BY e.position DESC
+     LIMIT 1
+), 0)
+"""

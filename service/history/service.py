@@ -1,0 +1,156 @@
+"""The history service: the front ends' questions about the log, answered through its port.
+
+Objects are named as users name them; states come from the one replay (``replay.state``),
+so what the history says an object was is what a wake would have rebuilt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from datetime import datetime
+
+from service.history import replay
+from service.ports.history import (
+    AmbiguousObjectError,
+    EventPage,
+    HistoryError,
+    ObjectInfo,
+    OutOfHistoryError,
+    StateAt,
+    TailPage,
+    UnknownObjectError,
+)
+from service.ports.history_log import HistoryLog
+
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+
+#: "To the end of the log": the largest seq the table can hold.
+_END = 2**63 - 1
+
+
+class LogHistory:
+    """The ``HistoryService`` over a ``HistoryLog`` (the store's history reads)."""
+
+    def __init__(self, log: HistoryLog, *, replay_page: int = replay.PAGE) -> None:
+        self._log = log
+        self._replay_page = replay_page
+
+    async def find(self, ref: str) -> ObjectInfo:
+        """The object ``ref`` names: ``BINDING/NAME`` (the name may hold slashes) or its id."""
+        if _HEX64.fullmatch(ref):
+            found = await self._log.object_by_id(ref.lower())
+            if found is None:
+                raise UnknownObjectError(f"no object has the id {ref}")
+            return found
+        binding, slash, name = ref.partition("/")
+        if not slash or not binding or not name:
+            raise UnknownObjectError(
+                f"{ref!r} names no object: give BINDING/NAME (e.g. CHAT/lobby) or a 64-hex id"
+            )
+        named = await self._log.objects_named(binding, name)
+        if not named:
+            raise UnknownObjectError(f"no object of binding {binding} is named {name!r}")
+        if len(named) > 1:
+            ids = ", ".join(o.object_id for o in named)
+            raise AmbiguousObjectError(f"{ref} names {len(named)} objects ({ids}): give the id")
+        return named[0]
+
+    async def events(
+        self,
+        ref: str,
+        *,
+        since: int | datetime | None = None,
+        until: int | datetime | None = None,
+        types: Collection[str] | None = None,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> EventPage:
+        if limit < 1:
+            raise ValueError(f"a page holds at least one event, not {limit}")
+        _check_times(since, until)
+        found = await self.find(ref)
+        after_seq = max(after or 0, since - 1 if isinstance(since, int) else 0)
+        until_seq = until if isinstance(until, int) else _END
+        # One more than asked for says whether another page follows.
+        events = await self._log.events_in(
+            found.object_id,
+            after_seq=after_seq,
+            until_seq=until_seq,
+            since=since if isinstance(since, datetime) else None,
+            until=until if isinstance(until, datetime) else None,
+            types=None if types is None else sorted(set(types)),
+            limit=limit + 1,
+        )
+        if len(events) > limit:
+            return EventPage(events[:limit], events[limit - 1].seq)
+        return EventPage(events, None)
+
+    async def state(self, ref: str, *, at: int | datetime | None = None) -> StateAt:
+        _check_times(at)
+        found = await self.find(ref)
+        seq = await self._seq_of(found, at)
+        replayed = await replay.state(
+            self._log, found.object_id, until_seq=seq, page=self._replay_page
+        )
+        if replayed.state.seq != seq:
+            # The catalog and the log are written in one transaction: this is a damaged log.
+            raise HistoryError(
+                f"the log of {found.object_id} ends at seq {replayed.state.seq}, "
+                f"not at {seq} as its catalog says"
+            )
+        return StateAt(found, seq, replayed.state, replayed.snapshot_seq, replayed.events)
+
+    async def tail(self, after: int = 0, *, limit: int = 1000) -> TailPage:
+        if limit < 1:
+            raise ValueError(f"a page holds at least one event, not {limit}")
+        events = await self._log.settled_after(after, limit)
+        return TailPage(events, events[-1].position if events else after)
+
+    async def head(self) -> int:
+        return await self._log.settled_head()
+
+    async def _seq_of(self, found: ObjectInfo, at: int | datetime | None) -> int:
+        """The seq a state ``at`` is after; OutOfHistoryError outside the object's log."""
+        if at is None:
+            return found.last_seq
+        if isinstance(at, int):
+            if not 0 <= at <= found.last_seq:
+                raise OutOfHistoryError(
+                    f"{_label(found)} has events 1 to {found.last_seq}: "
+                    f"there is no state after seq {at}"
+                )
+            return at
+        seq = await self._log.seq_at(found.object_id, at)
+        if seq == 0:
+            first = await self._log.events_in(
+                found.object_id,
+                after_seq=0,
+                until_seq=_END,
+                since=None,
+                until=None,
+                types=None,
+                limit=1,
+            )
+            if not first:
+                raise OutOfHistoryError(f"{_label(found)} has no events yet")
+            raise OutOfHistoryError(
+                f"{at.isoformat()} is before the first event of {_label(found)} "
+                f"(recorded at {first[0].recorded_at.isoformat()})"
+            )
+        return seq
+
+
+def _check_times(*points: int | datetime | None) -> None:
+    """Refuse a time without its zone: the log's times are instants, and guessing the zone
+    would silently shift a question by hours."""
+    for point in points:
+        if isinstance(point, datetime) and point.utcoffset() is None:
+            raise ValueError(f"{point.isoformat()} has no time zone: give one (e.g. +00:00)")
+
+
+def _label(found: ObjectInfo) -> str:
+    """How an object is named in messages: ``BINDING/NAME``, or ``BINDING`` and its id."""
+    if found.name is not None:
+        return f"{found.binding}/{found.name}"
+    return f"{found.binding} {found.object_id}"

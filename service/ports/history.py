@@ -1,0 +1,136 @@
+"""The history as its front ends see it (the ``durable`` history commands, an admin API).
+
+Reading the log is the history's business: an object's events, its state at any seq or time
+through the one replay, and the global tail. Front ends name an object as the user does,
+``BINDING/NAME`` or its 64-hex id, and get plain records back, never rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from service.events.fold import ObjectState
+from service.events.types import Event
+
+
+class HistoryError(Exception):
+    """Something the history cannot answer as asked; the message says what to ask instead."""
+
+
+class UnknownObjectError(HistoryError, LookupError):
+    """No object goes by that id or ``BINDING/NAME``, or the reference is malformed."""
+
+
+class AmbiguousObjectError(HistoryError, LookupError):
+    """A ``BINDING/NAME`` names more than one object (its namespace key changed): give the id."""
+
+
+class OutOfHistoryError(HistoryError, ValueError):
+    """A seq or time outside an object's log: before its first event or past its last."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One object of the catalog, as ``durable objects`` lists it."""
+
+    object_id: str
+    binding: str
+    #: The name given to ``id_from_name``, if any.
+    name: str | None
+    created_at: datetime
+    #: seq of its newest event: how many events its log holds.
+    last_seq: int
+    #: When the catalog row last changed (a claim, a commit, a release).
+    last_activity: datetime
+    #: The node running it now; None while it hibernates.
+    owner_node: str | None
+    #: Its sockets still open (hibernated ones included).
+    open_sockets: int
+
+    @property
+    def live(self) -> bool:
+        return self.owner_node is not None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """One event as it stands in the log."""
+
+    object_id: str
+    seq: int
+    #: Global order of the log (the tail's cursor).
+    position: int
+    #: When its flush ran: every event of one commit shares it.
+    recorded_at: datetime
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """A page of an object's events, in seq order."""
+
+    events: list[LoggedEvent]
+    #: Pass as ``after`` for the next page; None when this page ends the range.
+    cursor: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TailPage:
+    """Events of every object that committed after a position, in position order."""
+
+    events: list[LoggedEvent]
+    #: Pass as ``after`` for the next page (the last position returned, or the one given).
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class StateAt:
+    """An object's state after one of its events, rebuilt by the one replay."""
+
+    object: ObjectInfo
+    #: The event the state is after (0: before its first).
+    seq: int
+    state: ObjectState
+    #: The snapshot the replay started from (0: none) and how many events it folded.
+    snapshot_seq: int
+    folded: int
+
+
+class HistoryService(Protocol):
+    """The history's interface to its front ends (implemented by ``service.history.service``).
+
+    ``ref`` is ``BINDING/NAME`` or a 64-hex id; an unknown one raises UnknownObjectError.
+    A database outage raises ``service.ports.errors.StoreUnavailableError``.
+    """
+
+    async def find(self, ref: str) -> ObjectInfo:
+        """The object ``ref`` names."""
+
+    async def events(
+        self,
+        ref: str,
+        *,
+        since: int | datetime | None = None,
+        until: int | datetime | None = None,
+        types: Collection[str] | None = None,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> EventPage:
+        """Its events from ``since`` to ``until`` (a seq or a time, both inclusive) of the
+        given types, ``limit`` at most, after the cursor ``after`` of the previous page."""
+
+    async def state(self, ref: str, *, at: int | datetime | None = None) -> StateAt:
+        """Its state after event ``at`` (a seq), or as it was at time ``at``; by default now.
+
+        OutOfHistoryError for a seq past its last event or a time before its first.
+        """
+
+    async def tail(self, after: int = 0, *, limit: int = 1000) -> TailPage:
+        """Events of every object after position ``after``, in the order they committed,
+        never passing one that may still commit (a page may then end early)."""
+
+    async def head(self) -> int:
+        """Where to start ``tail`` to follow only what commits from now on."""

@@ -1,0 +1,171 @@
+"""The history's reads of the catalog and the log (the ``HistoryLog`` port), on a pool of their
+own: an operator's long replay or a busy tail never takes a connection a node's wakes or
+commits need, and a command that runs without a node opens only this."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from datetime import datetime
+from typing import TypeVar
+
+import asyncpg
+
+from service.events import types
+from service.ports.errors import PoolExhaustedError, StoreUnavailableError
+from service.ports.history import LoggedEvent, ObjectInfo
+from service.store import connections, database_url, history_queries, queries
+
+#: Seconds the pool gets to close its connections politely before they are cut.
+CLOSE_TIMEOUT = 5.0
+
+T = TypeVar("T")
+
+
+class HistoryStore:
+    """Reads for the history: catalog entries, events by range, the global tail, replay."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        pool_size: int = 2,
+        command_timeout: float = 30.0,
+        acquire_timeout: float = 5.0,
+    ) -> None:
+        self.dsn = database_url.for_asyncpg(dsn)
+        self._pool_size = pool_size
+        self._command_timeout = command_timeout
+        self._acquire_timeout = acquire_timeout
+        self.health = connections.Health()
+        self._pool: connections.Pool | None = None
+
+    async def open(self) -> None:
+        """Make the pool; connections open when first needed, so this works while the
+        database is away, and reads then fail with StoreUnavailableError."""
+        pool = await asyncpg.create_pool(
+            self.dsn,
+            min_size=0,
+            max_size=self._pool_size,
+            command_timeout=self._command_timeout,
+            timeout=self._command_timeout,
+            server_settings={"application_name": "durable history"},
+        )
+        self._pool = connections.Pool(
+            pool, "history", self.health, acquire_timeout=self._acquire_timeout
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close(CLOSE_TIMEOUT)
+            self._pool = None
+
+    # -- the catalog --------------------------------------------------------------------
+
+    async def object_by_id(self, object_id: str) -> ObjectInfo | None:
+        row = await self._call(lambda c: c.fetchrow(history_queries.OBJECT_BY_ID, object_id))
+        return None if row is None else _object(row)
+
+    async def objects_named(self, binding: str, name: str) -> list[ObjectInfo]:
+        rows = await self._call(lambda c: c.fetch(history_queries.OBJECTS_NAMED, binding, name))
+        return [_object(row) for row in rows]
+
+    # -- the log, for people --------------------------------------------------------------
+
+    async def events_in(
+        self,
+        object_id: str,
+        *,
+        after_seq: int,
+        until_seq: int,
+        since: datetime | None,
+        until: datetime | None,
+        types: Collection[str] | None,
+        limit: int,
+    ) -> list[LoggedEvent]:
+        kinds = None if types is None else list(types)
+        query = history_queries.EVENTS_IN
+        rows = await self._call(
+            lambda c: c.fetch(query, object_id, after_seq, until_seq, since, until, kinds, limit)
+        )
+        return [_logged(row) for row in rows]
+
+    async def settled_after(self, position: int, limit: int) -> list[LoggedEvent]:
+        rows = await self._call(lambda c: c.fetch(history_queries.TAIL, position, limit))
+        return [_logged(row) for row in rows]
+
+    async def settled_head(self) -> int:
+        position: int = await self._call(lambda c: c.fetchval(history_queries.HEAD))
+        return position
+
+    # -- what replay reads (the LogReader port) -----------------------------------------
+
+    async def snapshot_at(self, object_id: str, until_seq: int) -> tuple[int, str] | None:
+        """The newest snapshot at or before ``until_seq``: (seq, encoded state), or None."""
+        row = await self._call(
+            lambda c: c.fetchrow(queries.SNAPSHOT_AT_OR_BEFORE, object_id, until_seq)
+        )
+        return (row["seq"], row["state"]) if row else None
+
+    async def events_between(
+        self, object_id: str, after_seq: int, until_seq: int, page: int = 10_000
+    ) -> AsyncIterator[list[types.Event]]:
+        """The events after ``after_seq`` up to ``until_seq``, in order, a page at a time."""
+        seq = after_seq
+        while seq < until_seq:
+            rows = await self._call(functools.partial(_page, object_id, seq, until_seq, page))
+            if not rows:
+                return
+            yield [types.from_row(r["type"], r["version"], r["data"]) for r in rows]
+            seq = rows[-1]["seq"]
+
+    async def seq_at(self, object_id: str, at: datetime) -> int:
+        """The last seq of an object recorded at or before ``at`` (0: none)."""
+        seq: int = await self._call(
+            lambda c: c.fetchval(history_queries.SEQ_AT_TIME, object_id, at)
+        )
+        return seq
+
+    async def _call(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        assert self._pool is not None, "HistoryStore.open() was not awaited"
+        try:
+            async with self._pool.borrow() as connection:
+                return await operation(connection)
+        except PoolExhaustedError as error:
+            raise StoreUnavailableError(f"no database connection is free: {error}") from error
+        except connections.LOST_LINK_ERRORS as error:
+            reason = str(error) or type(error).__name__
+            raise StoreUnavailableError(f"the database is unavailable: {reason}") from error
+
+
+async def _page(
+    object_id: str, after: int, until: int, page: int, connection: asyncpg.Connection
+) -> list[asyncpg.Record]:
+    """Up to ``page`` events of an object after seq ``after``, up to ``until``."""
+    rows: list[asyncpg.Record] = await connection.fetch(
+        queries.EVENTS_PAGE, object_id, after, until, page
+    )
+    return rows
+
+
+def _object(row: asyncpg.Record) -> ObjectInfo:
+    return ObjectInfo(
+        object_id=row["object_id"],
+        binding=row["binding"],
+        name=row["name"],
+        created_at=row["created_at"],
+        last_seq=row["last_seq"],
+        last_activity=row["updated_at"],
+        owner_node=row["owner_node"],
+        open_sockets=row["open_sockets"],
+    )
+
+
+def _logged(row: asyncpg.Record) -> LoggedEvent:
+    return LoggedEvent(
+        object_id=row["object_id"],
+        seq=row["seq"],
+        position=row["position"],
+        recorded_at=row["recorded_at"],
+        event=types.from_row(row["type"], row["version"], row["data"]),
+    )
