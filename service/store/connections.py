@@ -7,13 +7,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 import asyncpg
 
-from service.ports.errors import DatabaseUnreachableError, PoolExhaustedError
+from service.ports.errors import (
+    DatabaseUnreachableError,
+    PoolExhaustedError,
+    StoreUnavailableError,
+)
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 #: Errors of a connection that was lost while in use (its backend was terminated, the link
@@ -87,6 +94,18 @@ class Pool:
 
     def in_use(self) -> int:
         return int(self.raw.get_size() - self.raw.get_idle_size())
+
+    async def run(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``operation`` on a borrowed connection, for a read or a statement of its own: a
+        full pool or a lost database is a StoreUnavailableError that says which."""
+        try:
+            async with self.borrow() as connection:
+                return await operation(connection)
+        except PoolExhaustedError as error:
+            raise StoreUnavailableError(f"no database connection is free: {error}") from error
+        except LOST_LINK_ERRORS as error:
+            reason = str(error) or type(error).__name__
+            raise StoreUnavailableError(f"the database is unavailable: {reason}") from error
 
     @contextlib.asynccontextmanager
     async def borrow(self) -> AsyncIterator[asyncpg.Connection]:

@@ -6,19 +6,15 @@ records, never object classes or HTTP.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
 
-from service.events import types
-from service.ports.errors import PoolExhaustedError, StoreUnavailableError
 from service.ports.records import Append, Claim, InboxItem
-from service.store import connections, database_url, history_queries, notifications, queries
-from service.store.group_commit import TRANSIENT_ERRORS, GroupCommit, describe
+from service.store import connections, database_url, log_reads, notifications, queries
+from service.store.group_commit import GroupCommit
 from service.store.listener import Listener
 from service.store.node_lock import NodeLock
 
@@ -36,7 +32,7 @@ COMMIT_CONNECTIONS = 3
 T = TypeVar("T")
 
 
-class EventStore:
+class EventStore(log_reads.LogReads):
     """All database access of one node."""
 
     def __init__(
@@ -181,30 +177,6 @@ class EventStore:
 
     # -- reads --------------------------------------------------------------------------
 
-    async def snapshot_at(self, object_id: str, until_seq: int) -> tuple[int, str] | None:
-        """The newest snapshot at or before ``until_seq``: (seq, encoded state), or None."""
-        row = await self._fetchrow(queries.SNAPSHOT_AT_OR_BEFORE, object_id, until_seq)
-        return (row["seq"], row["state"]) if row else None
-
-    async def events_between(
-        self, object_id: str, after_seq: int, until_seq: int, page: int = 10_000
-    ) -> AsyncIterator[list[types.Event]]:
-        """The events after ``after_seq`` up to ``until_seq``, in order, a page at a time."""
-        seq = after_seq
-        while seq < until_seq:
-            rows = await self._call(functools.partial(_page, object_id, seq, until_seq, page))
-            if not rows:
-                return  # fewer events than asked for: the caller's seq check says so
-            yield [types.from_row(r["type"], r["version"], r["data"]) for r in rows]
-            seq = rows[-1]["seq"]
-
-    async def seq_at(self, object_id: str, at: datetime) -> int:
-        """The last seq of an object recorded at or before ``at`` (0: none)."""
-        seq: int = await self._call(
-            lambda c: c.fetchval(history_queries.SEQ_AT_TIME, object_id, at)
-        )
-        return seq
-
     async def inbox(self, object_id: str) -> list[InboxItem]:
         rows = await self._call(lambda c: c.fetch(queries.INBOX_OF, object_id))
         return [
@@ -263,22 +235,4 @@ class EventStore:
     ) -> T:
         pool = pool or self._pool
         assert pool is not None, "EventStore.open() was not awaited"
-        try:
-            async with pool.borrow() as connection:
-                return await operation(connection)
-        except PoolExhaustedError as error:
-            raise StoreUnavailableError(f"no database connection is free: {error}") from error
-        except TRANSIENT_ERRORS as error:
-            raise StoreUnavailableError(
-                f"the database is unavailable: {describe(error)}"
-            ) from error
-
-
-async def _page(
-    object_id: str, after: int, until: int, page: int, connection: asyncpg.Connection
-) -> list[asyncpg.Record]:
-    """Up to ``page`` events of an object after seq ``after``, up to ``until``."""
-    rows: list[asyncpg.Record] = await connection.fetch(
-        queries.EVENTS_PAGE, object_id, after, until, page
-    )
-    return rows
+        return await pool.run(operation)

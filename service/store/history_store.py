@@ -4,17 +4,15 @@ commits need, and a command that runs without a node opens only this."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
 
 from service.events import types
-from service.ports.errors import PoolExhaustedError, StoreUnavailableError
 from service.ports.history import LoggedEvent, ObjectInfo
-from service.store import connections, database_url, history_queries, queries
+from service.store import connections, database_url, history_queries, log_reads
 
 #: Seconds the pool gets to close its connections politely before they are cut.
 CLOSE_TIMEOUT = 5.0
@@ -22,7 +20,7 @@ CLOSE_TIMEOUT = 5.0
 T = TypeVar("T")
 
 
-class HistoryStore:
+class HistoryStore(log_reads.LogReads):
     """Reads for the history: catalog entries, events by range, the global tail, replay."""
 
     def __init__(
@@ -98,54 +96,9 @@ class HistoryStore:
         position: int = await self._call(lambda c: c.fetchval(history_queries.HEAD))
         return position
 
-    # -- what replay reads (the LogReader port) -----------------------------------------
-
-    async def snapshot_at(self, object_id: str, until_seq: int) -> tuple[int, str] | None:
-        """The newest snapshot at or before ``until_seq``: (seq, encoded state), or None."""
-        row = await self._call(
-            lambda c: c.fetchrow(queries.SNAPSHOT_AT_OR_BEFORE, object_id, until_seq)
-        )
-        return (row["seq"], row["state"]) if row else None
-
-    async def events_between(
-        self, object_id: str, after_seq: int, until_seq: int, page: int = 10_000
-    ) -> AsyncIterator[list[types.Event]]:
-        """The events after ``after_seq`` up to ``until_seq``, in order, a page at a time."""
-        seq = after_seq
-        while seq < until_seq:
-            rows = await self._call(functools.partial(_page, object_id, seq, until_seq, page))
-            if not rows:
-                return
-            yield [types.from_row(r["type"], r["version"], r["data"]) for r in rows]
-            seq = rows[-1]["seq"]
-
-    async def seq_at(self, object_id: str, at: datetime) -> int:
-        """The last seq of an object recorded at or before ``at`` (0: none)."""
-        seq: int = await self._call(
-            lambda c: c.fetchval(history_queries.SEQ_AT_TIME, object_id, at)
-        )
-        return seq
-
     async def _call(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         assert self._pool is not None, "HistoryStore.open() was not awaited"
-        try:
-            async with self._pool.borrow() as connection:
-                return await operation(connection)
-        except PoolExhaustedError as error:
-            raise StoreUnavailableError(f"no database connection is free: {error}") from error
-        except connections.LOST_LINK_ERRORS as error:
-            reason = str(error) or type(error).__name__
-            raise StoreUnavailableError(f"the database is unavailable: {reason}") from error
-
-
-async def _page(
-    object_id: str, after: int, until: int, page: int, connection: asyncpg.Connection
-) -> list[asyncpg.Record]:
-    """Up to ``page`` events of an object after seq ``after``, up to ``until``."""
-    rows: list[asyncpg.Record] = await connection.fetch(
-        queries.EVENTS_PAGE, object_id, after, until, page
-    )
-    return rows
+        return await self._pool.run(operation)
 
 
 def _object(row: asyncpg.Record) -> ObjectInfo:
