@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
-import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.api.application import Application
 from service.app import create_app, server_options
-from service.events.fold import ObjectState, apply
+from service.events.fold import ObjectState
+from service.events.types import Event
 from service.gateway import keys
 from service.history import replay as history_replay
 from service.runtime import node as runtime_node
@@ -63,20 +64,33 @@ async def replay(database_url: str, object_id: str) -> ObjectState:
 
 
 async def fold_all(database_url: str, object_id: str) -> ObjectState:
-    """The state from every event since seq 1, ignoring snapshots."""
-    connection = await asyncpg.connect(database_url)
+    """The state from every event since seq 1, ignoring snapshots: the one replay, given a
+    log that has none, so a snapshot that disagrees with the events behind it shows."""
+    store = EventStore(database_url, "replay")
+    await store.open()
     try:
-        rows = await connection.fetch(
-            "SELECT type, version, data FROM events WHERE object_id = $1 ORDER BY seq", object_id
-        )
+        replayed = await history_replay.state(_WithoutSnapshots(store), object_id)
     finally:
-        await connection.close()
-    from service.events import types
+        await store.close()
+    return replayed.state
 
-    state = ObjectState()
-    for row in rows:
-        apply(state, types.from_row(row["type"], row["version"], row["data"]))
-    return state
+
+class _WithoutSnapshots:
+    """A log reader that hides the snapshots of the log it reads."""
+
+    def __init__(self, store: EventStore) -> None:
+        self._store = store
+
+    async def snapshot_at(self, object_id: str, until_seq: int) -> None:
+        return None
+
+    def events_between(
+        self, object_id: str, after_seq: int, until_seq: int, page: int = 10_000
+    ) -> AsyncIterator[list[Event]]:
+        return self._store.events_between(object_id, after_seq, until_seq, page)
+
+    async def seq_at(self, object_id: str, at: datetime) -> int:
+        return await self._store.seq_at(object_id, at)
 
 
 async def eventually(
