@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import asyncpg
 import pytest
 from pytest_postgresql import factories
 from pytest_postgresql.executors.noop import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from service.store import migrate
+from tests.store.helpers import Stores
 
 # Tests describe their settings explicitly; the developer's environment must not leak in.
 for _name in [n for n in os.environ if n.startswith("DURABLE_")]:
@@ -108,3 +110,23 @@ def database_url(postgresql: object) -> str:
     """URL of a fresh, migrated database for this test."""
     info = postgresql.info  # type: ignore[attr-defined]
     return _url(info.host, info.port, info.user, info.dbname, info.password)
+
+
+@pytest.fixture
+async def stores(database_url: str) -> AsyncIterator[Stores]:
+    """Event stores opened on this test's database, as nodes open them; closed afterwards."""
+    opened = Stores(database_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def sql(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own, to write and look at the tables as any other client would."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()

@@ -4,13 +4,11 @@ that commits late."""
 from __future__ import annotations
 
 import asyncio
-import random
 
 import asyncpg
 
 from service.ports.history import HistoryService
-from service.store.event_store import EventStore
-from tests.store.helpers import Stores, after, object_id, put
+from tests.store.helpers import Stores, after, object_id, put, write_in_rounds
 
 # One event written by hand, as an operator's SQL (or a writer that takes no lock) would.
 INSERT = """
@@ -166,26 +164,13 @@ async def test_the_head_is_the_newest_position_no_running_transaction_may_preced
         await early.close()
 
 
-async def _writer(store: EventStore, node: int, objects: int, rounds: int) -> None:
-    claims = [await store.claim(object_id(f"{node}.{i}"), "CHAT", None) for i in range(objects)]
-    seqs = [0] * objects
-    rng = random.Random(node)
-    for _ in range(rounds):
-        futures = []
-        for i in rng.sample(range(objects), k=objects // 2):
-            count = rng.randint(1, 3)
-            futures.append(store.append(after(claims[i], seqs[i], [put("k")] * count)))
-            seqs[i] += count
-        await asyncio.gather(*futures)
-
-
 async def test_the_tail_under_concurrent_flushes_misses_nothing(
     history: HistoryService, stores: Stores, sql: asyncpg.Connection
 ) -> None:
     """Four nodes flush at once, each flush held open a random while after its inserts."""
     await sql.execute(SLOW_INSERTS)
     nodes = [await stores.open(f"node-{n}", max_batch_events=8) for n in range(4)]
-    writers = asyncio.gather(*(_writer(store, n, 8, 25) for n, store in enumerate(nodes)))
+    writers = asyncio.gather(*(write_in_rounds(store, n, 8, 25) for n, store in enumerate(nodes)))
     seen: list[tuple[int, str, int]] = []
     position = 0
     while not writers.done():

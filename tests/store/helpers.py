@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import random
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -51,6 +52,21 @@ def puts(count: int, prefix: str = "k") -> list[types.Event]:
 def after(claim: Claim, seq: int, events: list[types.Event], **fields: Any) -> Append:
     """An append of ``events`` by the holder of ``claim``, expecting the object at ``seq``."""
     return Append(claim.object_id, claim.epoch, seq, events, **fields)
+
+
+async def write_in_rounds(store: EventStore, node: int, objects: int, rounds: int) -> None:
+    """A node's appends: ``rounds`` times, 1 to 3 events to half of its ``objects`` at once
+    (a random half, seeded by ``node``), as concurrent flushes of many objects are."""
+    claims = [await store.claim(object_id(f"{node}.{i}"), "CHAT", None) for i in range(objects)]
+    seqs = [0] * objects
+    rng = random.Random(node)
+    for _ in range(rounds):
+        futures = []
+        for i in rng.sample(range(objects), k=objects // 2):
+            count = rng.randint(1, 3)
+            futures.append(store.append(after(claims[i], seqs[i], [put("k")] * count)))
+            seqs[i] += count
+        await asyncio.gather(*futures)
 
 
 async def seqs(sql: asyncpg.Connection, oid: str) -> list[int]:

@@ -10,7 +10,7 @@ import asyncpg
 
 from service.ports.errors import ConflictError
 from service.store.event_store import EventStore
-from tests.store.helpers import Stores, after, object_id, put
+from tests.store.helpers import Stores, after, object_id, put, write_in_rounds
 
 # Test-only: hold every flush open a little after its rows take their positions, so that
 # flushes of different nodes overlap and one that took positions first may commit last.
@@ -27,19 +27,6 @@ CREATE TRIGGER slow_insert AFTER INSERT ON events
 TAIL = "SELECT position, object_id, seq FROM events WHERE position > $1 ORDER BY position"
 
 
-async def _writer(store: EventStore, node: int, objects: int, rounds: int) -> None:
-    claims = [await store.claim(object_id(f"{node}.{i}"), "CHAT", None) for i in range(objects)]
-    seqs = [0] * objects
-    rng = random.Random(node)
-    for _ in range(rounds):
-        futures = []
-        for i in rng.sample(range(objects), k=objects // 2):
-            count = rng.randint(1, 3)
-            futures.append(store.append(after(claims[i], seqs[i], [put("k")] * count)))
-            seqs[i] += count
-        await asyncio.gather(*futures)
-
-
 async def test_a_tailing_reader_never_skips_a_row_that_commits_late(
     stores: Stores, sql: asyncpg.Connection, database_url: str
 ) -> None:
@@ -47,7 +34,7 @@ async def test_a_tailing_reader_never_skips_a_row_that_commits_late(
     nodes = [await stores.open(f"node-{n}", max_batch_events=8) for n in range(4)]
     seen: list[tuple[int, str, int]] = []
     reader = await asyncpg.connect(database_url)
-    writers = asyncio.gather(*(_writer(store, n, 8, 25) for n, store in enumerate(nodes)))
+    writers = asyncio.gather(*(write_in_rounds(store, n, 8, 25) for n, store in enumerate(nodes)))
     try:
         last = 0
         while True:
