@@ -8,25 +8,13 @@ import asyncio
 import asyncpg
 
 from service.ports.history import HistoryService
-from tests.store.helpers import Stores, after, object_id, put, write_in_rounds
+from tests.store.helpers import SLOW_INSERTS, Stores, after, object_id, put, write_in_rounds
 
 # One event written by hand, as an operator's SQL (or a writer that takes no lock) would.
 INSERT = """
 INSERT INTO events (object_id, seq, type, data)
 VALUES ($1, $2, 'storage_put', '{"entries": {"k": 1}}')
 RETURNING position
-"""
-
-# Test-only: hold every flush open a little after its rows take their positions, so that
-# flushes of different nodes overlap and one that took positions first may commit last.
-SLOW_INSERTS = """
-CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM pg_sleep(random() * 0.004);
-  RETURN NULL;
-END $$;
-CREATE TRIGGER slow_insert AFTER INSERT ON events
-  FOR EACH STATEMENT EXECUTE FUNCTION slow_insert();
 """
 
 

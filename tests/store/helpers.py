@@ -54,6 +54,19 @@ def after(claim: Claim, seq: int, events: list[types.Event], **fields: Any) -> A
     return Append(claim.object_id, claim.epoch, seq, events, **fields)
 
 
+# Test-only: hold every flush open a little after its rows take their positions, so that
+# flushes of different nodes overlap and one that took positions first may commit last.
+SLOW_INSERTS = """
+CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_sleep(random() * 0.004);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER slow_insert AFTER INSERT ON events
+  FOR EACH STATEMENT EXECUTE FUNCTION slow_insert();
+"""
+
+
 async def write_in_rounds(store: EventStore, node: int, objects: int, rounds: int) -> None:
     """A node's appends: ``rounds`` times, 1 to 3 events to half of its ``objects`` at once
     (a random half, seeded by ``node``), as concurrent flushes of many objects are."""

@@ -10,19 +10,7 @@ import asyncpg
 
 from service.ports.errors import ConflictError
 from service.store.event_store import EventStore
-from tests.store.helpers import Stores, after, object_id, put, write_in_rounds
-
-# Test-only: hold every flush open a little after its rows take their positions, so that
-# flushes of different nodes overlap and one that took positions first may commit last.
-SLOW_INSERTS = """
-CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM pg_sleep(random() * 0.004);
-  RETURN NULL;
-END $$;
-CREATE TRIGGER slow_insert AFTER INSERT ON events
-  FOR EACH STATEMENT EXECUTE FUNCTION slow_insert();
-"""
+from tests.store.helpers import SLOW_INSERTS, Stores, after, object_id, put, write_in_rounds
 
 TAIL = "SELECT position, object_id, seq FROM events WHERE position > $1 ORDER BY position"
 
