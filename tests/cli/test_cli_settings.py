@@ -8,14 +8,15 @@ import aiohttp
 import pytest
 
 from service import cli
+from service.cli import options
 from service.settings import Settings
 from tests.cli.process import ECHO, child_env, durable, run
 
 
 def _settings(*flags: str) -> Settings:
     """Settings as `durable serve APP FLAGS...` builds them."""
-    args = cli._parser().parse_args(["serve", "app.py", *flags])
-    return Settings(**cli._flags(args))
+    args = cli.parser().parse_args(["serve", "app.py", *flags])
+    return Settings(**options.flags(args))
 
 
 def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,7 +57,7 @@ def test_database_url_under_both_names(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_setting_has_a_flag_and_a_description(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        cli._parser().parse_args(["serve", "--help"])
+        cli.parser().parse_args(["serve", "--help"])
     serve_help = capsys.readouterr().out
     for name, field in Settings.model_fields.items():
         assert f"--{name.replace('_', '-')}" in serve_help

@@ -1,0 +1,122 @@
+"""``durable serve APP``: run a node for an application until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from service import tuning
+from service.cli import options
+from service.cli.database import database, upgrade
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve`` to the ``durable`` command."""
+    serve = commands.add_parser(
+        "serve",
+        help="run the service for an application",
+        description="Serve an application's objects over HTTP and WebSocket.",
+    )
+    serve.add_argument(
+        "app",
+        help="a directory with an app.py, a .py file, or a module, "
+        "each optionally followed by :ATTRIBUTE (default app)",
+    )
+    options.add_options(serve, list(Settings.model_fields))
+    serve.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Load the application, make sure the database is migrated, and serve."""
+    from service.app import create_app
+    from service.loader import load_application
+    from service.store import migrate
+
+    target: str = args.app
+    application = load_application(target)
+    try:
+        loop_factory = tuning.loop_factory(settings.event_loop)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    with database(settings) as (url, embedded):
+        if embedded or settings.auto_migrate:
+            upgrade(url)
+        else:
+            problem = migrate.check(url)
+            if problem:
+                print(f"error: {problem}", file=sys.stderr)
+                return 1
+        settings = settings.model_copy(update={"database_url": url})
+        webapp = create_app(settings, application)
+        tuning.tune_gc(settings.gc_threshold)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(_run(webapp, settings, target))
+
+
+async def _run(webapp: web.Application, settings: Settings, target: str) -> int:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (a second signal: at once)."""
+    from aiohttp import web
+
+    from service.app import server_options
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(signum: signal.Signals) -> None:
+        log.info("%s received: shutting down", signum.name, extra={"action": "shutdown"})
+        for each in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(each)  # a second signal takes the default way out
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    # No access log: aiohttp.access is silenced (logging config), and its logger object
+    # would cost every open WebSocket connection memory for nothing.
+    runner = web.AppRunner(
+        webapp,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_timeout,
+        access_log=None,
+        **server_options(settings),
+    )
+    try:
+        try:
+            await runner.setup()
+        except Exception as error:
+            log.debug("start-up failed", exc_info=True)
+            print(f"error: the node could not start: {error}", file=sys.stderr)
+            return 1
+        # A reconnect storm overflows aiohttp's default backlog of 128 (clients then wait a
+        # second or more for SYN retries); the kernel caps this at net.core.somaxconn.
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=4096)
+        try:
+            await site.start()
+        except OSError as error:
+            print(
+                f"error: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr
+            )
+            return 1
+        host, port = runner.addresses[0][:2]
+        shown = f"[{host}]" if ":" in host else host
+        loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        print(
+            f"Serving {target} at http://{shown}:{port}/ as node {settings.node_id} "
+            f"(event loop: {loop_name})",
+            flush=True,
+        )
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+    log.info("stopped", extra={"action": "shutdown"})
+    return 0
