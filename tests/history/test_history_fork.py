@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ from service.ports.history import (
     OutOfHistoryError,
     UnknownObjectError,
 )
-from tests.support import fold_all, replay, serve
+from tests.support import eventually, fold_all, replay, serve
 
 FAR = 4_000_000_000_000  # an alarm that does not fire during the test
 
@@ -59,7 +60,7 @@ class Room(DurableObject):
         )
 
     async def alarm(self) -> None:
-        pass
+        await self.ctx.storage.put("alarm ran", True)
 
 
 APP = Application({"ROOM": Room})
@@ -155,6 +156,31 @@ async def test_a_fork_at_a_time_takes_the_state_then(
         )
         assert forked.seq == logged[-1].seq
         assert (await (await node.client.get("/room/f")).json())["storage"] == {"k": "before"}
+
+
+async def test_a_forks_alarm_already_due_fires_in_the_fork(
+    database_url: str, history: HistoryService, sql: asyncpg.Connection
+) -> None:
+    async with serve(database_url, APP, poll_interval=0.2) as node:
+        soon = int((time.time() + 0.3) * 1000)
+        await node.client.get(f"/room/timer?alarm={soon}")
+        seq = (await history.find("ROOM/timer")).last_seq
+        await eventually(
+            lambda: sql.fetchval(
+                "SELECT count(*) FROM events AS e JOIN objects AS o USING (object_id)"
+                " WHERE o.name = 'timer' AND e.type = 'storage_put'"
+            )
+        )
+        forked = await history.fork("ROOM/timer", at=seq, as_name="timer copy", by="x")
+        assert forked.alarm_ms == soon  # due already: the node's poll finds it and fires it
+        await eventually(
+            lambda: sql.fetchval(
+                "SELECT count(*) FROM events WHERE object_id = $1 AND type = 'storage_put'",
+                forked.object_id,
+            )
+        )
+        seen = await (await node.client.get("/room/timer%20copy")).json()
+        assert seen["storage"] == {"alarm ran": True} and seen["alarm"] is None
 
 
 async def test_forks_that_cannot_be_made_are_refused_and_write_nothing(
