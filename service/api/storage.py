@@ -356,9 +356,7 @@ class Transaction(Storage):
 
     async def on_next_session_restore_bookmark(self, bookmark: str) -> str:
         # It commits what the turn wrote so far, which a transaction could then not undo.
-        raise DurableObjectError(
-            "Cannot call onNextSessionRestoreBookmark() within a transaction"
-        )
+        raise DurableObjectError("Cannot call onNextSessionRestoreBookmark() within a transaction")
 
     async def transaction(self, closure: Callable[[Transaction], Awaitable[T]]) -> T:
         self._check("transaction")

@@ -54,8 +54,7 @@ async def start_object(
         label = f"{binding}/{name}" if name is not None else f"{binding} {object_id}"
         if row["binding"] != binding:
             raise ObjectExistsError(
-                f"the id of {label} ({object_id}) belongs to an object of binding "
-                f"{row['binding']}"
+                f"the id of {label} ({object_id}) belongs to an object of binding {row['binding']}"
             )
         if row["last_seq"] > 0:
             raise ObjectExistsError(
