@@ -53,6 +53,14 @@ class ObjectCore(Protocol):
     def sync(self) -> Awaitable[None]:
         """Resolves when every event recorded so far is durable."""
 
+    def commit_so_far(self) -> Awaitable[None]:
+        """Commit the current turn's events so far, now; resolves once they are durable.
+
+        No rollback takes them back afterwards."""
+
+    def seq_at_time(self, at: datetime) -> Awaitable[int]:
+        """The object's last seq recorded at or before ``at`` (0: none)."""
+
     def abort(self, reason: str | None) -> NoReturn: ...
 
     def block_concurrency_while(

@@ -7,14 +7,15 @@ keyspace. Values are JSON-compatible or bytes and are copied at call time.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from service.api.core import ObjectCore
 from service.api.errors import DurableObjectError
 from service.api.text import check_text
-from service.events import types, values
+from service.events import bookmarks, types, values
 
 T = TypeVar("T")
 
@@ -268,6 +269,54 @@ class Storage(_Keyspace):
             self._core.record(types.AlarmDeleted())
         return Done(None)
 
+    # -- point-in-time recovery (``service.events.bookmarks``) ---------------------------
+
+    async def get_current_bookmark(self) -> str:
+        """The bookmark of the state now, writes of this turn not yet durable included."""
+        return bookmarks.of_seq(self._core.state.seq)
+
+    async def get_bookmark_for_time(self, time: datetime | float) -> str:
+        """The bookmark of the state as it was at ``time`` (a datetime or epoch ms): after
+        the last event recorded then. A time before the object's first event gives the
+        bookmark of the empty state."""
+        if isinstance(time, datetime):
+            ms = time.timestamp() * 1000
+        elif isinstance(time, int | float) and not isinstance(time, bool):
+            ms = float(time)
+        else:
+            raise TypeError("getBookmarkForTime() takes a datetime or epoch milliseconds.")
+        if math.isnan(ms):
+            raise ValueError("getBookmarkForTime() needs a time, not NaN.")
+        if ms > datetime.now(UTC).timestamp() * 1000:
+            raise ValueError(
+                f"getBookmarkForTime() cannot name the state at {ms:.0f} ms: that time is "
+                "in the future."
+            )
+        if ms < 0:
+            return bookmarks.of_seq(0)  # before 1970, and so before any event
+        at = datetime.fromtimestamp(ms / 1000, UTC)
+        return bookmarks.of_seq(await self._core.seq_at_time(at))
+
+    async def on_next_session_restore_bookmark(self, bookmark: str) -> str:
+        """Restore storage to ``bookmark`` when the object next starts; call ``ctx.abort()``
+        then to start it now.
+
+        The request is durable when this returns, with every write made before it in this
+        turn (a later rollback or exception does not take them back). Returns the bookmark
+        of the state just before the restore, which undoes it.
+        """
+        seq = bookmarks.to_seq(bookmark)
+        current = self._core.state.seq
+        if seq > current:
+            raise ValueError(
+                f"Bookmark {bookmark} is from the future: this object's newest state is "
+                f"{bookmarks.of_seq(current)}."
+            )
+        undo = bookmarks.of_seq(current)
+        self._core.record(types.RestoreRequested(bookmark=bookmark, undo_bookmark=undo))
+        await self._core.commit_so_far()
+        return undo
+
 
 class Transaction(Storage):
     """The ``txn`` of ``storage.transaction``: the storage API plus ``rollback``."""
@@ -304,6 +353,10 @@ class Transaction(Storage):
 
     def delete_all(self, **_options: Any) -> Done[None]:
         raise DurableObjectError("Cannot call deleteAll() within a transaction")
+
+    async def on_next_session_restore_bookmark(self, bookmark: str) -> str:
+        # It commits what the turn wrote so far, which a transaction could then not undo.
+        raise DurableObjectError("Cannot call onNextSessionRestoreBookmark() within a transaction")
 
     async def transaction(self, closure: Callable[[Transaction], Awaitable[T]]) -> T:
         self._check("transaction")

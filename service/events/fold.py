@@ -49,6 +49,8 @@ class ObjectState:
     alarm_ms: int | None = None
     #: Inbound messages recorded so far.
     messages: int = 0
+    #: The bookmark of a restore requested and not done yet: the next activation does it.
+    pending_restore: str | None = None
 
 
 Undo = Callable[[ObjectState], None]
@@ -142,6 +144,23 @@ def _alarm_deleted(state: ObjectState, event: types.AlarmDeleted) -> None:
     state.alarm_ms = None
 
 
+def _restore_requested(state: ObjectState, event: types.RestoreRequested) -> None:
+    state.pending_restore = event.bookmark
+
+
+def _storage_restored(state: ObjectState, event: types.StorageRestored) -> None:
+    state.storage = SortedDict(event.storage)
+    state.alarm_ms = event.alarm_ms
+    state.pending_restore = None
+
+
+def _forked(state: ObjectState, event: types.ObjectForked) -> None:
+    state.storage = SortedDict(event.storage)
+    state.auto_response = event.auto_response
+    state.event_timeout_ms = event.event_timeout_ms
+    state.alarm_ms = event.alarm_ms
+
+
 _APPLY: dict[type, Callable[[ObjectState, Any], None]] = {
     types.WebSocketAccepted: _accepted,
     types.AttachmentSet: _attachment,
@@ -156,6 +175,9 @@ _APPLY: dict[type, Callable[[ObjectState, Any], None]] = {
     types.EventTimeoutSet: _event_timeout,
     types.AlarmSet: _alarm_set,
     types.AlarmDeleted: _alarm_deleted,
+    types.RestoreRequested: _restore_requested,
+    types.StorageRestored: _storage_restored,
+    types.ObjectForked: _forked,
 }
 
 
@@ -175,7 +197,7 @@ def undo_of(state: ObjectState, event: types.Event) -> Undo:
     return undo
 
 
-def _capture(state: ObjectState, event: types.Event) -> Undo:  # noqa: C901
+def _capture(state: ObjectState, event: types.Event) -> Undo:
     kind = event.type  # isinstance on pydantic models goes through ABCMeta: slow per event
     if kind == "message_received":
         messages = state.messages
@@ -197,12 +219,12 @@ def _capture(state: ObjectState, event: types.Event) -> Undo:  # noqa: C901
                     target.storage[key] = value
 
         return restore_keys
-    if isinstance(event, types.StorageCleared):
-        storage, alarm = SortedDict(state.storage), state.alarm_ms
+    if isinstance(event, types.StorageCleared | types.StorageRestored | types.ObjectForked):
+        storage, fields = SortedDict(state.storage), _fields_of(state)
 
         def restore_all(target: ObjectState) -> None:
             target.storage = storage
-            target.alarm_ms = alarm
+            _restore_fields(target, fields)
 
         return restore_all
     if isinstance(event, types.WebSocketAccepted):
@@ -224,18 +246,32 @@ def _capture(state: ObjectState, event: types.Event) -> Undo:  # noqa: C901
             socket.attachment, socket.close_sent = attachment, close_sent
 
         return restore_socket
-    auto, timeout, alarm, messages = (
+    fields = _fields_of(state)
+    return lambda target: _restore_fields(target, fields)
+
+
+_Fields = tuple[tuple[str, str] | None, int | None, int | None, int, str | None]
+
+
+def _fields_of(state: ObjectState) -> _Fields:
+    """The state's single-valued fields, for an undo to put back."""
+    return (
         state.auto_response,
         state.event_timeout_ms,
         state.alarm_ms,
         state.messages,
+        state.pending_restore,
     )
 
-    def restore_fields(target: ObjectState) -> None:
-        target.auto_response, target.event_timeout_ms = auto, timeout
-        target.alarm_ms, target.messages = alarm, messages
 
-    return restore_fields
+def _restore_fields(target: ObjectState, fields: _Fields) -> None:
+    (
+        target.auto_response,
+        target.event_timeout_ms,
+        target.alarm_ms,
+        target.messages,
+        target.pending_restore,
+    ) = fields
 
 
 def _reinsert(state: ObjectState, socket: SocketState, position: int) -> None:

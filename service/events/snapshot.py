@@ -39,6 +39,7 @@ def encode(state: ObjectState) -> str:
         "event_timeout_ms": state.event_timeout_ms,
         "alarm_ms": state.alarm_ms,
         "messages": state.messages,
+        "pending_restore": state.pending_restore,
     }
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
@@ -67,6 +68,8 @@ def decode(text: str | dict[str, Any]) -> ObjectState:
     state.event_timeout_ms = document.get("event_timeout_ms")
     state.alarm_ms = document.get("alarm_ms")
     state.messages = document.get("messages", 0)
+    # Snapshots written before restores existed have no such field.
+    state.pending_restore = document.get("pending_restore")
     return state
 
 

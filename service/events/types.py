@@ -128,6 +128,58 @@ class AlarmDeleted(_Event):
     type: Literal["alarm_deleted"] = "alarm_deleted"
 
 
+class RestoreRequested(_Event):
+    """``storage.on_next_session_restore_bookmark``: the object's next activation restores
+    storage to ``bookmark`` (a later request replaces an earlier one that has not run)."""
+
+    type: Literal["restore_requested"] = "restore_requested"
+    #: The state to restore (``service.events.bookmarks``).
+    bookmark: str
+    #: The state just before this request, returned to the caller: restoring it undoes the
+    #: restore.
+    undo_bookmark: str
+
+
+class StorageRestored(_Event):
+    """A requested restore, done when the object woke, before its constructor ran.
+
+    It carries what it restored, so that folding it needs nothing but the event: the whole
+    keyspace and the alarm as they were after event ``from_seq``. Sockets, the
+    auto-response and the event timeout are not storage and stay as they were.
+    """
+
+    type: Literal["storage_restored"] = "storage_restored"
+    bookmark: str
+    #: The seq whose state was restored (the one ``bookmark`` names).
+    from_seq: int
+    #: Every key, to its encoded value.
+    storage: dict[str, Any]
+    #: The alarm then, in epoch milliseconds, or None.
+    alarm_ms: int | None = None
+
+
+class ObjectForked(_Event):
+    """The first event of an object made by ``durable fork``: where it came from, who made
+    it, and the state it starts with, copied from the source's state after ``source_seq``.
+
+    Storage, the auto-response, the event timeout and the alarm are copied; sockets are
+    connections to the source and are not.
+    """
+
+    type: Literal["object_forked"] = "object_forked"
+    source_object_id: str
+    source_binding: str
+    source_name: str | None = None
+    source_seq: int
+    #: The operator who ran the command, as ``user@host``.
+    by: str
+    storage: dict[str, Any]
+    #: (request, response), or None.
+    auto_response: tuple[str, str] | None = None
+    event_timeout_ms: int | None = None
+    alarm_ms: int | None = None
+
+
 Event = Annotated[
     WebSocketAccepted
     | AttachmentSet
@@ -141,7 +193,10 @@ Event = Annotated[
     | AutoResponseSet
     | EventTimeoutSet
     | AlarmSet
-    | AlarmDeleted,
+    | AlarmDeleted
+    | RestoreRequested
+    | StorageRestored
+    | ObjectForked,
     Field(discriminator="type"),
 ]
 

@@ -10,10 +10,13 @@ import re
 from collections.abc import Collection
 from datetime import datetime
 
+from service.api.ids import IdFactory
+from service.events.types import ObjectForked
 from service.history import replay
 from service.ports.history import (
     AmbiguousObjectError,
     EventPage,
+    Forked,
     HistoryError,
     ObjectInfo,
     OutOfHistoryError,
@@ -88,7 +91,9 @@ class LogHistory:
 
     async def state(self, ref: str, *, at: int | datetime | None = None) -> StateAt:
         _check_times(at)
-        found = await self.find(ref)
+        return await self._state_of(await self.find(ref), at)
+
+    async def _state_of(self, found: ObjectInfo, at: int | datetime | None) -> StateAt:
         seq = await self._seq_of(found, at)
         replayed = await replay.state(
             self._log, found.object_id, until_seq=seq, page=self._replay_page
@@ -109,6 +114,59 @@ class LogHistory:
 
     async def head(self) -> int:
         return await self._log.settled_head()
+
+    async def fork(
+        self,
+        ref: str,
+        *,
+        at: int | datetime,
+        as_name: str,
+        unique_key: str | None = None,
+        by: str,
+    ) -> Forked:
+        """The new object's log begins with ``object_forked``, which carries the state it
+        starts with, so replaying it needs nothing of the source (which may change, or be
+        forked again, without changing the fork)."""
+        _check_times(at)
+        source = await self.find(ref)
+        key = source.binding if unique_key is None else unique_key
+        ids = IdFactory(key)
+        try:
+            ids.from_string(source.object_id)
+        except TypeError:
+            # Else the fork would get an id that no client of the namespace ever asks for.
+            raise HistoryError(
+                f"{_label(source)} is not of the namespace keyed {key!r}: give the "
+                "namespace's unique key (`durable fork --app APP` reads it from the application)"
+            ) from None
+        try:
+            new_id = ids.from_name(as_name)
+        except TypeError as error:
+            raise HistoryError(f"{as_name!r} cannot name an object: {error}") from None
+        at_state = await self._state_of(source, at)
+        state = at_state.state
+        event = ObjectForked(
+            source_object_id=source.object_id,
+            source_binding=source.binding,
+            source_name=source.name,
+            source_seq=at_state.seq,
+            by=by,
+            storage=dict(state.storage),
+            auto_response=state.auto_response,
+            event_timeout_ms=state.event_timeout_ms,
+            alarm_ms=state.alarm_ms,
+        )
+        await self._log.start_object(str(new_id), source.binding, as_name, event)
+        return Forked(
+            object_id=str(new_id),
+            binding=source.binding,
+            name=as_name,
+            source=source,
+            seq=at_state.seq,
+            by=by,
+            keys=len(state.storage),
+            alarm_ms=state.alarm_ms,
+        )
 
     async def _seq_of(self, found: ObjectInfo, at: int | datetime | None) -> int:
         """The seq a state ``at`` is after; OutOfHistoryError outside the object's log."""

@@ -32,6 +32,10 @@ class OutOfHistoryError(HistoryError, ValueError):
     """A seq or time outside an object's log: before its first event or past its last."""
 
 
+class ObjectExistsError(HistoryError):
+    """An object to be made (a fork) exists already, with events of its own."""
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """One object of the catalog, as ``durable objects`` lists it."""
@@ -99,6 +103,23 @@ class StateAt:
     folded: int
 
 
+@dataclass(frozen=True, slots=True)
+class Forked:
+    """A new object made from another's state at one of its events (``durable fork``)."""
+
+    object_id: str
+    binding: str
+    name: str
+    #: The object it was forked from, and the event whose state it starts with.
+    source: ObjectInfo
+    seq: int
+    #: Who made it (``user@host``).
+    by: str
+    #: What its first event copied: storage keys, and whether it has an alarm.
+    keys: int
+    alarm_ms: int | None
+
+
 class HistoryService(Protocol):
     """The history's interface to its front ends (implemented by ``service.history.service``).
 
@@ -134,3 +155,21 @@ class HistoryService(Protocol):
 
     async def head(self) -> int:
         """Where to start ``tail`` to follow only what commits from now on."""
+
+    async def fork(
+        self,
+        ref: str,
+        *,
+        at: int | datetime,
+        as_name: str,
+        unique_key: str | None = None,
+        by: str,
+    ) -> Forked:
+        """Make the object ``as_name`` of the same binding (its id ``id_from_name(as_name)``
+        in the namespace keyed ``unique_key``, by default the binding's name), whose log
+        begins with one ``object_forked`` event carrying ``ref``'s state after event ``at``
+        (or as it was at time ``at``).
+
+        OutOfHistoryError for a point outside ``ref``'s log; ObjectExistsError when
+        ``as_name`` has events already.
+        """

@@ -8,10 +8,12 @@ from typing import Protocol
 
 from service.ports.event_log import LogReader
 from service.ports.history import LoggedEvent, ObjectInfo
+from service.ports.operator_log import OperatorLog
 
 
-class HistoryLog(LogReader, Protocol):
-    """The catalog and the log, read for people: by id or name, by range, and as a tail."""
+class HistoryLog(LogReader, OperatorLog, Protocol):
+    """The catalog and the log, read for people: by id or name, by range, and as a tail;
+    and the operator's writes (``OperatorLog``)."""
 
     async def object_by_id(self, object_id: str) -> ObjectInfo | None:
         """The catalog entry of ``object_id`` (lowercase hex), or None."""

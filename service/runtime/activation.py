@@ -6,7 +6,8 @@ that holds its socket output until commits land (``output_gate``). This module b
 them to life and takes them down:
 
 - loading claims the object, replays its log (``service.history.replay``) while it reads
-  its inbox, runs the constructor, and only then runs deliveries, the inbox's first;
+  its inbox, does the restore the log asks for if any (``storage_restored``), runs the
+  constructor, and only then runs deliveries, the inbox's first;
 - hibernating snapshots the state, releases ownership and leaves memory; the sockets stay
   open in the gateway;
 - a reset throws the instance away once the commits in flight have settled: output of those
@@ -29,7 +30,7 @@ from service.api.errors import ObjectResetError
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
 from service.api.namespace import Env
-from service.events import snapshot
+from service.events import bookmarks, snapshot, types
 from service.history import replay
 from service.metrics import Metrics
 from service.ports.auto_responses import AutoResponses
@@ -41,6 +42,7 @@ from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
 from service.runtime.node_settings import NodeSettings
 from service.runtime.object_core import Core
+from service.runtime.turn import Turn
 from service.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -186,8 +188,40 @@ class Activation(Core):
         self.seq = state.seq
         self.snapshot_seq = replayed.snapshot_seq
         self._auto_responses.set_auto_response(self.key, state.auto_response)
+        if state.pending_restore is not None:
+            await self._restore(state.pending_restore)
         self.construct(self._bindings.env)
         return replayed.events
+
+    async def _restore(self, bookmark: str) -> None:
+        """Do the restore the log asks for, before the constructor runs: the state at
+        ``bookmark``, rebuilt by the one replay, appended as a ``storage_restored`` event
+        (a commit of its own, ahead of the constructor's; history is never rewritten)."""
+        seq = bookmarks.to_seq(bookmark)
+        target = (await replay.state(self._event_log, self.key, until_seq=seq)).state
+        if target.seq != seq:
+            raise ConflictError(
+                f"object {self.key}: restoring {bookmark}, replay reached seq {target.seq}"
+            )
+        turn = self._turn = Turn()
+        try:
+            self.record(
+                types.StorageRestored(
+                    bookmark=bookmark,
+                    from_seq=seq,
+                    storage=dict(target.storage),
+                    alarm_ms=target.alarm_ms,
+                )
+            )
+        finally:
+            self._turn = None
+        self._finish(turn)
+        log.info(
+            "restored storage to bookmark %s (%d keys)",
+            bookmark,
+            len(target.storage),
+            extra=self.log_extra("restore"),
+        )
 
     async def take_inbox(self) -> None:
         """Queue this object's inbox rows not seen yet, after the work already queued."""

@@ -47,13 +47,18 @@ from service.tasks import BackgroundTasks
 log = logging.getLogger(__name__)
 
 #: Event types after whose commit the object's alarm timer must be re-armed.
-_ALARM_TYPES = frozenset({"alarm_set", "alarm_deleted", "storage_cleared"})
+_ALARM_TYPES = frozenset(
+    {"alarm_set", "alarm_deleted", "storage_cleared", "storage_restored", "object_forked"}
+)
 
 
 class TurnLog(Protocol):
     """Where finished turns go: the object's event log (``ports.event_log.EventLog``)."""
 
     def append(self, append: Append) -> Awaitable[None]: ...
+
+    async def seq_at(self, object_id: str, at: datetime) -> int:
+        """The object's last seq recorded at or before ``at`` (0: none)."""
 
 
 class Core(abc.ABC):
@@ -150,35 +155,60 @@ class Core(abc.ABC):
 
     def _finish(self, turn: Turn) -> asyncio.Future[None] | None:
         """Hand the turn's events to the log; queue its output behind the commit."""
-        gate: asyncio.Future[None] | None = None
-        committing = bool(turn.events or turn.consumed_inbox)
-        if committing:
-            first_seq = self.seq
-            self.seq += len(turn.events)
-            snap = None
-            every = self._snapshot_every
-            if turn.events and self.seq // every > first_seq // every:
-                snap = (self.seq, snapshot.encode(self.state))
-                self.snapshot_seq = self.seq
-            commit = asyncio.ensure_future(
-                self._turn_log.append(
-                    Append(
-                        self.key,
-                        self.epoch,
-                        first_seq,
-                        turn.events,  # the turn is over: its lists are not changed again
-                        snap,
-                        turn.consumed_inbox,
-                    )
-                )
-            )
-            self.gate.track(commit)
-            commit.add_done_callback(functools.partial(self._committed, turn=turn))
-            gate = commit
-        else:
-            gate = self.gate.last_pending()
+        # The turn is over: its lists are not changed again, and go to the log as they are.
+        events = turn.events[turn.committed :] if turn.committed else turn.events
+        committing = bool(events or turn.consumed_inbox)
+        gate = self._commit(turn, events) if committing else self.gate.last_pending()
         self.gate.hold(turn, gate, committing=committing)
         return gate
+
+    def _commit(self, turn: Turn, events: list[types.Event]) -> asyncio.Future[None]:
+        """Append ``events`` (the state is already past them) with the turn's inbox rows."""
+        first_seq = self.seq
+        self.seq += len(events)
+        snap = None
+        every = self._snapshot_every
+        if events and self.seq // every > first_seq // every:
+            snap = (self.seq, snapshot.encode(self.state))
+            self.snapshot_seq = self.seq
+        commit = asyncio.ensure_future(
+            self._turn_log.append(
+                Append(self.key, self.epoch, first_seq, events, snap, turn.consumed_inbox)
+            )
+        )
+        self.gate.track(commit)
+        commit.add_done_callback(functools.partial(self._committed, turn=turn))
+        return commit
+
+    async def commit_so_far(self) -> None:
+        """Commit what the running turn has recorded so far, now, and wait until it is.
+
+        The events go to the log as a commit of their own (with the inbox row of the
+        delivery, if any), ahead of the rest of the turn; from then on no rollback takes
+        them back, and the delivery counts as recorded (it is not handled again if a later
+        commit of the turn fails). The turn's output still waits for the turn's end.
+        """
+        turn = self._require_turn()
+        events = turn.events[turn.committed :]
+        if not events and not turn.consumed_inbox:
+            await self.gate.sync()
+            return
+        part = Turn(
+            turn.delivery,
+            events=events,
+            consumed_inbox=turn.consumed_inbox,
+            alarm_changed=turn.alarm_changed,
+        )
+        turn.committed = turn.kept = len(turn.events)
+        turn.consumed_inbox, turn.alarm_changed = [], False
+        commit = self._commit(part, events)
+        # Nothing to release; if the commit fails, the delivery is handled again.
+        self.gate.hold(part, commit, committing=True)
+        try:
+            await asyncio.shield(commit)
+        except Exception as error:
+            raise storage_errors.for_user(error) from error
+        turn.delivery = None
 
     def _committed(self, commit: asyncio.Future[None], *, turn: Turn) -> None:
         self.gate.settled(commit)
@@ -264,6 +294,9 @@ class Core(abc.ABC):
         self, callback: Callable[[], Awaitable[Any]]
     ) -> asyncio.Future[Any]:
         return self.mailbox.block_while(callback)
+
+    async def seq_at_time(self, at: datetime) -> int:
+        return await self._turn_log.seq_at(self.key, at)
 
     def wait_until(self, awaitable: Awaitable[Any]) -> None:
         self.background.spawn(awaitable)

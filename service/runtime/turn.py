@@ -26,6 +26,10 @@ class Turn:
     kept: int = 0
     #: An event of this turn sets, deletes or clears the alarm.
     alarm_changed: bool = False
+    #: Events before this index were committed while the turn ran (a restore request is
+    #: durable before it returns): no rollback takes them back, and the turn's own commit
+    #: carries only the events after them.
+    committed: int = 0
 
 
 class ResetRequested(BaseException):
@@ -40,7 +44,9 @@ class ResetRequested(BaseException):
 
 
 def rollback(state: ObjectState, turn: Turn, mark: int) -> None:
-    """Undo the turn's events after ``mark`` (newest first) and forget them."""
+    """Undo the turn's events after ``mark`` (newest first) and forget them; those already
+    committed stay."""
+    mark = max(mark, turn.committed)
     while len(turn.events) > mark:
         turn.events.pop()
         undo = turn.undos.pop()

@@ -137,3 +137,7 @@ def _project(batch: FlushBatch, object_id: str, event: types.Event) -> None:
         batch.alarms[object_id] = event.scheduled_ms
     elif kind in ("alarm_deleted", "storage_cleared"):
         batch.alarms[object_id] = None
+    elif kind in ("storage_restored", "object_forked"):
+        # Both set the whole database, the alarm included (see their event types).
+        assert isinstance(event, types.StorageRestored | types.ObjectForked)
+        batch.alarms[object_id] = event.alarm_ms

@@ -1,6 +1,7 @@
 """The history's reads of the catalog and the log (the ``HistoryLog`` port), on a pool of their
 own: an operator's long replay or a busy tail never takes a connection a node's wakes or
-commits need, and a command that runs without a node opens only this."""
+commits need, and a command that runs without a node opens only this. The operator's few
+writes (``operator_writes``) go through it too."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ import asyncpg
 
 from service.events import types
 from service.ports.history import LoggedEvent, ObjectInfo
-from service.store import connections, database_url, history_queries, log_reads
+from service.store import (
+    connections,
+    database_url,
+    event_store,
+    history_queries,
+    log_reads,
+    operator_writes,
+)
 
 #: Seconds the pool gets to close its connections politely before they are cut.
 CLOSE_TIMEOUT = 5.0
@@ -95,6 +103,17 @@ class HistoryStore(log_reads.LogReads):
     async def settled_head(self) -> int:
         position: int = await self._call(lambda c: c.fetchval(history_queries.HEAD))
         return position
+
+    # -- the operator's writes ------------------------------------------------------------
+
+    async def start_object(
+        self, object_id: str, binding: str, name: str | None, first: types.Event
+    ) -> None:
+        await self._call(
+            lambda c: operator_writes.start_object(
+                c, object_id, binding, name, first, event_store.CHANNEL
+            )
+        )
 
     async def _call(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         assert self._pool is not None, "HistoryStore.open() was not awaited"

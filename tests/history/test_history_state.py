@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from service import Application, DurableObject, Response, WebSocketPair
-from service.events import snapshot
+from service.events import bookmarks, snapshot
 from service.ports.history import HistoryService, OutOfHistoryError
 from tests.store.helpers import Stores, after, object_id, puts
 from tests.support import eventually, serve
@@ -24,6 +24,10 @@ class Room(DurableObject):
         return Response(status=101, websocket=client)
 
     async def websocket_message(self, ws, message):
+        if message.startswith("restore:"):
+            # Durable when it returns; the abort starts the next session, which restores.
+            await self.ctx.storage.on_next_session_restore_bookmark(message.split(":")[1])
+            self.ctx.abort()
         if message == "forget":
             self.ctx.storage.kv.delete("count")
         else:
@@ -53,8 +57,20 @@ async def test_state_at_every_point_equals_the_live_state_then(
 
         for n, ws in enumerate([alice, bob, alice, alice, bob, alice, bob]):
             await step(ws, f"m{n}")
+            if n == 2:
+                mark = bookmarks.of_seq(max(live))
         await step(alice, "forget")
+        # A restore: the request (with the frame that asked for it) is committed, the abort
+        # resets the object, and the next frame wakes it, restored, before it is handled.
+        aborted = next(iter(node.runtime.activations.values()))
+        await alice.send_str(f"restore:{mark}")
+        await aborted.closed
+        await step(bob, "restored")
         activation = next(iter(node.runtime.activations.values()))
+        assert (
+            activation.state.storage["count"]
+            == live[bookmarks.to_seq(mark)]["storage"]["count"] + 1
+        )
 
         async def closed(ws: Any, sockets_left: int) -> None:
             await ws.close()
@@ -67,7 +83,9 @@ async def test_state_at_every_point_equals_the_live_state_then(
         await closed(alice, 0)
 
     found = await history.find("ROOM/hall")
-    assert found.last_seq == max(live) and len(live) == 11
+    assert found.last_seq == max(live) and len(live) == 12
+    kinds = [e.event.type for e in (await history.events("ROOM/hall", limit=1000)).events]
+    assert kinds.count("restore_requested") == kinds.count("storage_restored") == 1
     from_snapshot = 0
     for seq, expected in live.items():
         rebuilt = await history.state("ROOM/hall", at=seq)

@@ -9,7 +9,7 @@ import typing
 
 import pytest
 
-from service.events import snapshot, types, values
+from service.events import bookmarks, snapshot, types, values
 from service.events.fold import ObjectState, SocketState, apply, undo_of
 
 
@@ -176,6 +176,37 @@ def test_alarm_set_replaced_deleted():
     assert state.alarm_ms is None
 
 
+def test_restore_requested_is_pending_until_storage_restored():
+    state = fold(types.StoragePut(entries={"a": 1}), types.AlarmSet(scheduled_ms=5))
+    request = types.RestoreRequested(bookmark=bookmarks.of_seq(1), undo_bookmark="x" * 20)
+    apply(state, request)
+    assert state.pending_restore == bookmarks.of_seq(1)
+    assert dict(state.storage) == {"a": 1} and state.alarm_ms == 5  # nothing restored yet
+    apply(state, types.RestoreRequested(bookmark=bookmarks.of_seq(0), undo_bookmark="y"))
+    assert state.pending_restore == bookmarks.of_seq(0)  # the later request wins
+    apply(state, types.AutoResponseSet(request="p", response="q"))
+    apply(
+        state,
+        types.StorageRestored(
+            bookmark=bookmarks.of_seq(0), from_seq=0, storage={"b": 2, "a": 3}, alarm_ms=None
+        ),
+    )
+    assert list(state.storage.items()) == [("a", 3), ("b", 2)]
+    assert state.alarm_ms is None and state.pending_restore is None
+    # Not storage: the auto-response stays as it was.
+    assert state.auto_response == ("p", "q") and state.seq == 6
+
+
+def test_object_forked_starts_with_the_copied_state():
+    state = fold(forked())
+    assert state.seq == 1
+    assert list(state.storage) == ["a", "z"]
+    assert values.decode(state.storage["a"]) == b"\x00"
+    assert state.auto_response == ("hi", "there")
+    assert (state.event_timeout_ms, state.alarm_ms) == (250, 99)
+    assert state.sockets == {} and state.messages == 0 and state.pending_restore is None
+
+
 # -- undo_of -------------------------------------------------------------------------------
 
 
@@ -200,7 +231,27 @@ def one_of_each(state: ObjectState) -> list[types.Event]:
         types.EventTimeoutSet(),
         types.AlarmSet(scheduled_ms=42),
         types.AlarmDeleted(),
+        types.RestoreRequested(bookmark=bookmarks.of_seq(3), undo_bookmark=bookmarks.of_seq(10)),
+        types.StorageRestored(
+            bookmark=bookmarks.of_seq(6), from_seq=6, storage={"b": 2, "old": 1}, alarm_ms=None
+        ),
+        forked(),
     ]
+
+
+def forked(**fields: typing.Any) -> types.ObjectForked:
+    return types.ObjectForked(
+        source_object_id="a" * 64,
+        source_binding="ROOM",
+        source_name="lobby",
+        source_seq=7,
+        by="ops@host",
+        storage=fields.pop("storage", {"z": 1, "a": values.encode(b"\x00")}),
+        auto_response=("hi", "there"),
+        event_timeout_ms=250,
+        alarm_ms=99,
+        **fields,
+    )
 
 
 @pytest.mark.parametrize("index", range(len(one_of_each(ObjectState()))))
@@ -223,7 +274,7 @@ def test_undo_of_every_type_is_covered():
 
 def random_event(rng: random.Random, state: ObjectState, counter: list[int]) -> types.Event:
     sockets = list(state.sockets)
-    choice = rng.randrange(13)
+    choice = rng.randrange(15)
     if choice == 0 or not sockets:
         counter[0] += 1
         tags = rng.sample(["a", "b", "c", "d"], rng.randrange(3))
@@ -245,6 +296,15 @@ def random_event(rng: random.Random, state: ObjectState, counter: list[int]) -> 
         lambda: types.EventTimeoutSet(ms=rng.choice([None, 100, 200])),
         lambda: types.AlarmSet(scheduled_ms=rng.randrange(1, 10**6)),
         lambda: types.AlarmDeleted(),
+        lambda: types.RestoreRequested(
+            bookmark=bookmarks.of_seq(rng.randrange(state.seq + 1)), undo_bookmark="u"
+        ),
+        lambda: types.StorageRestored(
+            bookmark="b",
+            from_seq=0,
+            storage={k: rng.randrange(9) for k in rng.sample(keys, rng.randrange(3))},
+            alarm_ms=rng.choice([None, 7]),
+        ),
     ][choice - 1]()
 
 
@@ -283,6 +343,15 @@ def test_snapshot_decodes_from_parsed_json_too():
     state = rich_state()
     restored = snapshot.decode(json.loads(snapshot.encode(state)))
     assert full_picture(restored) == full_picture(state)
+
+
+def test_snapshot_keeps_a_pending_restore():
+    state = rich_state()
+    apply(state, types.RestoreRequested(bookmark=bookmarks.of_seq(2), undo_bookmark="u"))
+    assert snapshot.decode(snapshot.encode(state)).pending_restore == bookmarks.of_seq(2)
+    older = json.loads(snapshot.encode(state))
+    del older["pending_restore"]  # a snapshot written before restores existed
+    assert snapshot.decode(older).pending_restore is None
 
 
 def test_snapshot_of_empty_state():

@@ -1,0 +1,148 @@
+"""``durable fork OBJECT --at SEQ|TIME --as NAME``: a new object from another's past state."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import socket
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from service.cli import options
+from service.cli.database import database, require_migrated
+from service.cli.errors import CommandError
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.api.application import Application
+    from service.ports.history import Forked, HistoryService
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``fork`` to the ``durable`` command."""
+    fork = commands.add_parser(
+        "fork",
+        help="make a new object from another's state at one of its events",
+        description="Make the object NAME, of the same binding as OBJECT, whose log begins with "
+        "one object_forked event: where it came from, who made it, and OBJECT's storage, "
+        "auto-response, event timeout and alarm as they were after event SEQ (or at TIME). "
+        "Its clients reach it by name like any other object; OBJECT is not changed.",
+    )
+    fork.add_argument("object", metavar="OBJECT", help="BINDING/NAME or the 64-hex id to fork")
+    fork.add_argument(
+        "--at",
+        required=True,
+        type=_point,
+        metavar="SEQ|TIME",
+        help="the state to copy: after event SEQ, or as it was at TIME "
+        "(ISO 8601 with its zone, e.g. 2026-12-07T18:00:00+00:00)",
+    )
+    fork.add_argument(
+        "--as",
+        dest="as_name",
+        required=True,
+        metavar="NAME",
+        help="the fork's name: its id is id_from_name(NAME) in OBJECT's namespace",
+    )
+    fork.add_argument(
+        "--app",
+        metavar="APP",
+        help="the application (as for serve), for the unique key of the namespace when it "
+        "overrides the binding's name",
+    )
+    fork.add_argument("--json", action="store_true", help="print the result as a JSON object")
+    options.add_options(fork, options.COMMON)
+    fork.set_defaults(handler=run)
+
+
+def _point(text: str) -> int | datetime:
+    """A seq (digits) or a time (ISO 8601)."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a seq nor an ISO 8601 time (e.g. 2026-12-07T18:00:00+00:00)"
+        ) from None
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Fork the object and print what was made."""
+    from service.loader import load_application
+
+    application = load_application(args.app) if args.app else None
+    with database(settings, announce=False) as (url, _):
+        require_migrated(url)
+        settings = settings.model_copy(update={"database_url": url})
+        forked = asyncio.run(_fork(settings, args, application))
+    if args.json:
+        print(json.dumps(_as_json(forked), ensure_ascii=False))
+    else:
+        source = forked.source
+        named = f"{source.binding}/{source.name}" if source.name is not None else source.object_id
+        alarm = "no alarm" if forked.alarm_ms is None else f"its alarm at {forked.alarm_ms} ms"
+        print(
+            f"Forked {named} at seq {forked.seq} as {forked.binding}/{forked.name} "
+            f"(id {forked.object_id}): {forked.keys} storage key{'' if forked.keys == 1 else 's'} "
+            f"and {alarm} copied."
+        )
+    return 0
+
+
+async def _fork(
+    settings: Settings, args: argparse.Namespace, application: Application | None
+) -> Forked:
+    from service.ports.errors import StoreError
+    from service.ports.history import HistoryError
+
+    async with _history(settings) as history:
+        try:
+            unique_key = None
+            if application is not None:
+                binding = (await history.find(args.object)).binding
+                if binding not in application.unique_keys:
+                    raise CommandError(f"{args.app} has no binding {binding}")
+                unique_key = application.unique_keys[binding]
+            return await history.fork(
+                args.object, at=args.at, as_name=args.as_name, unique_key=unique_key, by=_operator()
+            )
+        except (HistoryError, StoreError, ValueError) as error:
+            raise CommandError(str(error)) from error
+
+
+@contextlib.asynccontextmanager
+async def _history(settings: Settings) -> AsyncIterator[HistoryService]:
+    """The history service on the command's database (until the history commands share one
+    helper for it)."""
+    from service.app import open_history
+
+    async with open_history(settings) as history:
+        yield history
+
+
+def _operator() -> str:
+    """Who runs the command, as ``user@host``: recorded in the event it writes."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _as_json(forked: Forked) -> dict[str, Any]:
+    source = forked.source
+    return {
+        "object_id": forked.object_id,
+        "binding": forked.binding,
+        "name": forked.name,
+        "seq": forked.seq,
+        "source": {"object_id": source.object_id, "binding": source.binding, "name": source.name},
+        "by": forked.by,
+        "keys": forked.keys,
+        "alarm_ms": forked.alarm_ms,
+    }
