@@ -11,6 +11,7 @@ import pytest
 
 from service.events import types, values
 from tests.store.helpers import Stores, after, object_id, put
+from tests.support import eventually
 
 #: Strings whose encoded form SQL must decode: plain ones, and ones holding NUL (which
 #: text cannot hold) next to multi-byte characters and bytes whose hex holds "00" astride
@@ -107,3 +108,27 @@ async def test_a_filter_on_the_object_reads_its_events_by_the_primary_key(
         plan = json.dumps(json.loads(await sql.fetchval("EXPLAIN (FORMAT JSON) " + query)))
         assert "pk_events" in plan, plan
         assert '"Relation Name": "websockets"' not in plan, plan
+
+
+async def test_a_message_updates_its_socket_in_place(
+    stores: Stores, sql: asyncpg.Connection
+) -> None:
+    """last_activity_at changes with every message; indexed, each change would be a new row
+    version with new index entries. No index may name it: its updates stay HOT."""
+    store = await stores.open()
+    room = await store.claim(object_id("busy"), "CHAT", "busy")
+    await store.append(after(room, 0, [types.WebSocketAccepted(socket_id="s")]))
+    for seq in range(1, 21):
+        await store.append(after(room, seq, [types.MessageReceived(socket_id="s", text="hi")]))
+    # A backend reports its statistics when it ends, at the latest.
+    await stores.close()
+
+    async def updates() -> asyncpg.Record | None:
+        row = await sql.fetchrow(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'websockets'"
+        )
+        return row if row is not None and row["n_tup_upd"] >= 20 else None
+
+    await eventually(updates, timeout=10)
+    counts = await updates()
+    assert counts is not None and counts["n_tup_hot_upd"] == counts["n_tup_upd"], dict(counts or {})
