@@ -18,7 +18,7 @@ SELECT o.object_id, o.binding, o.name, o.created_at, o.last_seq, o.updated_at, o
 """
 
 # The catalog entries of a binding made from a name (more than one only if the namespace's
-# key changed). No index serves (binding, name): an operator's lookup scans the catalog.
+# key changed), found by ix_objects_binding_name.
 OBJECTS_NAMED = """
 SELECT o.object_id, o.binding, o.name, o.created_at, o.last_seq, o.updated_at, o.owner_node,
        (SELECT count(*) FROM websockets AS w

@@ -41,6 +41,8 @@ objects = sa.Table(
         comment="seq of the object's newest event (the expected version of the next append)",
     ),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    # Objects are named by binding and name (CHAT/lobby); neither changes, so HOT stays.
+    sa.Index("ix_objects_binding_name", "binding", "name"),
     comment="The catalog of durable objects and which node owns each one now.",
     # Room on each page for in-place (HOT) updates of last_seq, which changes every flush.
     postgresql_with={"fillfactor": 50},
@@ -100,6 +102,14 @@ websockets = sa.Table(
         "object_id",
         postgresql_where=sa.text("closed_at IS NULL"),
     ),
+    # Who was in a room at a time T: connected_at <= T < closed_at, where an open socket
+    # closes at infinity. Those that ended after a recent T are few: one range of this index.
+    # last_activity_at stays unindexed, so its updates (one per message) stay HOT.
+    sa.Index(
+        "ix_websockets_object_id_closed_at",
+        "object_id",
+        sa.text("coalesce(closed_at, 'infinity'::timestamptz)"),
+    ),
     comment="Presence projection: one row per socket, written with the events that caused it.",
     # Room for in-place (HOT) updates of last_activity_at, which changes every message.
     postgresql_with={"fillfactor": 70},
@@ -127,4 +137,6 @@ inbox = sa.Table(
     comment="Work for objects that are not live: consumed in the commit that records it.",
 )
 
-#: The ``presence`` view (open sockets joined with their object) is created by migration.
+#: Views are created by migration (they are not in the metadata): ``presence``, the open
+#: sockets with their object's binding and name; ``object_history``, every event with its
+#: object's binding and name, its socket's attachment and an inbound frame's decoded text.
