@@ -128,3 +128,47 @@ inbox = sa.Table(
 )
 
 #: The ``presence`` view (open sockets joined with their object) is created by migration.
+
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("node_id", sa.Text, primary_key=True, comment="The node's id (--node-id)"),
+    sa.Column("address", sa.Text, comment="host:port it serves HTTP on"),
+    sa.Column(
+        "role",
+        sa.Text,
+        nullable=False,
+        server_default="all",
+        comment="all, gateway (sockets only) or host (objects only)",
+    ),
+    sa.Column(
+        "lease_timeout",
+        sa.Interval,
+        nullable=False,
+        comment="How long after its last heartbeat the node counts as dead",
+    ),
+    sa.Column(
+        "started_at",
+        sa.DateTime(timezone=True),
+        nullable=False,
+        server_default=_now,
+        comment="When this run of the node joined; its heartbeats name it",
+    ),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column(
+        "stopped_at",
+        sa.DateTime(timezone=True),
+        comment="When it stopped gracefully; NULL while it runs",
+    ),
+    sa.Column(
+        "swept_at",
+        sa.DateTime(timezone=True),
+        comment="When a live node closed the sockets it left open",
+    ),
+    sa.Column("swept_by", sa.Text, comment="The node that swept it"),
+    comment="Nodes sharing this database, with their heartbeats: "
+    "a node owns objects only while it is live.",
+)
+
+#: The ``live_nodes`` view (nodes that may own objects now) and the wake functions
+#: ``durable_channel_v1`` and ``durable_wake_v1`` are created by migration a15b3d0f7906.
