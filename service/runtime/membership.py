@@ -114,8 +114,9 @@ class Membership:
         if self._dead:
             return
         try:
-            await self._directory.leave()
-        except StoreError as error:
+            async with asyncio.timeout(self.lease_timeout):
+                await self._directory.leave()
+        except (StoreError, TimeoutError) as error:
             log.warning(
                 "could not mark the node stopped (it counts as dead once its lease runs out): %s",
                 error,

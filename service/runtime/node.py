@@ -481,6 +481,8 @@ class Node:
     # -- notifications, polling, hibernation --------------------------------------------
 
     def _on_wake(self, object_ids: list[str] | None) -> None:
+        if self._stopping:
+            return  # a node on its way out takes on no work: the next one wakes for it
         if object_ids is None:
             self.tasks.spawn(self._poll())
             return
@@ -517,7 +519,7 @@ class Node:
             log.error("cannot wake: %s", error, extra=self.log_extra(object_id))
 
     async def _poll(self) -> None:
-        if not self.membership.holds_lease:
+        if self._stopping or not self.membership.holds_lease:
             return
         try:
             object_ids = await self.event_log.objects_with_inbox()

@@ -160,6 +160,9 @@ class NodeRow:
             try:
                 connection = await self._connect()
                 return await connection.fetchrow(query, *args, timeout=self._timeout)
+            except asyncio.CancelledError:
+                self._drop()  # cut off mid-statement (a heartbeat out of time): start afresh
+                raise
             except (*connections.LOST_LINK_ERRORS, asyncpg.PostgresError) as error:
                 self._drop()
                 reason = str(error) or type(error).__name__
