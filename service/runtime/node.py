@@ -38,6 +38,7 @@ from service.runtime import storage_errors
 from service.runtime.activation import Activation, Services
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
+from service.runtime.inbox_writes import InboxWrites
 from service.runtime.membership import Membership
 from service.runtime.node_settings import NodeSettings
 from service.tasks import BackgroundTasks
@@ -46,9 +47,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds a request waits for the database to answer a probe while it is taken to be away.
 PROBE_TIMEOUT = 1.0
-
-#: The close a node sends a client whose frame it could not record (the client retries).
-NOT_RECORDED = (1011, "the server could not record a message of this connection; reconnect")
 
 
 class Node:
@@ -78,18 +76,13 @@ class Node:
         self.env = Env({**app.vars, **namespaces})
         self.activations: dict[str, Activation] = {}
         self.alarms = AlarmScheduler(self, event_log)
-        #: Per object, the latest inbox write not yet committed.
-        self._inbox_pending: dict[str, asyncio.Future[int]] = {}
+        self.inbox = InboxWrites(event_log, output, self.log_extra)
         #: Work for objects that no activation takes now (asleep, waking, leaving memory or
         #: being revived after a reset), in arrival order: the next activation takes it
         #: first, after the object's inbox (see ``deliver`` and ``gone``).
         self._waiting: dict[str, list[Delivery]] = {}
         #: Objects with a task bringing them (back) into memory for their waiting work.
         self._reviving: set[str] = set()
-        #: Objects another live node owns, by owner as last seen: their socket work goes to
-        #: the inbox, in order, until this node is woken for them (they moved or were freed).
-        self._elsewhere: dict[str, str] = {}
-        self._output = output
         #: What the process does when this node is declared dead (it must stop).
         self._on_fatal = on_fatal
         closed = Delivery("close", code=1006, reason=DISCONNECTED_REASON, was_clean=False)
@@ -132,7 +125,7 @@ class Node:
         open, start listening, heartbeating, sweeping and polling."""
         await self.membership.join()
         for object_id, socket_id in await self.event_log.stale_sockets():
-            self._to_inbox(
+            self.inbox.write(
                 object_id,
                 Delivery(
                     "close", socket_id, code=1006, reason=DISCONNECTED_REASON, was_clean=False
@@ -179,12 +172,11 @@ class Node:
         # order, for whichever node runs them next.
         for object_id, deliveries in list(self._waiting.items()):
             for delivery in self._keep(object_id, deliveries):
-                self._to_inbox(object_id, delivery)
+                self.inbox.write(object_id, delivery)
         self._waiting.clear()
         self.alarms.close()
         await self.tasks.wait(self.settings.shutdown_timeout)
-        for object_id in list(self._inbox_pending):
-            await self.inbox_settled(object_id)
+        await self.inbox.all_settled()
         # Last: until now the node held its objects and the sockets' closes were written.
         await self.membership.leave()
 
@@ -262,15 +254,15 @@ class Node:
         activation = self.activations.get(object_id)
         if activation is not None and activation.accepting:
             activation.enqueue(delivery)
-        elif object_id in self._elsewhere and object_id not in self._waiting:
-            self._to_inbox(object_id, delivery)
+        elif self.inbox.routed(object_id) and object_id not in self._waiting:
+            self.inbox.write(object_id, delivery)
         elif self._waking or object_id in self._waiting:
             self._waiting.setdefault(object_id, []).append(delivery)
             if activation is None:
                 self._revive_soon(object_id)
             # else: the activation is leaving memory; gone() brings the object back
         else:
-            self._to_inbox(object_id, delivery)
+            self.inbox.write(object_id, delivery)
 
     def deliver_alarm(self, object_id: str) -> None:
         activation = self.activations.get(object_id)
@@ -292,31 +284,9 @@ class Node:
             return
         activation.enqueue(Delivery("alarm"))
 
-    def _to_inbox(self, object_id: str, delivery: Delivery) -> None:
-        future = asyncio.ensure_future(self.event_log.enqueue(delivery.to_inbox(object_id)))
-        self._inbox_pending[object_id] = future
-
-        def done(f: asyncio.Future[int]) -> None:
-            if self._inbox_pending.get(object_id) is f:
-                del self._inbox_pending[object_id]
-            if f.exception() is not None:
-                log.error(
-                    "a %s of socket %s could not be written to the inbox: %s",
-                    delivery.kind,
-                    delivery.socket_id,
-                    f.exception(),
-                    extra=self.log_extra(object_id),
-                )
-                # Its sender must hear that it was lost: the socket closes, and the client
-                # reconnects and sends again (a socket this node no longer holds is skipped).
-                self._output.close(delivery.socket_id, *NOT_RECORDED)
-
-        future.add_done_callback(done)
-
     async def inbox_settled(self, object_id: str) -> None:
         """Wait until inbox writes already made for this object are committed."""
-        while (future := self._inbox_pending.get(object_id)) is not None:
-            await asyncio.gather(future, return_exceptions=True)
+        await self.inbox.settled(object_id)
 
     # -- activation ---------------------------------------------------------------------
 
@@ -348,7 +318,7 @@ class Node:
     def _register(self, object_id: str, binding: str | None, name: str | None) -> Activation:
         activation = Activation(self._services, DurableObjectId(object_id, name), binding)
         self.activations[object_id] = activation
-        self._elsewhere.pop(object_id, None)
+        self.inbox.stop_routing(object_id)
         # The work that waited for the object is its oldest; what arrives from now on is
         # queued behind it. If this activation fails, gone() gives it all back, in order.
         for delivery in self._waiting.pop(object_id, ()):
@@ -449,13 +419,9 @@ class Node:
     def _route(self, object_id: str, owner: str) -> None:
         """Another live node owns the object: its work goes there, through the inbox, the
         work that waited here first (the flushes keep the order they are given)."""
-        if object_id not in self._elsewhere:
-            log.info(
-                "owned by node %s: routing its work there", owner, extra=self.log_extra(object_id)
-            )
-        self._elsewhere[object_id] = owner
+        self.inbox.route(object_id, owner)
         for delivery in self._waiting.pop(object_id, ()):
-            self._to_inbox(object_id, delivery)
+            self.inbox.write(object_id, delivery)
 
     # -- the lease ------------------------------------------------------------------------
 
@@ -502,7 +468,7 @@ class Node:
             else:
                 await self.activate(object_id)
         except OwnedElsewhereError as error:
-            self._elsewhere[object_id] = error.owner
+            self.inbox.route(object_id, error.owner)
             # The wake was meant for the owner (it claimed the object as the rows were
             # written): pass it on, so its rows wait no longer than a NOTIFY.
             try:
