@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -29,9 +29,15 @@ def server_options(settings: Settings) -> dict[str, Any]:
     return {"keepalive_timeout": settings.header_timeout}
 
 
-def create_app(settings: Settings, application: Application) -> web.Application:
+def create_app(
+    settings: Settings,
+    application: Application,
+    *,
+    on_fatal: Callable[[str], None] | None = None,
+) -> web.Application:
     """The node's web app: every component is built here and handed in; database, listener
-    and node live in its cleanup context."""
+    and node live in its cleanup context. ``on_fatal`` is told when the node must stop (it
+    was declared dead: another node took its objects and closed its sockets)."""
     if settings.database_url is None:
         raise ValueError("create_app needs settings.database_url (the CLI starts one if unset)")
     database_url = settings.database_url
@@ -58,9 +64,12 @@ def create_app(settings: Settings, application: Application) -> web.Application:
             snapshot_every=settings.snapshot_every,
             poll_interval=settings.poll_interval,
             shutdown_timeout=settings.shutdown_timeout,
+            lease_timeout=settings.lease_timeout,
         ),
         limits=settings.limits(),
         metrics=metrics,
+        address=f"{settings.host}:{settings.port}",
+        on_fatal=on_fatal,
     )
     webapp = create_gateway(
         application,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 from pathlib import Path
 from typing import Literal
@@ -15,6 +17,13 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 #: Schemes a DATABASE_URL may use (SQLAlchemy's driver-qualified one included).
 _SCHEMES = ("postgresql://", "postgres://", "postgresql+asyncpg://")
+
+
+def default_node_id() -> str:
+    """A node id of its own for every run: the host name (to find the machine), the process
+    id (to find the process) and a random suffix (so that a restarted process, which may get
+    the same pid in a fresh container, is never taken for its previous run)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
 class Settings(BaseSettings):
@@ -39,9 +48,18 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="address to listen on")
     port: int = Field(default=8787, ge=0, le=65535, description="port to listen on (0: any free)")
     node_id: str = Field(
-        default_factory=socket.gethostname,
+        default_factory=default_node_id,
         min_length=1,
-        description="this node's name in the catalog and presence tables (default: hostname)",
+        description="this node's name in the nodes, catalog and presence tables; a node "
+        "refuses to start with the id of a live one (default: host name, process id and a "
+        "random suffix, new for every run)",
+    )
+    lease_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds after its last heartbeat (sent every third of that) that a node "
+        "counts as dead: another node then takes over its objects and closes its sockets in "
+        "the log",
     )
     hibernate_after: float = Field(
         default=10.0, gt=0, description="idle seconds before an object hibernates"

@@ -21,3 +21,8 @@ class ObjectResetError(DurableObjectError):
 
 class StorageUnavailableError(DurableObjectError):
     """The event log could not commit; nothing of the failed work became visible."""
+
+
+class ObjectElsewhereError(DurableObjectError):
+    """The object is running on another node, which this node does not forward requests to
+    yet: the request was not delivered, and may be sent again."""

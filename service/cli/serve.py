@@ -58,26 +58,43 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"error: {problem}", file=sys.stderr)
                 return 1
         settings = settings.model_copy(update={"database_url": url})
-        webapp = create_app(settings, application)
+        stop = _Stop()
+        webapp = create_app(settings, application, on_fatal=stop.fatal)
         tuning.tune_gc(settings.gc_threshold)
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(_run(webapp, settings, target))
+            return runner.run(_run(webapp, settings, target, stop))
 
 
-async def _run(webapp: web.Application, settings: Settings, target: str) -> int:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully (a second signal: at once)."""
+class _Stop:
+    """What ends the serving: a signal, or the node itself when it was declared dead."""
+
+    def __init__(self) -> None:
+        # Bound to the loop that first waits on it (the runner's), not to any here.
+        self.event = asyncio.Event()
+        #: Why the node stopped itself; None after a signal.
+        self.reason: str | None = None
+
+    def fatal(self, reason: str) -> None:
+        self.reason = reason
+        self.event.set()
+
+
+async def _run(webapp: web.Application, settings: Settings, target: str, stop: _Stop) -> int:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (a second signal: at once).
+
+    A node declared dead stops the same way, and exits with 1 so that a supervisor starts
+    a new one."""
     from aiohttp import web
 
     from service.app import server_options
 
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
 
     def on_signal(signum: signal.Signals) -> None:
         log.info("%s received: shutting down", signum.name, extra={"action": "shutdown"})
         for each in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(each)  # a second signal takes the default way out
-        stop.set()
+        stop.event.set()
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
@@ -115,8 +132,11 @@ async def _run(webapp: web.Application, settings: Settings, target: str) -> int:
             f"(event loop: {loop_name})",
             flush=True,
         )
-        await stop.wait()
+        await stop.event.wait()
     finally:
         await runner.cleanup()
+    if stop.reason is not None:
+        print(f"error: {stop.reason}", file=sys.stderr)
+        return 1
     log.info("stopped", extra={"action": "shutdown"})
     return 0

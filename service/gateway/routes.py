@@ -10,7 +10,7 @@ from aiohttp import web
 from yarl import URL
 
 from service.api.application import Application
-from service.api.errors import ObjectResetError, StorageUnavailableError
+from service.api.errors import ObjectElsewhereError, ObjectResetError, StorageUnavailableError
 from service.api.http import Request, Response
 from service.api.namespace import DurableObjectNamespace
 from service.gateway import handshake, keys, session
@@ -28,6 +28,16 @@ _UNAVAILABLE = (
     "Service unavailable: the database is unavailable (unreachable, or it refused the "
     "write), so the object's event log could not commit or be read. Try again shortly."
 )
+
+#: The answer when another node runs the object: nodes do not forward requests to each
+#: other yet. A balancer that hashes on the path sends a room's requests to one node.
+_ELSEWHERE = (
+    "Service unavailable: the object is running on another node, and this node does not "
+    "forward requests to it. Try again shortly."
+)
+
+#: Seconds a client is asked to wait before it sends a request refused with _ELSEWHERE.
+_ELSEWHERE_RETRY_AFTER = "1"
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -63,6 +73,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     )
     try:
         response = await _route(request, application, api_request)
+    except ObjectElsewhereError as error:
+        log.info("answered 503: %s", error)
+        return web.Response(
+            status=503, text=_ELSEWHERE, headers={"Retry-After": _ELSEWHERE_RETRY_AFTER}
+        )
     except StorageUnavailableError as error:
         log.info("answered 503: %s", error)
         return _error(503, _UNAVAILABLE)

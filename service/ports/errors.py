@@ -44,3 +44,13 @@ class ConflictError(StoreError):
 class NodeIdInUseError(StoreError):
     """Another live node holds this node's id: two nodes of one id would close each other's
     sockets in the log."""
+
+
+class OwnedElsewhereError(StoreError):
+    """Another live node owns the object (holds its lease): work for it is routed there,
+    through the inbox; claiming it would take it from a node that is running it."""
+
+    def __init__(self, object_id: str, owner: str) -> None:
+        super().__init__(f"object {object_id} is owned by the live node {owner!r}")
+        self.object_id = object_id
+        self.owner = owner

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from service.events.types import Event
+from service.ports.cluster import NodeDirectory
 from service.ports.records import Append, Claim, InboxItem
 
 
@@ -30,29 +31,35 @@ class ObjectLog(LogReader, Protocol):
 
     def append(self, append: Append) -> Awaitable[None]: ...
 
-    async def claim(self, object_id: str, binding: str, name: str | None) -> Claim: ...
+    async def claim(self, object_id: str, binding: str, name: str | None) -> Claim:
+        """Take the object's lease, creating it; OwnedElsewhereError if a live node has it."""
 
-    async def claim_existing(self, object_id: str) -> Claim | None: ...
+    async def claim_existing(self, object_id: str) -> Claim | None:
+        """Take an existing object's lease (None: no such object); OwnedElsewhereError if a
+        live node has it."""
 
     async def release(self, object_id: str, epoch: int) -> None: ...
 
     async def inbox(self, object_id: str) -> list[InboxItem]: ...
 
 
-class EventLog(ObjectLog, Protocol):
+class EventLog(ObjectLog, NodeDirectory, Protocol):
     """The event store (``service.store.event_store.EventStore``): every object's log, and
-    what the node does with it as a whole (the inbox, alarms, notifications, its id)."""
+    what the node does with it as a whole (the inbox, alarms, notifications, its row)."""
 
     node_id: str
 
-    def enqueue(self, item: InboxItem) -> Awaitable[int]: ...
+    def enqueue(self, item: InboxItem) -> Awaitable[int]:
+        """Write an inbox row; the flush that commits it wakes the object's live owner (or
+        this node, when nobody live owns it)."""
 
-    async def objects_with_inbox(self, limit: int = 1000) -> list[str]: ...
+    async def objects_with_inbox(self, limit: int = 1000) -> list[str]:
+        """Objects with inbox rows that no live node but this one owns."""
+
+    async def nudge(self, object_ids: list[str]) -> None:
+        """Wake the live owners of these objects now (this node for those nobody owns)."""
 
     async def stale_sockets(self) -> list[tuple[str, str]]: ...
-
-    async def hold_node_id(self) -> None:
-        """Take this node's id for the store's life; NodeIdInUseError if a live node has it."""
 
     def unavailable(self) -> str | None:
         """Why the database is taken to be away (it refused connections), or None."""

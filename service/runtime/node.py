@@ -1,9 +1,13 @@
 """The runtime of one node: which objects are live, how work reaches them, when they sleep.
 
 Work for a live object goes straight into its mailbox. Work for an object that is not live
-(a frame on a hibernated socket) is written to the inbox; the flush that commits it sends one
-NOTIFY, and the listener wakes the object, which replays its log and drains its inbox. A
-slow poll of the inbox backs the notifications up.
+here wakes it here (placement by traffic), unless another live node holds its lease: then
+it is written to the inbox, in order, and the flush that commits it wakes the owner with one
+NOTIFY on that node's channel; the owner drains its inbox, recording each row once, in the
+commit that consumes it. A slow poll of the inbox backs the notifications up.
+
+The node holds its objects under a lease (``membership``): while its heartbeats do not get
+through it runs none of them, and once declared dead it stops for good.
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from service.api.application import Application
 from service.api.durable_object import DurableObject
-from service.api.errors import ObjectResetError
+from service.api.errors import ObjectElsewhereError, ObjectResetError
 from service.api.http import Request, Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
@@ -24,7 +29,8 @@ from service.api.namespace import DurableObjectNamespace, Env
 from service.backoff import Backoff
 from service.metrics import Metrics
 from service.ports.auto_responses import AutoResponses
-from service.ports.errors import StoreUnavailableError
+from service.ports.cluster import SweptNode
+from service.ports.errors import OwnedElsewhereError, StoreUnavailableError
 from service.ports.event_log import EventLog
 from service.ports.socket_events import DISCONNECTED_REASON
 from service.ports.socket_output import SocketOutput
@@ -32,6 +38,8 @@ from service.runtime import storage_errors
 from service.runtime.activation import Activation, Services
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
+from service.runtime.inbox_writes import InboxWrites
+from service.runtime.membership import Membership
 from service.runtime.node_settings import NodeSettings
 from service.tasks import BackgroundTasks
 
@@ -54,6 +62,8 @@ class Node:
         settings: NodeSettings | None = None,
         limits: Limits | None = None,
         metrics: Metrics | None = None,
+        address: str | None = None,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.app = app
         self.event_log = event_log
@@ -66,14 +76,27 @@ class Node:
         self.env = Env({**app.vars, **namespaces})
         self.activations: dict[str, Activation] = {}
         self.alarms = AlarmScheduler(self, event_log)
-        #: Per object, the latest inbox write not yet committed.
-        self._inbox_pending: dict[str, asyncio.Future[int]] = {}
+        self.inbox = InboxWrites(event_log, output, self.log_extra)
         #: Work for objects that no activation takes now (asleep, waking, leaving memory or
         #: being revived after a reset), in arrival order: the next activation takes it
         #: first, after the object's inbox (see ``deliver`` and ``gone``).
         self._waiting: dict[str, list[Delivery]] = {}
         #: Objects with a task bringing them (back) into memory for their waiting work.
         self._reviving: set[str] = set()
+        #: What the process does when this node is declared dead (it must stop).
+        self._on_fatal = on_fatal
+        closed = Delivery("close", code=1006, reason=DISCONNECTED_REASON, was_clean=False)
+        self.membership = Membership(
+            event_log,
+            address=address,
+            role="all",
+            lease_timeout=self.settings.lease_timeout,
+            close=closed.to_inbox("").data,
+            on_lapsed=self._lease_lapsed,
+            on_renewed=self._lease_renewed,
+            on_dead=self._declared_dead,
+            on_swept=self._swept,
+        )
         #: Failed attempts per inbox row (a row that keeps failing is dropped, not retried).
         self.inbox_attempts: dict[int, int] = {}
         self.tasks = BackgroundTasks(log)
@@ -98,11 +121,11 @@ class Node:
     # -- start and stop -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Take the node id, close what a previous run left open, start listening, sweeping
-        and polling."""
-        await self.event_log.hold_node_id()
+        """Join (take the node id and its lease), close what a previous run of this id left
+        open, start listening, heartbeating, sweeping and polling."""
+        await self.membership.join()
         for object_id, socket_id in await self.event_log.stale_sockets():
-            self._to_inbox(
+            self.inbox.write(
                 object_id,
                 Delivery(
                     "close", socket_id, code=1006, reason=DISCONNECTED_REASON, was_clean=False
@@ -117,6 +140,7 @@ class Node:
             asyncio.create_task(self._sweep_loop(), name="hibernation-sweep"),
             asyncio.create_task(self._poll_loop(), name="inbox-poll"),
         ]
+        self.membership.start()
 
     async def drain(self, timeout: float) -> None:
         """Wait (up to ``timeout``) until every live object has run, committed and released
@@ -132,6 +156,7 @@ class Node:
         """Let live objects finish their work, then hibernate them all (snapshots, release)."""
         self._stopping = True
         self.stop_waking()
+        self.membership.stop_sweeping()
         for task in self._loops:
             task.cancel()
         for task in self._loops:
@@ -147,10 +172,13 @@ class Node:
         # order, for whichever node runs them next.
         for object_id, deliveries in list(self._waiting.items()):
             for delivery in self._keep(object_id, deliveries):
-                self._to_inbox(object_id, delivery)
+                self.inbox.write(object_id, delivery)
         self._waiting.clear()
         self.alarms.close()
         await self.tasks.wait(self.settings.shutdown_timeout)
+        await self.inbox.all_settled()
+        # Last: until now the node held its objects and the sockets' closes were written.
+        await self.membership.leave()
 
     @property
     def shutdown_timeout(self) -> float:
@@ -175,6 +203,11 @@ class Node:
             activation = await self.activate(str(object_id), binding, object_id.name)
             while not activation.accepting:  # reset between its wake and this delivery
                 activation = await self.activate(str(object_id), binding, object_id.name)
+        except OwnedElsewhereError as error:
+            raise ObjectElsewhereError(
+                f"The object is running on node {error.owner!r}; requests are not forwarded "
+                "between nodes yet. Retry shortly."
+            ) from None
         except StoreUnavailableError as error:
             raise storage_errors.for_user(error) from error
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
@@ -215,18 +248,21 @@ class Node:
         activation taking it (asleep, waking, leaving memory, reset) waits here, in arrival
         order, behind whatever the previous activation did not finish (``gone``), and the
         next activation takes all of it before anything newer. Only once shutdown has begun
-        does it go to the inbox, for whichever node runs the object next.
+        does it go to the inbox, for whichever node runs the object next. Work for an object
+        another live node owns goes to the inbox too, behind what waited here for it.
         """
         activation = self.activations.get(object_id)
         if activation is not None and activation.accepting:
             activation.enqueue(delivery)
+        elif self.inbox.routed(object_id) and object_id not in self._waiting:
+            self.inbox.write(object_id, delivery)
         elif self._waking or object_id in self._waiting:
             self._waiting.setdefault(object_id, []).append(delivery)
             if activation is None:
                 self._revive_soon(object_id)
             # else: the activation is leaving memory; gone() brings the object back
         else:
-            self._to_inbox(object_id, delivery)
+            self.inbox.write(object_id, delivery)
 
     def deliver_alarm(self, object_id: str) -> None:
         activation = self.activations.get(object_id)
@@ -238,6 +274,9 @@ class Node:
     async def _wake_for_alarm(self, object_id: str) -> None:
         try:
             activation = await self.activate(object_id)
+        except OwnedElsewhereError as error:
+            log.debug("alarm left to its owner: %s", error, extra=self.log_extra(object_id))
+            return
         except (StoreUnavailableError, LookupError) as error:
             log.warning(
                 "alarm could not wake its object: %s", error, extra=self.log_extra(object_id)
@@ -245,35 +284,20 @@ class Node:
             return
         activation.enqueue(Delivery("alarm"))
 
-    def _to_inbox(self, object_id: str, delivery: Delivery) -> None:
-        future = asyncio.ensure_future(self.event_log.enqueue(delivery.to_inbox(object_id)))
-        self._inbox_pending[object_id] = future
-
-        def done(f: asyncio.Future[int]) -> None:
-            if self._inbox_pending.get(object_id) is f:
-                del self._inbox_pending[object_id]
-            if f.exception() is not None:
-                log.error(
-                    "a %s of socket %s could not be written to the inbox: %s",
-                    delivery.kind,
-                    delivery.socket_id,
-                    f.exception(),
-                    extra=self.log_extra(object_id),
-                )
-
-        future.add_done_callback(done)
-
     async def inbox_settled(self, object_id: str) -> None:
         """Wait until inbox writes already made for this object are committed."""
-        while (future := self._inbox_pending.get(object_id)) is not None:
-            await asyncio.gather(future, return_exceptions=True)
+        await self.inbox.settled(object_id)
 
     # -- activation ---------------------------------------------------------------------
 
     async def activate(
         self, object_id: str, binding: str | None = None, name: str | None = None
     ) -> Activation:
-        """The live activation of an object, waking it (claim, replay, construct) if needed."""
+        """The live activation of an object, waking it (claim, replay, construct) if needed.
+
+        Raises OwnedElsewhereError if another live node holds the object's lease, and
+        StoreUnavailableError while this node's own lease has lapsed.
+        """
         while True:
             activation = self.activations.get(object_id)
             if activation is None:
@@ -282,6 +306,11 @@ class Node:
                 await asyncio.shield(activation.ready)
                 return activation
             await asyncio.shield(activation.closed)
+        if not self.membership.holds_lease:
+            raise StoreUnavailableError(
+                "this node's lease has lapsed (its heartbeats do not get through): it runs no "
+                "object until it renews it"
+            )
         activation = self._register(object_id, binding, name)
         await self._load(activation, name, existing=binding is None)
         return activation
@@ -289,6 +318,7 @@ class Node:
     def _register(self, object_id: str, binding: str | None, name: str | None) -> Activation:
         activation = Activation(self._services, DurableObjectId(object_id, name), binding)
         self.activations[object_id] = activation
+        self.inbox.stop_routing(object_id)
         # The work that waited for the object is its oldest; what arrives from now on is
         # queued behind it. If this activation fails, gone() gives it all back, in order.
         for delivery in self._waiting.pop(object_id, ()):
@@ -362,6 +392,9 @@ class Node:
                 try:
                     await self.activate(object_id)
                     return
+                except OwnedElsewhereError as error:
+                    self._route(object_id, error.owner)
+                    return
                 except StoreUnavailableError as error:
                     log.warning("cannot wake yet: %s", error, extra=self.log_extra(object_id))
                 except ObjectResetError:
@@ -383,9 +416,39 @@ class Node:
                 if activation is None or not activation.accepting:
                     self._revive_soon(object_id)  # work came back after it had loaded
 
+    def _route(self, object_id: str, owner: str) -> None:
+        """Another live node owns the object: its work goes there, through the inbox, the
+        work that waited here first (the flushes keep the order they are given)."""
+        self.inbox.route(object_id, owner)
+        for delivery in self._waiting.pop(object_id, ()):
+            self.inbox.write(object_id, delivery)
+
+    # -- the lease ------------------------------------------------------------------------
+
+    def _lease_lapsed(self) -> None:
+        """Another node may take this one's objects now: stop running them (their work waits
+        here, in order, until the lease is renewed or the node is declared dead)."""
+        for activation in list(self.activations.values()):
+            activation.reset("this node's lease lapsed: another node may take the object")
+
+    def _lease_renewed(self) -> None:
+        self.tasks.spawn(self._poll())
+
+    def _declared_dead(self, reason: str) -> None:
+        self._lease_lapsed()
+        if self._on_fatal is not None:
+            self._on_fatal(reason)
+
+    def _swept(self, swept: SweptNode) -> None:
+        """A dead node's objects with work waiting (its sockets' closes) are taken now; its
+        due alarms with them."""
+        self.tasks.spawn(self._poll())
+
     # -- notifications, polling, hibernation --------------------------------------------
 
     def _on_wake(self, object_ids: list[str] | None) -> None:
+        if self._stopping:
+            return  # a node on its way out takes on no work: the next one wakes for it
         if object_ids is None:
             self.tasks.spawn(self._poll())
             return
@@ -404,6 +467,16 @@ class Node:
                 await activation.take_inbox()
             else:
                 await self.activate(object_id)
+        except OwnedElsewhereError as error:
+            self.inbox.route(object_id, error.owner)
+            # The wake was meant for the owner (it claimed the object as the rows were
+            # written): pass it on, so its rows wait no longer than a NOTIFY.
+            try:
+                await self.event_log.nudge([object_id])
+            except StoreUnavailableError as nudge_error:
+                log.warning(
+                    "could not wake the owner: %s", nudge_error, extra=self.log_extra(object_id)
+                )
         except StoreUnavailableError as error:
             log.warning(
                 "wake failed, the poll will retry: %s", error, extra=self.log_extra(object_id)
@@ -412,6 +485,8 @@ class Node:
             log.error("cannot wake: %s", error, extra=self.log_extra(object_id))
 
     async def _poll(self) -> None:
+        if self._stopping or not self.membership.holds_lease:
+            return
         try:
             object_ids = await self.event_log.objects_with_inbox()
             await self.alarms.poll(self.settings.poll_interval * 2)

@@ -1,4 +1,4 @@
-"""The node's timings: hibernation, snapshots, polling, retries and shutdown."""
+"""The node's timings: hibernation, snapshots, polling, retries, leases and shutdown."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class NodeSettings:
-    """Timing of hibernation, snapshots and the polling fallbacks."""
+    """Timing of hibernation, snapshots, the polling fallbacks and the lease."""
 
     hibernate_after: float = 10.0
     snapshot_every: int = 100
@@ -16,3 +16,6 @@ class NodeSettings:
     #: Failed commits a delivery may cover before it is dropped (and logged).
     max_attempts: int = 3
     shutdown_timeout: float = 10.0
+    #: Seconds after its last heartbeat that the node counts as dead, and may lose its
+    #: objects to another node; it heartbeats every third of that.
+    lease_timeout: float = 5.0

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from service.events import types
 from service.ports.records import Append, InboxItem
-from service.store import flush_records, notifications
+from service.store import flush_records
 
 
 @dataclass(slots=True)
@@ -30,7 +30,7 @@ class FlushBatch:
     snapshots: list[flush_records.SnapshotRow] = field(default_factory=list)
     consumed: list[flush_records.ConsumedRow] = field(default_factory=list)
     inbox: list[flush_records.InboxRow] = field(default_factory=list)
-    #: Objects that get new inbox rows: the flush's NOTIFY wakes them.
+    #: Objects that get new inbox rows: the flush wakes their owners (queries.FLUSH_AND_WAKE).
     woken: set[str] = field(default_factory=set)
 
     @property
@@ -43,7 +43,8 @@ class FlushBatch:
         return flush_records.Arguments(
             node_id=node_id,
             channel=channel,
-            wake=notifications.wake_payload(sorted(self.woken)) if self.woken else None,
+            # No NOTIFY on the shared channel: the wakes go to each owner (FLUSH_AND_WAKE).
+            wake=None,
             advances=self.advances,
             new_events=self.events if events else [],
             accepted_sockets=self.accepted,

@@ -1,4 +1,5 @@
-"""The event store a node runs on: asyncpg pool, group commit, replay reads, inbox, listener.
+"""The event store a node runs on: asyncpg pool, group commit, replay reads, inbox, listener,
+and the node's row in ``nodes`` (its leases).
 
 This is the implementation of the runtime's ``EventLog`` port; it knows events and plain
 records, never object classes or HTTP.
@@ -12,14 +13,20 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from service.ports.cluster import SweptNode
+from service.ports.errors import OwnedElsewhereError
 from service.ports.records import Append, Claim, InboxItem
 from service.store import connections, database_url, log_reads, notifications, queries
 from service.store.group_commit import GroupCommit
 from service.store.listener import Listener
-from service.store.node_lock import NodeLock
+from service.store.nodes import NodeRow
 
-#: The NOTIFY channel; versioned so that old and new nodes can run side by side.
+#: The NOTIFY channel every node shared before each had its own (``notifications.channel_of``);
+#: durable_flush_v1 still takes it, and is no longer asked to notify on it.
 CHANNEL = "durable_v1"
+
+#: Claims retried when the owner a claim met released the object before it was asked.
+CLAIM_ATTEMPTS = 3
 
 #: Seconds the pools get to close their connections politely before they are cut (a link
 #: that went silent would otherwise hold the node's shutdown up until TCP gives up).
@@ -64,7 +71,7 @@ class EventStore(log_reads.LogReads):
         self._commit_pool: connections.Pool | None = None
         self._commit: GroupCommit | None = None
         self._listener: Listener | None = None
-        self._node_lock: NodeLock | None = None
+        self._node_row: NodeRow | None = None
 
     async def open(self) -> None:
         """Start the pools and the writer.
@@ -88,6 +95,7 @@ class EventStore(log_reads.LogReads):
             on_flush=self._on_flush,
         )
         self._commit.start()
+        self._node_row = NodeRow(self.dsn, self.node_id, self._pool, timeout=self._command_timeout)
 
     async def _make_pool(self, name: str, size: int) -> connections.Pool:
         pool = await asyncpg.create_pool(
@@ -114,13 +122,13 @@ class EventStore(log_reads.LogReads):
         )
 
     async def close(self) -> None:
-        """Flush what is queued, stop listening, let go of the node id, close the pools."""
+        """Flush what is queued, stop listening, close the node's connection and the pools."""
         if self._commit is not None:
             await self._commit.close()
         if self._listener is not None:
             await self._listener.close()
-        if self._node_lock is not None:
-            await self._node_lock.close()
+        if self._node_row is not None:
+            await self._node_row.close()
         for pool in (self._pool, self._commit_pool):
             if pool is not None:
                 await pool.close(CLOSE_TIMEOUT)
@@ -145,11 +153,24 @@ class EventStore(log_reads.LogReads):
             if pool is not None
         }
 
-    async def hold_node_id(self) -> None:
-        """Take this node's id for as long as the store is open; NodeIdInUseError if a live
-        node holds it already."""
-        self._node_lock = NodeLock(self.dsn, self.node_id)
-        await self._node_lock.acquire()
+    # -- the node's row (the NodeDirectory port) ---------------------------------------
+
+    @property
+    def _row(self) -> NodeRow:
+        assert self._node_row is not None, "EventStore.open() was not awaited"
+        return self._node_row
+
+    async def join(self, address: str | None, role: str, lease_timeout: float) -> None:
+        await self._row.join(address, role, lease_timeout)
+
+    async def heartbeat(self) -> bool:
+        return await self._row.heartbeat()
+
+    async def leave(self) -> None:
+        await self._row.leave()
+
+    async def sweep_dead_node(self, close: dict[str, Any]) -> SweptNode | None:
+        return await self._row.sweep_dead_node(close)
 
     # -- writes -------------------------------------------------------------------------
 
@@ -162,15 +183,34 @@ class EventStore(log_reads.LogReads):
         return self._commit.enqueue(item)
 
     async def claim(self, object_id: str, binding: str, name: str | None) -> Claim:
-        row = await self._fetchrow(queries.CLAIM_OBJECT, object_id, binding, name, self.node_id)
-        assert row is not None
-        return Claim(object_id, row["binding"], row["name"], row["owner_epoch"], row["last_seq"])
+        """Take the object's lease (creating it); OwnedElsewhereError if a live node has it."""
+        for _ in range(CLAIM_ATTEMPTS):
+            row = await self._fetchrow(queries.CLAIM_OBJECT, object_id, binding, name, self.node_id)
+            if row is not None:
+                return _claim(object_id, row)
+            await self._check_owner(object_id)
+        raise OwnedElsewhereError(object_id, "(changing hands)")
 
     async def claim_existing(self, object_id: str) -> Claim | None:
-        row = await self._fetchrow(queries.CLAIM_EXISTING, object_id, self.node_id)
-        if row is None:
-            return None
-        return Claim(object_id, row["binding"], row["name"], row["owner_epoch"], row["last_seq"])
+        """Take the lease of an existing object; None if there is no such object,
+        OwnedElsewhereError if a live node has it."""
+        for _ in range(CLAIM_ATTEMPTS):
+            row = await self._fetchrow(queries.CLAIM_EXISTING, object_id, self.node_id)
+            if row is not None:
+                return _claim(object_id, row)
+            owner = await self._fetchrow(queries.OWNER_OF, object_id)
+            if owner is None:
+                return None
+            await self._check_owner(object_id, owner[0])
+        raise OwnedElsewhereError(object_id, "(changing hands)")
+
+    async def _check_owner(self, object_id: str, owner: str | None = None) -> None:
+        """After a claim that took nothing: raise if a node owns the object; return if it
+        was released meanwhile (the caller claims again)."""
+        if owner is None:
+            owner = await self._call(lambda c: c.fetchval(queries.OWNER_OF, object_id))
+        if owner is not None and owner != self.node_id:
+            raise OwnedElsewhereError(object_id, owner)
 
     async def release(self, object_id: str, epoch: int) -> None:
         await self._call(lambda c: c.execute(queries.RELEASE_OBJECT, object_id, epoch))
@@ -185,15 +225,23 @@ class EventStore(log_reads.LogReads):
         ]
 
     async def objects_with_inbox(self, limit: int = 1000) -> list[str]:
-        rows = await self._call(lambda c: c.fetch(queries.INBOX_OBJECTS, limit))
+        """Objects with inbox rows that no live node but this one owns."""
+        rows = await self._call(lambda c: c.fetch(queries.INBOX_OBJECTS, limit, self.node_id))
         return [r[0] for r in rows]
+
+    async def nudge(self, object_ids: list[str]) -> None:
+        """Wake the live owners of these objects (or this node, for those nobody live owns)
+        now, as a flush that wrote inbox rows for them would."""
+        await self._call(lambda c: c.fetchval(queries.WAKE, self.node_id, sorted(object_ids)))
 
     async def stale_sockets(self) -> list[tuple[str, str]]:
         rows = await self._call(lambda c: c.fetch(queries.STALE_SOCKETS, self.node_id))
         return [(r[0], r[1]) for r in rows]
 
     async def due_alarms(self, horizon_seconds: float, limit: int = 100) -> list[tuple[str, int]]:
-        rows = await self._call(lambda c: c.fetch(queries.DUE_ALARMS, horizon_seconds, limit))
+        rows = await self._call(
+            lambda c: c.fetch(queries.DUE_ALARMS, horizon_seconds, limit, self.node_id)
+        )
         return [(r[0], r[1]) for r in rows]
 
     async def ping(self) -> None:
@@ -211,7 +259,8 @@ class EventStore(log_reads.LogReads):
         *,
         probe_interval: float = 5.0,
     ) -> Listener:
-        """Start the node's LISTEN connection; ``on_wake(None)`` means "poll everything"."""
+        """Start the node's LISTEN connection, on its own channel (the wakes of the objects
+        it owns or should claim); ``on_wake(None)`` means "poll everything"."""
 
         def dispatch(notification: notifications.Notification) -> None:
             if isinstance(notification, notifications.Wake):
@@ -220,7 +269,12 @@ class EventStore(log_reads.LogReads):
                 on_wake(None)
 
         self._listener = Listener(
-            self.dsn, CHANNEL, dispatch, on_connect, probe_interval=probe_interval
+            self.dsn,
+            notifications.channel_of(self.node_id),
+            dispatch,
+            on_connect,
+            probe_interval=probe_interval,
+            application_name=f"durable {self.node_id} listener",
         )
         self._listener.start()
         return self._listener
@@ -236,3 +290,7 @@ class EventStore(log_reads.LogReads):
         pool = pool or self._pool
         assert pool is not None, "EventStore.open() was not awaited"
         return await pool.run(operation)
+
+
+def _claim(object_id: str, row: asyncpg.Record) -> Claim:
+    return Claim(object_id, row["binding"], row["name"], row["owner_epoch"], row["last_seq"])

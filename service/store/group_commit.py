@@ -1,10 +1,10 @@
 """Group commit: appends from every object are queued and flushed together.
 
 One transaction per flush carries the events, the presence and alarm projections, the
-snapshots, the consumed and new inbox rows, and at most one NOTIFY. Each waiter's future
-resolves when its own events are durable (or fails with the reason they are not). While a
-flush runs, new work queues up, so batches grow with load and latency stays one commit
-when idle.
+snapshots, the consumed and new inbox rows, and at most one NOTIFY per node it wakes. Each
+waiter's future resolves when its own events are durable (or fails with the reason they are
+not). While a flush runs, new work queues up, so batches grow with load and latency stays
+one commit when idle.
 """
 
 from __future__ import annotations
@@ -313,7 +313,12 @@ class GroupCommit:
             async with connection.transaction():
                 if slot.after is not None:
                     await slot.after.wait()
-                attempt.xid, stale, inbox_ids = await connection.fetchrow(queries.FLUSH, *arguments)
+                if rows.woken:
+                    woken = sorted(rows.woken)
+                    result = await connection.fetchrow(queries.FLUSH_AND_WAKE, *arguments, woken)
+                else:
+                    result = await connection.fetchrow(queries.FLUSH, *arguments)
+                attempt.xid, stale, inbox_ids = result[0], result[1], result[2]
                 slot.locked.set()
                 if stale:
                     raise _Conflicts(set(stale))

@@ -32,6 +32,7 @@ class Listener:
         *,
         probe_interval: float = 5.0,
         probe_timeout: float = 3.0,
+        application_name: str = "durable listener",
     ) -> None:
         self._dsn = dsn
         self._channel = channel
@@ -39,6 +40,8 @@ class Listener:
         self._on_connect = on_connect
         self._probe_interval = probe_interval
         self._probe_timeout = probe_timeout
+        #: How the connection shows in pg_stat_activity (to find it, or to end it).
+        self._application_name = application_name[:63]
         self._task: asyncio.Task[None] | None = None
         self._lost = asyncio.Event()
         self.connected = asyncio.Event()
@@ -70,7 +73,11 @@ class Listener:
 
     async def _connect(self) -> None:
         self._lost.clear()
-        connection = await asyncpg.connect(self._dsn, timeout=self._probe_timeout)
+        connection = await asyncpg.connect(
+            self._dsn,
+            timeout=self._probe_timeout,
+            server_settings={"application_name": self._application_name},
+        )
         # Held from the start, so that _drop() closes it even if we are stopped (cancelled)
         # before LISTEN has answered.
         self.connection = connection

@@ -1,7 +1,13 @@
-"""NOTIFY payloads: a hint carrying object ids only, parsed into a discriminated union."""
+"""NOTIFY payloads: a hint carrying object ids only, parsed into a discriminated union.
+
+Each node listens on a channel of its own (``channel_of``); a flush that writes inbox rows
+notifies each destination node once, naming its objects (``durable_wake_v1`` builds the
+same payloads in SQL).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
@@ -25,6 +31,13 @@ class WakeAll(BaseModel):
 
 Notification = Annotated[Wake | WakeAll, Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[Notification] = TypeAdapter(Notification)
+
+
+def channel_of(node_id: str) -> str:
+    """The channel a node listens on for wakes of its objects: ``durable_channel_v1`` of
+    migration a15b3d0f7906, the same name whatever the id's length (channels are at most 63
+    bytes)."""
+    return "durable_v1_" + hashlib.md5(node_id.encode(), usedforsecurity=False).hexdigest()
 
 
 def wake_payload(object_ids: list[str]) -> str:

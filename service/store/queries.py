@@ -7,13 +7,29 @@ from service.store import flush_records
 # One flush in one statement: durable_flush_v1 (migration dd9f2007840a) takes the positions
 # lock (identity values are taken before commit, so flushes hold it from first insert to
 # commit and position order equals commit order), advances each object fenced by its epoch,
-# and writes the events, presence and alarm projections, snapshots, inbox rows and one
-# NOTIFY. Its parameters are named (a parameter out of place fails loudly), one array of
-# records per kind of row, as flush_records.Arguments defines them. Returns the transaction
-# id (see TRANSACTION_STATUS), the objects whose expected seq or epoch no longer held (then
-# nothing was written), and the new inbox ids, ascending.
-FLUSH = "SELECT xid, stale, inbox_ids FROM durable_flush_v1({})".format(
+# and writes the events, presence and alarm projections, snapshots and inbox rows (its one
+# NOTIFY, on the channel every node shared, is no longer asked for: the wakes of a flush go
+# to each owner's own channel, see FLUSH_AND_WAKE). Its parameters are named (a parameter
+# out of place fails loudly), one array of records per kind of row, as
+# flush_records.Arguments defines them. Returns the transaction id (see TRANSACTION_STATUS),
+# the objects whose expected seq or epoch no longer held (then nothing was written), and
+# the new inbox ids, ascending.
+_FLUSH_CALL = "durable_flush_v1({})".format(
     ", ".join(f"{name} => ${n}" for n, name in enumerate(flush_records.Arguments._fields, 1))
+)
+FLUSH = "SELECT xid, stale, inbox_ids FROM " + _FLUSH_CALL
+
+# The same flush, for one that writes inbox rows: it also wakes their objects' owners with
+# one NOTIFY per destination node, carrying the ids of that node's objects (durable_wake_v1,
+# migration a15b3d0f7906: an object no live node owns wakes the writer, which claims it).
+# One more parameter after the flush's: the ids, sorted. In the same statement, so the wake
+# costs no round trip; notifications leave at commit, and a rollback drops them.
+FLUSH_AND_WAKE = (
+    "SELECT f.xid, f.stale, f.inbox_ids, durable_wake_v1(${}, ${}) FROM {} AS f".format(
+        flush_records.Arguments._fields.index("node_id") + 1,
+        len(flush_records.Arguments._fields) + 1,
+        _FLUSH_CALL,
+    )
 )
 
 # Columns of ``events`` that a large flush sends by COPY, in append order (= position
@@ -25,25 +41,36 @@ EVENT_COLUMNS = tuple(name for name, _ in flush_records.fields(flush_records.eve
 # 'committed', 'aborted' or 'in progress' (its backend has not finished yet).
 TRANSACTION_STATUS = "SELECT txid_status($1)"
 
-# Claim an object for this node (creating its catalog row), raising the fencing epoch.
+# Claim an object for this node (creating its catalog row), raising the fencing epoch: only
+# if no other live node holds it (unowned, released, this node's own, or its owner is not in
+# live_nodes: stopped, swept, or silent past its lease). No row otherwise (see OWNER_OF):
+# a live owner's object is routed to, never taken, so two nodes never take it in turn.
 CLAIM_OBJECT = """
-INSERT INTO objects (object_id, binding, name, owner_node, owner_epoch)
+INSERT INTO objects AS o (object_id, binding, name, owner_node, owner_epoch)
 VALUES ($1, $2, $3, $4, 1)
 ON CONFLICT (object_id) DO UPDATE
    SET owner_node = EXCLUDED.owner_node,
-       owner_epoch = objects.owner_epoch + 1,
-       name = COALESCE(objects.name, EXCLUDED.name),
+       owner_epoch = o.owner_epoch + 1,
+       name = COALESCE(o.name, EXCLUDED.name),
        updated_at = now()
+ WHERE o.owner_node IS NULL OR o.owner_node = EXCLUDED.owner_node
+    OR NOT EXISTS (SELECT 1 FROM live_nodes AS l WHERE l.node_id = o.owner_node)
 RETURNING binding, name, owner_epoch, last_seq
 """
 
-# Claim an object that must exist already (woken by its inbox).
+# Claim an object that must exist already (woken by its inbox or an alarm), on the same
+# condition as CLAIM_OBJECT.
 CLAIM_EXISTING = """
-UPDATE objects
+UPDATE objects AS o
    SET owner_node = $2, owner_epoch = owner_epoch + 1, updated_at = now()
- WHERE object_id = $1
+ WHERE o.object_id = $1
+   AND (o.owner_node IS NULL OR o.owner_node = $2
+        OR NOT EXISTS (SELECT 1 FROM live_nodes AS l WHERE l.node_id = o.owner_node))
 RETURNING binding, name, owner_epoch, last_seq
 """
+
+# Who owns an object a claim did not get (NULL: released since; no row: no such object).
+OWNER_OF = "SELECT owner_node FROM objects WHERE object_id = $1"
 
 # Give an object up when it hibernates, unless someone else claimed it meanwhile.
 RELEASE_OBJECT = """
@@ -67,10 +94,20 @@ SELECT seq, state FROM snapshots WHERE object_id = $1 AND seq <= $2
 # Pending inbox rows of one object, oldest first.
 INBOX_OF = "SELECT id, kind, socket_id, data FROM inbox WHERE object_id = $1 ORDER BY id"
 
-# Objects that have pending inbox rows (the polling fallback of LISTEN/NOTIFY).
-INBOX_OBJECTS = "SELECT DISTINCT object_id FROM inbox LIMIT $1"
+# Objects with pending inbox rows that this node may take (the polling fallback of
+# LISTEN/NOTIFY): those of no live node but this one. A live owner polls its own.
+INBOX_OBJECTS = """
+SELECT DISTINCT i.object_id
+  FROM inbox AS i LEFT JOIN objects AS o USING (object_id)
+ WHERE o.owner_node IS NULL OR o.owner_node = $2
+    OR NOT EXISTS (SELECT 1 FROM live_nodes AS l WHERE l.node_id = o.owner_node)
+ LIMIT $1
+"""
 
-# Sockets this node held when it stopped (their clients are gone), except those whose
+# Wake the owners of these objects now, one NOTIFY per destination node, as a flush does.
+WAKE = "SELECT durable_wake_v1($1, $2::text[])"
+
+# Sockets a previous run of this node id held (their clients are gone), except those whose
 # close is already waiting in the inbox.
 STALE_SOCKETS = """
 SELECT w.object_id, w.socket_id
@@ -81,25 +118,16 @@ SELECT w.object_id, w.socket_id
                       AND i.kind IN ('close', 'error'))
 """
 
-# Alarms due before a moment, soonest first.
+# Alarms due before a moment, soonest first, of the objects this node may run: its own, and
+# those no live node owns (a dead owner's alarms still fire, wherever they are claimed).
 DUE_ALARMS = """
-SELECT object_id, (extract(epoch FROM scheduled_at) * 1000)::bigint AS ms
-  FROM alarms WHERE scheduled_at <= now() + $1 * interval '1 second'
- ORDER BY scheduled_at LIMIT $2
+SELECT a.object_id, (extract(epoch FROM a.scheduled_at) * 1000)::bigint AS ms
+  FROM alarms AS a LEFT JOIN objects AS o USING (object_id)
+ WHERE a.scheduled_at <= now() + $1 * interval '1 second'
+   AND (o.owner_node IS NULL OR o.owner_node = $3
+        OR NOT EXISTS (SELECT 1 FROM live_nodes AS l WHERE l.node_id = o.owner_node))
+ ORDER BY a.scheduled_at LIMIT $2
 """
 
 # Liveness probe of a connection.
 PING = "SELECT 1"
-
-# Take a node id for this session (released when the session ends): false if a live node
-# holds it. The two-key form keeps these locks apart from the positions lock.
-TAKE_NODE_ID = "SELECT pg_try_advisory_lock(1685418593, hashtext($1))"
-
-# The session holding a node id's lock, for the message that refuses a second node.
-NODE_ID_HOLDER = """
-SELECT host(a.client_addr) AS client_addr, a.backend_start
-  FROM pg_locks AS l JOIN pg_stat_activity AS a USING (pid)
- WHERE l.locktype = 'advisory' AND l.classid = 1685418593
-   AND l.objid = hashtext($1)::oid AND l.granted
- LIMIT 1
-"""

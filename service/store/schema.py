@@ -110,6 +110,8 @@ websockets = sa.Table(
         "object_id",
         sa.text("coalesce(closed_at, 'infinity'::timestamptz)"),
     ),
+    # A dead node's open sockets, which a survivor closes (and a restarted node its own).
+    sa.Index("ix_websockets_open_by_node", "node", postgresql_where=sa.text("closed_at IS NULL")),
     comment="Presence projection: one row per socket, written with the events that caused it.",
     # Room for in-place (HOT) updates of last_activity_at, which changes every message.
     postgresql_with={"fillfactor": 70},
@@ -140,3 +142,47 @@ inbox = sa.Table(
 #: Views are created by migration (they are not in the metadata): ``presence``, the open
 #: sockets with their object's binding and name; ``object_history``, every event with its
 #: object's binding and name, its socket's attachment and an inbound frame's decoded text.
+
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("node_id", sa.Text, primary_key=True, comment="The node's id (--node-id)"),
+    sa.Column("address", sa.Text, comment="host:port it serves HTTP on"),
+    sa.Column(
+        "role",
+        sa.Text,
+        nullable=False,
+        server_default="all",
+        comment="all, gateway (sockets only) or host (objects only)",
+    ),
+    sa.Column(
+        "lease_timeout",
+        sa.Interval,
+        nullable=False,
+        comment="How long after its last heartbeat the node counts as dead",
+    ),
+    sa.Column(
+        "started_at",
+        sa.DateTime(timezone=True),
+        nullable=False,
+        server_default=_now,
+        comment="When this run of the node joined; its heartbeats name it",
+    ),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column(
+        "stopped_at",
+        sa.DateTime(timezone=True),
+        comment="When it stopped gracefully; NULL while it runs",
+    ),
+    sa.Column(
+        "swept_at",
+        sa.DateTime(timezone=True),
+        comment="When a live node closed the sockets it left open",
+    ),
+    sa.Column("swept_by", sa.Text, comment="The node that swept it"),
+    comment="Nodes sharing this database, with their heartbeats: "
+    "a node owns objects only while it is live.",
+)
+
+#: The ``live_nodes`` view (nodes that may own objects now) and the wake functions
+#: ``durable_channel_v1`` and ``durable_wake_v1`` are created by migration a15b3d0f7906.

@@ -1,6 +1,6 @@
-"""Waking hibernated objects: a frame on this node wakes its object here; work handed over
-through the inbox (by another node) wakes it through LISTEN/NOTIFY, with catch-up after a
-lost link."""
+"""Waking objects: a frame on this node wakes its hibernated object here; work another node
+hands over through the inbox reaches the object this node runs through LISTEN/NOTIFY, with
+catch-up after a lost link."""
 
 from __future__ import annotations
 
@@ -39,8 +39,18 @@ async def _hibernated_socket(node: Node, name: str):
     return ws, object_id, socket_id
 
 
+async def _live_socket(node: Node, name: str):
+    """Connect to object ``name``, which stays live here (this node owns it)."""
+    ws = await node.client.ws_connect(f"/e/{name}")
+    await eventually(lambda: len(node.runtime.activations) == 1, timeout=5)
+    (object_id,) = node.runtime.activations
+    (socket_id,) = node.webapp[keys.REGISTRY].entries
+    return ws, object_id, socket_id
+
+
 async def _hand_over(database_url: str, object_id: str, socket_id: str, text: str) -> None:
-    """Write a frame to the object's inbox as another node would (one commit, one NOTIFY)."""
+    """Write a frame to the object's inbox as another node would (one commit, one NOTIFY to
+    the object's owner)."""
     other = EventStore(database_url, "other-node")
     await other.open()
     try:
@@ -69,10 +79,10 @@ async def test_a_frame_wakes_its_hibernated_object_on_this_node(database_url):
         await ws.close()
 
 
-async def test_a_notification_wakes_the_object_without_polling(database_url):
-    # With a one-minute poll, only the NOTIFY can wake the object within the timeout.
-    async with serve(database_url, app(), hibernate_after=0.2, poll_interval=60) as node:
-        ws, object_id, socket_id = await _hibernated_socket(node, "one")
+async def test_a_notification_reaches_the_owner_without_polling(database_url):
+    # With a one-minute poll, only the NOTIFY can reach the object within the timeout.
+    async with serve(database_url, app(), poll_interval=60) as node:
+        ws, object_id, socket_id = await _live_socket(node, "one")
         await _hand_over(database_url, object_id, socket_id, "a")
         assert await ws.receive_str(timeout=3) == "echo:a"
 
@@ -84,7 +94,7 @@ async def test_a_notification_wakes_the_object_without_polling(database_url):
 
 
 async def test_the_listener_reconnects_after_its_backend_is_killed(database_url):
-    async with serve(database_url, app(), hibernate_after=0.2, poll_interval=60) as node:
+    async with serve(database_url, app(), poll_interval=60) as node:
         listener = node.runtime.event_log._listener  # type: ignore[attr-defined]
         await asyncio.wait_for(listener.connected.wait(), 5)
         old_pid = listener.connection.get_server_pid()
@@ -99,15 +109,15 @@ async def test_the_listener_reconnects_after_its_backend_is_killed(database_url)
             ),
             timeout=5,
         )
-        ws, object_id, socket_id = await _hibernated_socket(node, "two")
+        ws, object_id, socket_id = await _live_socket(node, "two")
         await _hand_over(database_url, object_id, socket_id, "b")
         assert await ws.receive_str(timeout=3) == "echo:b"
         await ws.close()
 
 
 async def test_work_notified_while_the_listener_was_down_is_caught_up(database_url):
-    async with serve(database_url, app(), hibernate_after=0.2, poll_interval=60) as node:
-        ws, object_id, socket_id = await _hibernated_socket(node, "three")
+    async with serve(database_url, app(), poll_interval=60) as node:
+        ws, object_id, socket_id = await _live_socket(node, "three")
         store = node.runtime.event_log
         await store._listener.close()  # type: ignore[attr-defined]
         await _hand_over(database_url, object_id, socket_id, "c")

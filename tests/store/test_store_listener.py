@@ -13,6 +13,14 @@ from service.store.event_store import EventStore
 from tests.store.helpers import Proxy, Stores, object_id
 
 
+async def _owns(store: EventStore, *object_ids: str) -> None:
+    """Make ``store``'s node live and the owner of these objects: another node's inbox rows
+    for them wake it (those of objects nobody live owns wake their writer)."""
+    await store.join(None, "all", 60)
+    for oid in object_ids:
+        await store.claim(oid, "CHAT", None)
+
+
 class Wakes:
     """Records what the listener reports, with an event per kind of report."""
 
@@ -45,6 +53,7 @@ async def test_wakes_arrive_and_survive_a_killed_backend(
 ) -> None:
     listening = await stores.open("listening")
     sender = await stores.open("sender")
+    await _owns(listening, object_id(1), object_id(2))
     wakes = Wakes()
     listener = listening.listen(wakes.on_wake, wakes.on_connect, probe_interval=30)
     await wakes.next_connect()
@@ -111,6 +120,8 @@ async def test_a_link_that_dies_silently_is_found_by_the_probe(
         listening = EventStore(through_proxy, "listening")
         await listening.open()
         sender = await stores.open("sender")
+        # Its lease is taken on a direct connection: the proxy carries only the listener's.
+        await _owns(await stores.open("listening"), object_id(1), object_id(2))
         wakes = Wakes()
         try:
             listening.listen(wakes.on_wake, wakes.on_connect, probe_interval=0.2)

@@ -1,8 +1,10 @@
-"""NOTIFY: one per flush that adds inbox rows, ids only, parsed into the notifications union."""
+"""NOTIFY: one per flush and destination node when a flush adds inbox rows, ids only, on the
+destination's own channel, parsed into the notifications union."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -10,12 +12,11 @@ import pytest
 
 from service.ports.records import InboxItem
 from service.store import notifications
-from service.store.event_store import CHANNEL
 from tests.store.helpers import Stores, after, object_id, put
 
 
 class Inbox:
-    """A LISTEN on the store's channel over a connection of its own."""
+    """A LISTEN on one node's channel over a connection of its own."""
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self.connection = connection
@@ -37,15 +38,22 @@ class Inbox:
         return list(self.payloads)
 
 
-@pytest.fixture
-async def heard(database_url: str) -> AsyncIterator[Inbox]:
+@contextlib.asynccontextmanager
+async def listening(database_url: str, node_id: str) -> AsyncIterator[Inbox]:
     connection = await asyncpg.connect(database_url)
     inbox = Inbox(connection)
-    await connection.add_listener(CHANNEL, inbox.on_notification)
+    await connection.add_listener(notifications.channel_of(node_id), inbox.on_notification)
     try:
         yield inbox
     finally:
         await connection.close()
+
+
+@pytest.fixture
+async def heard(database_url: str) -> AsyncIterator[Inbox]:
+    """What node-a (the stores' default node) hears."""
+    async with listening(database_url, "node-a") as inbox:
+        yield inbox
 
 
 async def test_one_notify_per_flush_carrying_the_object_ids(
@@ -96,6 +104,56 @@ async def test_too_many_objects_to_name_wake_everyone(stores: Stores, heard: Inb
     assert isinstance(notifications.parse(payloads[0]), notifications.WakeAll)
     assert sorted(await store.objects_with_inbox(limit=10_000)) == sorted(objects)
     assert len(await store.objects_with_inbox(limit=3)) == 3
+
+
+async def test_each_owner_hears_of_its_own_objects_once_per_flush(
+    stores: Stores, database_url: str, sql: asyncpg.Connection
+) -> None:
+    """Rows for objects a live node owns wake that node; rows for objects nobody live owns
+    (never claimed, or their owner's lease ran out) wake the writer, which claims them."""
+    writer = await stores.open("node-a")
+    owner = await stores.open("node-b")
+    gone = await stores.open("node-c")
+    await owner.join(None, "all", 60)
+    await gone.join(None, "all", 60)
+    owned = [object_id(f"b{i}") for i in range(3)]
+    orphaned = object_id("c")
+    free = object_id("free")
+    for oid in owned:
+        await owner.claim(oid, "CHAT", None)
+    await gone.claim(orphaned, "CHAT", None)
+    await sql.execute(
+        "UPDATE nodes SET heartbeat_at = now() - interval '2 minutes' WHERE node_id = 'node-c'"
+    )
+    async with (
+        listening(database_url, "node-a") as to_writer,
+        listening(database_url, "node-b") as to_owner,
+        listening(database_url, "node-c") as to_gone,
+    ):
+        await asyncio.gather(
+            *(
+                writer.enqueue(InboxItem(oid, "message", "s", {"text": "x"}))
+                for oid in [*owned, orphaned, free, *owned]
+            )
+        )
+        await to_owner.wait()
+        await to_writer.wait()
+        heard_by_owner = await to_owner.settle()
+        heard_by_writer = await to_writer.settle()
+        assert [notifications.parse(p) for p in heard_by_owner] == [
+            notifications.Wake(object_ids=sorted(owned))
+        ]
+        assert [notifications.parse(p) for p in heard_by_writer] == [
+            notifications.Wake(object_ids=sorted([orphaned, free]))
+        ]
+        assert await to_gone.settle() == []
+
+
+async def test_the_channel_names_agree_with_the_database(sql: asyncpg.Connection) -> None:
+    for node_id in ("node-a", "a" * 200, "ünïcode node"):
+        channel = notifications.channel_of(node_id)
+        assert await sql.fetchval("SELECT durable_channel_v1($1)", node_id) == channel
+        assert len(channel.encode()) <= 63
 
 
 def test_payloads_round_trip_and_junk_is_refused() -> None:
