@@ -94,6 +94,13 @@ SELECT w.node, interval '5 seconds', min(w.connected_at), now()
 
 COMMENTS = (
     "COMMENT ON VIEW live_nodes IS 'Nodes that may own objects now: running, heartbeat fresh'",
+    "COMMENT ON COLUMN live_nodes.node_id IS 'The node''s id (--node-id)'",
+    "COMMENT ON COLUMN live_nodes.address IS 'host:port it serves HTTP on'",
+    "COMMENT ON COLUMN live_nodes.role IS 'all, gateway (sockets only) or host (objects only)'",
+    "COMMENT ON COLUMN live_nodes.started_at IS 'When this run of the node joined'",
+    "COMMENT ON COLUMN live_nodes.heartbeat_at IS 'Its last heartbeat'",
+    "COMMENT ON COLUMN live_nodes.lease_timeout IS "
+    "'How long after its last heartbeat the node counts as dead'",
     """
     COMMENT ON FUNCTION durable_channel_v1 IS
     'The NOTIFY channel a node listens on for wakes of its objects'

@@ -107,7 +107,8 @@ async def test_a_restore_survives_a_killed_node(database_url: str) -> None:
     """The restore request is durable once it returns: a node killed before the object's
     next session leaves the restore to the next node, which does it when it wakes it."""
     env = child_env(database_url=database_url)
-    serve = ("serve", LEDGER, "--port", "0", "--node-id", "ledger-node")
+    # The next node takes the object once the killed one's lease has lapsed (1 s here).
+    serve = ("serve", LEDGER, "--port", "0", "--lease-timeout", "1")
     async with durable(*serve, env=env) as node:
         url = await node.serving()
         async with aiohttp.ClientSession() as session:
@@ -125,8 +126,15 @@ async def test_a_restore_survives_a_killed_node(database_url: str) -> None:
     async with durable(*serve, env=env) as node:
         url = await node.serving()
         async with aiohttp.ClientSession() as session:
-            async with session.get(f"{url}/ledger/main") as response:
-                seen = await response.json()
+            for _ in range(100):  # 503 while the killed node's lease runs out
+                async with session.get(f"{url}/ledger/main") as response:
+                    if response.status != 503:
+                        assert response.status == 200
+                        seen = await response.json()
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the object was not taken over within 10 s")
             assert seen["storage"] == {"a": "1"}
             assert seen["bookmark"] > undo > mark
         assert await node.stop() == 0

@@ -22,7 +22,7 @@ from service.store import migrate, schema
 
 TABLES = sorted(schema.metadata.tables)
 #: The views migrations create (they are not in the metadata).
-VIEWS = ["object_history", "presence"]
+VIEWS = ["live_nodes", "object_history", "presence"]
 
 
 def _with_database(url: str, name: str) -> str:
