@@ -58,7 +58,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     from service.loader import LoadError
     from service.store.embedded import EmbeddedError
 
-    args = parser().parse_args(argv)
+    durable = parser()
+    args, extra = durable.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "passthrough"):
+            durable.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.passthrough = extra
     try:
         settings = Settings(**options.flags(args))
     except ValidationError as error:

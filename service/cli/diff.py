@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _socket(socket: SocketState) -> str:
     attachment = "" if socket.attachment is None else f" {readable.value(socket.attachment, 80)}"
-    return f"{socket.socket_id} [{', '.join(socket.tags)}]{attachment}"
+    return f"[{', '.join(socket.tags)}]{attachment}"
 
 
 def print_diff(between: DiffBetween) -> None:
@@ -58,13 +58,12 @@ def print_diff(between: DiffBetween) -> None:
     from rich.table import Table
 
     changes = between.diff
-    console = output.console()
     title = (
         f"{json_shapes.label_of(between.object)}: "
         f"from seq {between.from_seq} to seq {between.to_seq}"
     )
     if changes.empty:
-        console.print(f"{title}: no change")
+        output.lines([f"{title}: no change"])
         return
     table = Table(title=title, title_justify="left", box=None, header_style="bold")
     for column in ("change", "of", "before", "after"):
@@ -89,4 +88,4 @@ def print_diff(between: DiffBetween) -> None:
         if field.name == "alarm_ms":
             old, new = readable.milliseconds(old), readable.milliseconds(new)
         table.add_row(field.name, "", "none" if old is None else str(old), str(new))
-    console.print(table)
+    output.show(table)

@@ -78,9 +78,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     async def show(history: HistoryService) -> int:
         found = await history.find(args.object)
         printer = EventPrinter(history, as_json=args.json, with_object=False)
-        printer.name(found.object_id, json_shapes.label_of(found))
+        label = json_shapes.label_of(found)
+        printer.name(found.object_id, label)
         after: int | None = None
         printed = 0
+        following = False
         while True:
             # By seq, which is safe to follow: an object's seq order is decided before its
             # commit (the expected version), so no event can commit behind one read already.
@@ -99,9 +101,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if page.cursor is None:
                 if not args.follow:
                     break
+                if not following:
+                    following = True
+                    output.note(f"following {label} after seq {after or 0} (Ctrl-C stops)")
                 await asyncio.sleep(args.poll)
         if not printed:
-            output.note(f"no events of {json_shapes.label_of(found)} in that range")
+            output.note(f"no events of {label} in that range")
         return 0
 
     return run_history(settings, show)

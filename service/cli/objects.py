@@ -78,7 +78,8 @@ async def _list(history: HistoryService, args: argparse.Namespace) -> int:
                 str(o.open_sockets),
                 o.owner_node or "",
             )
-        output.console().print(table)
+        if page.objects:
+            output.show(table)
     if not page.objects:
         output.note("no objects" + (f" of binding {args.binding}" if args.binding else ""))
     if page.cursor is not None:

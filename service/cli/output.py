@@ -8,19 +8,20 @@ to stderr, so ``durable ... --json | jq`` reads clean lines.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from service.history import json_shapes
 from service.ports.history import Progress
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, RenderableType
 
 #: Columns of a table when stdout is not a terminal (a pipe, a file) and COLUMNS is unset.
 PIPE_WIDTH = 200
@@ -37,13 +38,30 @@ def add_json_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def console() -> Console:
+def console(file: IO[str] | None = None) -> Console:
     """A console on stdout; as wide as the terminal, or PIPE_WIDTH when it is not one."""
     from rich.console import Console
 
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
     # No markup or emoji codes: values such as "[1,2]" or ":x:" are shown as they are.
-    return Console(width=width, highlight=False, soft_wrap=False, markup=False, emoji=False)
+    return Console(
+        file=file, width=width, highlight=False, soft_wrap=False, markup=False, emoji=False
+    )
+
+
+def show(*renderables: RenderableType) -> None:
+    """Print tables (and the blank lines between them) on stdout. To a terminal as rich
+    draws them; to a pipe or a file without the spaces rich pads each line with."""
+    if sys.stdout.isatty():
+        screen = console()
+        for renderable in renderables:
+            screen.print(renderable)
+        return
+    buffer = io.StringIO()
+    printer = console(buffer)
+    for renderable in renderables:
+        printer.print(renderable)
+    lines(line.rstrip() for line in buffer.getvalue().splitlines())
 
 
 def note(text: str) -> None:

@@ -80,7 +80,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 if at is not None:
                     cells.append(output.when(row.closed_at) or "open")
                 table.add_row(*cells)
-            output.console().print(table)
+            if rows:
+                output.show(table)
         if not rows:
             output.note("nobody was connected then" if at is not None else "nobody is connected")
         if more:

@@ -18,6 +18,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     """Add ``psql`` to the ``durable`` command."""
     parser = commands.add_parser(
         "psql",
+        usage="durable psql [--database-url URL] [--data-dir DIR] [PSQL ARGUMENTS ...]",
+        allow_abbrev=False,
         help="open psql on the service's database",
         description="Run PostgreSQL's psql on the database the service uses: DATABASE_URL, or "
         "the embedded server of --data-dir (started for the session when no node runs it). "
@@ -25,10 +27,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         epilog="examples: durable psql; durable psql -c 'SELECT * FROM presence'",
     )
     options.add_options(parser, options.COMMON)
-    parser.add_argument(
-        "psql_args", nargs=argparse.REMAINDER, metavar="...", help="arguments for psql"
-    )
-    parser.set_defaults(handler=run)
+    # What the parser does not know goes to psql (``durable.run`` hands it over).
+    parser.set_defaults(handler=run, passthrough=[])
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(
             "psql is not installed (PostgreSQL's client: e.g. apt-get install postgresql-client)"
         )
-    extra = list(args.psql_args)
+    extra = list(args.passthrough)
     if extra[:1] == ["--"]:
         extra = extra[1:]
     with database(settings, announce=False) as (url, embedded):

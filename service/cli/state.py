@@ -54,7 +54,6 @@ def print_state(rebuilt: StateAt) -> None:
     from rich.table import Table
 
     folded, found = rebuilt.state, rebuilt.object
-    console = output.console()
     start = f"snapshot at seq {rebuilt.snapshot_seq}" if rebuilt.snapshot_seq else "seq 0"
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
@@ -68,15 +67,12 @@ def print_state(rebuilt: StateAt) -> None:
     summary.add_row("event timeout", "none" if timeout is None else f"{timeout} ms")
     summary.add_row("alarm", readable.milliseconds(folded.alarm_ms))
     summary.add_row("messages", str(folded.messages))
-    console.print(summary)
 
     storage = Table(title=f"storage ({len(folded.storage)} keys)", title_justify="left", box=None)
     storage.add_column("key", overflow="fold")
     storage.add_column("value", overflow="fold")
     for key, encoded in folded.storage.items():
         storage.add_row(key, readable.value(encoded, 400))
-    console.print()
-    console.print(storage)
 
     sockets = Table(title=f"sockets ({len(folded.sockets)} open)", title_justify="left", box=None)
     for column in ("socket", "tags", "attachment", "url", "state"):
@@ -90,5 +86,4 @@ def print_state(rebuilt: StateAt) -> None:
             ("hibernatable" if socket.hibernatable else "standard")
             + (", close sent" if socket.close_sent else ""),
         )
-    console.print()
-    console.print(sockets)
+    output.show(summary, "", storage, "", sockets)

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     async def follow(history: HistoryService) -> int:
         printer = EventPrinter(history, as_json=args.json, with_object=True)
         position = 0 if args.from_start else await history.head()
+        output.note(f"following every object after position {position} (Ctrl-C stops)")
         while True:
             page = await history.tail(position, limit=PAGE)
             if page.events:

@@ -77,7 +77,7 @@ def describe(event: types.Event | UnknownEvent) -> str:
     if isinstance(event, types.MessageReceived):
         return f"sent {frame(event)}"
     if isinstance(event, types.StoragePut):
-        return "put " + ", ".join(f"{k} = {value(v, 60)}" for k, v in event.entries.items())
+        return "put " + ", ".join(f"{k} = {value(v, 160)}" for k, v in event.entries.items())
     if isinstance(event, types.StorageDeleted):
         return "deleted " + ", ".join(event.keys)
     if isinstance(event, types.StorageCleared):
