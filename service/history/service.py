@@ -154,9 +154,18 @@ class LogHistory:
 
     async def _state_of(self, found: ObjectInfo, seq: int, progress: Progress | None) -> StateAt:
         """The state of ``found`` after its event ``seq``, through the one replay."""
-        replayed = await replay.state(
-            self._log, found.object_id, until_seq=seq, page=self._replay_page, progress=progress
-        )
+        try:
+            replayed = await replay.state(
+                self._log, found.object_id, until_seq=seq, page=self._replay_page, progress=progress
+            )
+        except ValueError as error:
+            # An event that does not parse (a type or version of a newer node): folding
+            # around it would show a state that never was.
+            reason = str(error).splitlines()[:3]
+            raise HistoryError(
+                f"{_label(found)} cannot be replayed by this version of the service (a newer "
+                f"one wrote events it does not know): {' '.join(r.strip() for r in reason)}"
+            ) from error
         if replayed.state.seq != seq:
             # The catalog and the log are written in one transaction: this is a damaged log.
             raise HistoryError(
