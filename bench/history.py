@@ -215,6 +215,8 @@ class Follower:
     async def read(self) -> None:
         assert self.process.stdout is not None
         async for line in self.process.stdout:
+            if not line.endswith(b"\n"):
+                return  # cut short by the process's end
             now = time.time()
             recorded = json.loads(line)["recorded_at"]
             self.arrivals.append(now)

@@ -18,6 +18,9 @@ from service.ports.history import LoggedEvent, SocketRecord, UnknownEvent
 #: Longest value shown whole in a line; longer ones are cut with an ellipsis.
 VALUE_WIDTH = 80
 
+#: Fields of every event that are columns of ``events``, not part of its ``data``.
+_ENVELOPE = {"type", "version"}
+
 #: Attachment keys that name a user, in the order they are looked for.
 _NAME_KEYS = ("username", "user", "name", "playerId", "player_id", "user_id", "id")
 
@@ -115,7 +118,10 @@ def fields_of(event: types.Event | UnknownEvent) -> dict[str, Any]:
     """The event's fields as stored in ``events.data`` (encoded values, no envelope)."""
     if isinstance(event, UnknownEvent):
         return dict(event.data)
-    data: dict[str, Any] = json.loads(types.to_data(event))
+    # The model's own serializer, straight to JSON-ready values: what to_data writes.
+    data: dict[str, Any] = event.__pydantic_serializer__.to_python(
+        event, mode="json", exclude=_ENVELOPE
+    )
     return data
 
 
@@ -139,6 +145,8 @@ class Senders:
         self._attachments: dict[str, Any] = {}
         self._tags: dict[str, list[str]] = {}
         self._known: set[str] = set()
+        #: Names worked out so far (a busy socket sends many events).
+        self._names: dict[str, str | None] = {}
 
     def unknown(self, events: Iterable[LoggedEvent]) -> set[str]:
         """Sockets these events name that neither the events read so far nor a presence row
@@ -161,6 +169,7 @@ class Senders:
             if row.socket_id not in self._known:
                 self._attachments[row.socket_id] = row.attachment
                 self._tags[row.socket_id] = list(row.tags)
+                self._names.pop(row.socket_id, None)
         self._known.update(asked)
 
     def observe(self, event: types.Event | UnknownEvent) -> None:
@@ -169,9 +178,11 @@ class Senders:
             self._tags[event.socket_id] = list(event.tags)
             self._attachments[event.socket_id] = None
             self._known.add(event.socket_id)
+            self._names.pop(event.socket_id, None)
         elif isinstance(event, types.AttachmentSet):
             self._attachments[event.socket_id] = event.attachment
             self._known.add(event.socket_id)
+            self._names.pop(event.socket_id, None)
 
     def attachment(self, socket_id: str | None) -> Any:
         """The socket's attachment as known at this point (encoded), or None."""
@@ -181,4 +192,7 @@ class Senders:
         """Who the socket is at this point, or None."""
         if socket_id is None:
             return None
-        return sender_name(self._attachments.get(socket_id), self._tags.get(socket_id, ()))
+        if socket_id not in self._names:
+            attachment = self._attachments.get(socket_id)
+            self._names[socket_id] = sender_name(attachment, self._tags.get(socket_id, ()))
+        return self._names[socket_id]
