@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -58,7 +59,6 @@ _SNAPSHOTS = "SELECT seq FROM snapshots WHERE object_id = $1 ORDER BY seq"
 #: Events committed after a position (every object), or of one object after a seq.
 _COMMITTED_AFTER = "SELECT count(*) FROM events WHERE position > $1"
 _ROOM_AFTER = "SELECT count(*) FROM events WHERE object_id = $1 AND seq > $2"
-_HEAD = "SELECT coalesce(max(position), 0) FROM events"
 _ROOM_ID = "SELECT object_id FROM objects WHERE binding = 'CHAT' AND name = $1"
 
 
@@ -210,22 +210,31 @@ class Follower:
     process: asyncio.subprocess.Process
     arrivals: list[float] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
+    #: Seconds from the client's send of the frame the event records (None: not a frame).
+    since_sent: list[float | None] = field(default_factory=list)
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The position (tail) or seq (events) it said it follows from.
+    after: int = 0
 
     async def read(self) -> None:
         assert self.process.stdout is not None
         async for line in self.process.stdout:
             if not line.endswith(b"\n"):
                 return  # cut short by the process's end
-            now = time.time()
-            recorded = json.loads(line)["recorded_at"]
+            now, monotonic = time.time(), time.monotonic()
+            event = json.loads(line)
             self.arrivals.append(now)
-            self.lags.append(now - datetime.fromisoformat(recorded).timestamp())
+            self.lags.append(now - datetime.fromisoformat(event["recorded_at"]).timestamp())
+            # The load's frames carry their send time (``time.monotonic()``, system-wide).
+            text = event["data"].get("text")
+            parts = text.split(":", 4) if isinstance(text, str) else []
+            self.since_sent.append(monotonic - float(parts[3]) if len(parts) == 5 else None)
 
     async def watch_stderr(self) -> None:
         assert self.process.stderr is not None
         async for line in self.process.stderr:
-            if b"following" in line:
+            if match := re.search(rb"following .* after (?:position|seq) (\d+)", line):
+                self.after = int(match.group(1))
                 self.started.set()
 
 
@@ -255,8 +264,11 @@ async def follower(url: str, *argv: str) -> AsyncIterator[Follower]:
                 await task
 
 
-async def _load(group: fanout.Group, rate: float, args: argparse.Namespace) -> tuple[float, float]:
-    """Run one open-loop phase; its measured window as (start, end) in wall-clock time."""
+async def _load(
+    group: fanout.Group, rate: float, args: argparse.Namespace
+) -> tuple[float, float, int]:
+    """Run one open-loop phase; its measured window as (start, end) in wall-clock time, and
+    the messages the clients sent."""
     start = time.monotonic() + fanout.LEAD
     per_sender = rate / group.scenario.senders
     command = {
@@ -272,9 +284,9 @@ async def _load(group: fanout.Group, rate: float, args: argparse.Namespace) -> t
     }
     offset = time.time() - time.monotonic()
     group.tell([command] * group.count)
-    await group.answers(fanout.LEAD + args.warmup + args.duration + 60)
-    window = (start + args.warmup + offset, start + args.warmup + args.duration + offset)
-    return window
+    answers = await group.answers(fanout.LEAD + args.warmup + args.duration + 60)
+    sent = sum(sum(answer["sent"].values()) for answer in answers)
+    return start + args.warmup + offset, start + args.warmup + args.duration + offset, sent
 
 
 async def follow_phase(
@@ -293,14 +305,14 @@ async def follow_phase(
         async with follower(url, *argv) as reader:
             connection = await asyncpg.connect(url)
             try:
-                # The tail prints what commits after its start; events --follow the room's
-                # whole log, then what commits.
+                # The tail prints what commits after the position it starts from;
+                # events --follow the room's whole log, then what commits.
                 query, params = (
-                    (_COMMITTED_AFTER, (await connection.fetchval(_HEAD),))
+                    (_COMMITTED_AFTER, (reader.after,))
                     if room is None
                     else (_ROOM_AFTER, (await connection.fetchval(_ROOM_ID, room), 0))
                 )
-                begun, ended = await _load(group, args.rate, args)
+                begun, ended, sent = await _load(group, args.rate, args)
                 committed = await connection.fetchval(query, *params)
             finally:
                 await connection.close()
@@ -311,10 +323,14 @@ async def follow_phase(
             printed = len(reader.arrivals)
             in_window = [i for i, t in enumerate(reader.arrivals) if begun <= t < ended]
             lags = sorted(reader.lags[i] * 1000 for i in in_window)
+            sent_lags = sorted(
+                lag * 1000 for i in in_window if (lag := reader.since_sent[i]) is not None
+            )
     finally:
         await group.close()
     return {
         "offered_per_second": args.rate,
+        "sent": sent,
         "committed": committed,
         "printed": printed,
         "all_printed": printed == committed,
@@ -322,6 +338,8 @@ async def follow_phase(
         "lag_p50_ms": report.percentile(lags, 0.5),
         "lag_p99_ms": report.percentile(lags, 0.99),
         "lag_max_ms": max(lags, default=float("nan")),
+        "from_send_p50_ms": report.percentile(sent_lags, 0.5),
+        "from_send_p99_ms": report.percentile(sent_lags, 0.99),
         "caught_up_seconds_after_load": caught_up,
     }
 
@@ -397,6 +415,9 @@ def render(result: dict[str, Any]) -> str:
                     f"{f['followed_per_second']:,.0f}",
                     f"{f['lag_p50_ms']:,.0f}",
                     f"{f['lag_p99_ms']:,.0f}",
+                    f"{f['from_send_p50_ms']:,.0f}",
+                    f"{f['from_send_p99_ms']:,.0f}",
+                    f"{f['sent']:,}",
                     f"{f['printed']:,} / {f['committed']:,}",
                     f"{f['caught_up_seconds_after_load']:.1f}",
                 ]
@@ -405,7 +426,8 @@ def render(result: dict[str, Any]) -> str:
         lines += [
             "",
             f"following a chat load ({p['duration']:g} s window; tail: {p['rooms']} rooms of 2; "
-            "follow: one room of 2; every message is one event):",
+            "follow: one room of 2; every message is one event; lag: from the start of the "
+            "commit (recorded_at) to the line, and from the client's send):",
             report.table(
                 [
                     "follower",
@@ -413,6 +435,9 @@ def render(result: dict[str, Any]) -> str:
                     "followed events/s",
                     "lag p50 ms",
                     "lag p99 ms",
+                    "from send p50",
+                    "p99",
+                    "frames sent",
                     "printed / committed",
                     "done s after load",
                 ],
