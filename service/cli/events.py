@@ -36,7 +36,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("object", metavar="OBJECT", help="BINDING/NAME or the object's 64-hex id")
     parser.add_argument(
-        "--since", metavar="SEQ|TIME", help="from this event, or from this time (inclusive)"
+        "--since",
+        metavar="SEQ|TIME",
+        help="from this event, or from this ISO 8601 time with its zone (inclusive)",
     )
     parser.add_argument(
         "--until", metavar="SEQ|TIME", help="up to this event, or up to this time (inclusive)"
@@ -62,7 +64,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="SECONDS",
         help=f"with --follow: seconds between reads once caught up (default {POLL})",
     )
-    output.add_json_flag(parser)
+    output.add_json_flag(parser, "readable lines")
     options.add_options(parser, options.COMMON)
     parser.set_defaults(handler=run)
 

@@ -30,11 +30,12 @@ PIPE_WIDTH = 200
 PROGRESS_AFTER = 1.0
 
 
-def add_json_flag(parser: argparse.ArgumentParser) -> None:
+def add_json_flag(parser: argparse.ArgumentParser, instead_of: str = "a table") -> None:
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object per line (stable keys, ISO 8601 times) instead of a table",
+        help="print one JSON object per line (stable keys, ISO 8601 times) "
+        f"instead of {instead_of}",
     )
 
 

@@ -39,7 +39,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="SECONDS",
         help=f"seconds between reads once caught up (default {POLL})",
     )
-    output.add_json_flag(parser)
+    output.add_json_flag(parser, "readable lines")
     options.add_options(parser, options.COMMON)
     parser.set_defaults(handler=run)
 
