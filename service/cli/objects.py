@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from service.cli import options, output
+from service.cli.errors import CommandError
 from service.cli.history_access import run_history
 from service.history import json_shapes
 from service.ports.history import HistoryService
@@ -49,14 +50,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.limit < 1:
+        raise CommandError(f"--limit must be at least 1, not {args.limit}")
     return run_history(settings, lambda history: _list(history, args))
 
 
 async def _list(history: HistoryService, args: argparse.Namespace) -> int:
-    if args.limit < 1:
-        from service.cli.errors import CommandError
-
-        raise CommandError(f"--limit must be at least 1, not {args.limit}")
     page = await history.objects(binding=args.binding, live=args.live, limit=args.limit)
     if args.json:
         output.json_lines(json_shapes.object_info(o) for o in page.objects)

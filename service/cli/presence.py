@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from service.cli import options, output, points
+from service.cli.errors import CommandError
 from service.cli.history_access import run_history
 from service.history import json_shapes, readable
 from service.ports.history import HistoryService
@@ -48,8 +49,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace, settings: Settings) -> int:
     at = None if args.at is None else points.time(args.at, "--at")
     if args.limit < 1:
-        from service.cli.errors import CommandError
-
         raise CommandError(f"--limit must be at least 1, not {args.limit}")
 
     async def show(history: HistoryService) -> int:
