@@ -14,14 +14,38 @@ from types import ModuleType
 
 from pydantic import ValidationError
 
-from service.cli import fork, logging_setup, migrate, options, serve
+from service.cli import (
+    diff,
+    events,
+    fork,
+    logging_setup,
+    migrate,
+    objects,
+    options,
+    presence,
+    psql,
+    serve,
+    state,
+    tail,
+)
 from service.cli.errors import CommandError
 from service.settings import Settings
 
 __all__ = ["CommandError", "main", "parser", "run"]
 
 #: The subcommands, in the order ``durable --help`` lists them.
-COMMANDS: tuple[ModuleType, ...] = (serve, migrate, fork)
+COMMANDS: tuple[ModuleType, ...] = (
+    serve,
+    migrate,
+    objects,
+    events,
+    state,
+    presence,
+    diff,
+    tail,
+    psql,
+    fork,
+)
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -36,7 +60,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     from service.loader import LoadError
     from service.store.embedded import EmbeddedError
 
-    args = parser().parse_args(argv)
+    durable = parser()
+    args, extra = durable.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "passthrough"):
+            durable.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.passthrough = extra
     try:
         settings = Settings(**options.flags(args))
     except ValidationError as error:

@@ -22,23 +22,21 @@ log = logging.getLogger(__name__)
 def database(settings: Settings, *, announce: bool = True) -> Iterator[tuple[str, bool]]:
     """The database URL (and whether it is embedded), starting the embedded server if unset.
 
-    ``announce`` prints where the database is on stdout; commands whose stdout is data (a
-    table, JSON lines) say it on stderr instead.
+    Where the database is goes to stdout with ``announce``; commands whose stdout is data
+    (a table, JSON lines) say it on stderr instead.
     """
     from service.store import database_url, embedded
 
     out = sys.stdout if announce else sys.stderr
     if settings.database_url:
-        if announce:
-            print(f"Database: {database_url.redact(settings.database_url)}", file=out, flush=True)
+        print(f"Database: {database_url.redact(settings.database_url)}", file=out, flush=True)
         yield settings.database_url, False
         return
     data = (settings.data_dir / "pg").expanduser().resolve()
     url, handle = embedded.start(data)
     try:
-        if announce:
-            print(f"Embedded PostgreSQL: data in {data}", file=out, flush=True)
-            print(f"  connect with: psql '{url}'", file=out, flush=True)
+        print(f"Embedded PostgreSQL: data in {data}", file=out, flush=True)
+        print(f"  connect with: psql '{url}'", file=out, flush=True)
         yield url, True
     finally:
         embedded.stop(handle)

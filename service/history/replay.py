@@ -8,6 +8,7 @@ memory whole nor read in one query that outlives the command timeout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,17 +52,25 @@ async def state(
     until_seq: int | None = None,
     until_time: datetime | None = None,
     page: int = PAGE,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Replayed:
     """The state of ``object_id`` after its event ``until_seq`` (or the last one recorded at
-    or before ``until_time``; by default its last); a fresh state if it has none."""
+    or before ``until_time``; by default its last); a fresh state if it has none.
+
+    ``progress(folded, to_fold)`` is called after each page (``to_fold`` is 0 when the end
+    is not known beforehand: no ``until_seq``), for a front end to show a long replay.
+    """
     until = await _bound(reader, object_id, until_seq, until_time)
     newest = await reader.snapshot_at(object_id, until)
     start, folded = (newest[0], snapshot.decode(newest[1])) if newest else (0, ObjectState())
+    total = until - start if until < _END else 0
     count = 0
     async for events in reader.events_between(object_id, start, until, page):
         for event in events:
             apply(folded, event)
         count += len(events)
+        if progress is not None:
+            progress(count, total)
     return Replayed(folded, start, count)
 
 

@@ -12,14 +12,19 @@ from datetime import datetime
 
 from service.api.ids import IdFactory
 from service.events.types import ObjectForked
-from service.history import replay
+from service.history import replay, state_diff
 from service.ports.history import (
     AmbiguousObjectError,
+    DiffBetween,
     EventPage,
     Forked,
     HistoryError,
     ObjectInfo,
+    ObjectPage,
     OutOfHistoryError,
+    Point,
+    Progress,
+    SocketRecord,
     StateAt,
     TailPage,
     UnknownObjectError,
@@ -89,15 +94,81 @@ class LogHistory:
             return EventPage(events[:limit], events[limit - 1].seq)
         return EventPage(events, None)
 
-    async def state(self, ref: str, *, at: int | datetime | None = None) -> StateAt:
+    async def state(
+        self, ref: str, *, at: int | datetime | None = None, progress: Progress | None = None
+    ) -> StateAt:
         _check_times(at)
-        return await self._state_of(await self.find(ref), at)
+        found = await self.find(ref)
+        return await self._state_of(found, await self._seq_of(found, at), progress)
 
-    async def _state_of(self, found: ObjectInfo, at: int | datetime | None) -> StateAt:
-        seq = await self._seq_of(found, at)
-        replayed = await replay.state(
-            self._log, found.object_id, until_seq=seq, page=self._replay_page
-        )
+    async def diff(
+        self, ref: str, first: Point, second: Point, *, progress: Progress | None = None
+    ) -> DiffBetween:
+        _check_times(first, second)
+        found = await self.find(ref)
+        first_seq = await self._seq_of(found, first)
+        second_seq = await self._seq_of(found, second)
+        before = await self._state_of(found, first_seq, progress)
+        offset = before.folded
+
+        def continued(done: int, total: int) -> None:
+            # One bar for both replays: the second adds to what the first folded.
+            if progress is not None:
+                progress(offset + done, offset + total)
+
+        after = await self._state_of(found, second_seq, continued)
+        return DiffBetween(found, first_seq, second_seq, state_diff.diff(before.state, after.state))
+
+    async def objects(
+        self,
+        *,
+        binding: str | None = None,
+        live: bool | None = None,
+        after: tuple[str, str, str] | None = None,
+        limit: int = 100,
+    ) -> ObjectPage:
+        if limit < 1:
+            raise ValueError(f"a page holds at least one object, not {limit}")
+        found = await self._log.catalog(binding=binding, live=live, after=after, limit=limit + 1)
+        if len(found) > limit:
+            last = found[limit - 1]
+            return ObjectPage(found[:limit], (last.binding, last.name or "", last.object_id))
+        return ObjectPage(found, None)
+
+    async def presence(
+        self,
+        *,
+        tag: str | None = None,
+        ref: str | None = None,
+        at: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[SocketRecord]:
+        if limit < 1:
+            raise ValueError(f"a page holds at least one socket, not {limit}")
+        _check_times(at)
+        object_id = None if ref is None else (await self.find(ref)).object_id
+        return await self._log.open_sockets(tag=tag, object_id=object_id, at=at, limit=limit)
+
+    async def sockets(self, ref: str, socket_ids: Collection[str]) -> list[SocketRecord]:
+        found = await self.find(ref)
+        if not socket_ids:
+            return []
+        return await self._log.sockets_by_id(found.object_id, socket_ids)
+
+    async def _state_of(self, found: ObjectInfo, seq: int, progress: Progress | None) -> StateAt:
+        """The state of ``found`` after its event ``seq``, through the one replay."""
+        try:
+            replayed = await replay.state(
+                self._log, found.object_id, until_seq=seq, page=self._replay_page, progress=progress
+            )
+        except ValueError as error:
+            # An event that does not parse (a type or version of a newer node): folding
+            # around it would show a state that never was.
+            reason = str(error).splitlines()[:3]
+            raise HistoryError(
+                f"{_label(found)} cannot be replayed by this version of the service (a newer "
+                f"one wrote events it does not know): {' '.join(r.strip() for r in reason)}"
+            ) from error
         if replayed.state.seq != seq:
             # The catalog and the log are written in one transaction: this is a damaged log.
             raise HistoryError(
@@ -143,7 +214,7 @@ class LogHistory:
             new_id = ids.from_name(as_name)
         except TypeError as error:
             raise HistoryError(f"{as_name!r} cannot name an object: {error}") from None
-        at_state = await self._state_of(source, at)
+        at_state = await self._state_of(source, await self._seq_of(source, at), None)
         state = at_state.state
         event = ObjectForked(
             source_object_id=source.object_id,

@@ -7,13 +7,19 @@ through the one replay, and the global tail. Front ends name an object as the us
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
-from service.events.fold import ObjectState
+from service.events.fold import ObjectState, SocketState
 from service.events.types import Event
+
+#: Told how far a long replay has come: (events folded so far, events to fold in all).
+Progress = Callable[[int, int], None]
+
+#: Where in an object's history: a seq (the state after that event) or an instant.
+Point = int | datetime
 
 
 class HistoryError(Exception):
@@ -60,6 +66,26 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectPage:
+    """A page of the catalog, ordered by binding, name and id."""
+
+    objects: list[ObjectInfo]
+    #: Pass as ``after`` for the next page; None when this page ends the catalog.
+    cursor: tuple[str, str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """An event of a type this version of the service does not know (a newer node wrote it):
+    shown as it is stored, never folded (replay refuses a log it cannot fold)."""
+
+    type: str
+    version: int
+    #: The row's ``data``: the event's fields.
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class LoggedEvent:
     """One event as it stands in the log."""
 
@@ -69,7 +95,30 @@ class LoggedEvent:
     position: int
     #: When its flush ran: every event of one commit shares it.
     recorded_at: datetime
-    event: Event
+    event: Event | UnknownEvent
+
+
+@dataclass(frozen=True, slots=True)
+class SocketRecord:
+    """One row of the presence projection (``websockets``): a socket, open or closed.
+
+    Its tags never change; ``attachment`` (encoded, see ``service.events.values``) and
+    ``last_activity_at`` are the latest, whatever time the row was asked about.
+    """
+
+    object_id: str
+    binding: str
+    name: str | None
+    socket_id: str
+    tags: list[str]
+    attachment: Any
+    connected_at: datetime
+    last_activity_at: datetime
+    #: None while the socket is open.
+    closed_at: datetime | None
+    close_code: int | None
+    #: The node whose gateway holds (or held) the connection.
+    node: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +169,70 @@ class Forked:
     alarm_ms: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyChange:
+    """A storage key that differs between two points; values are encoded."""
+
+    key: str
+    change: Literal["added", "removed", "changed"]
+    #: None for an added key (and for a removed key's ``new``).
+    old: Any = None
+    new: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class SocketChange:
+    """A socket open at both points whose tags, attachment or closing differ."""
+
+    socket_id: str
+    before: SocketState
+    after: SocketState
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """An object-wide setting that differs: ``auto_response`` (request, response),
+    ``event_timeout_ms``, ``alarm_ms`` (epoch milliseconds) or ``messages`` (the count of
+    inbound messages recorded)."""
+
+    name: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True, slots=True)
+class StateDiff:
+    """What changed in an object's state from one point to another."""
+
+    storage: list[KeyChange] = field(default_factory=list)
+    #: Open at the second point only, and at the first only.
+    sockets_opened: list[SocketState] = field(default_factory=list)
+    sockets_closed: list[SocketState] = field(default_factory=list)
+    sockets_changed: list[SocketChange] = field(default_factory=list)
+    fields: list[FieldChange] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.storage
+            or self.sockets_opened
+            or self.sockets_closed
+            or self.sockets_changed
+            or self.fields
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DiffBetween:
+    """An object's state at two points and what changed from the first to the second."""
+
+    object: ObjectInfo
+    #: The seqs the two states are after (a time resolves to the last event at it).
+    from_seq: int
+    to_seq: int
+    diff: StateDiff
+
+
 class HistoryService(Protocol):
     """The history's interface to its front ends (implemented by ``service.history.service``).
 
@@ -143,11 +256,44 @@ class HistoryService(Protocol):
         """Its events from ``since`` to ``until`` (a seq or a time, both inclusive) of the
         given types, ``limit`` at most, after the cursor ``after`` of the previous page."""
 
-    async def state(self, ref: str, *, at: int | datetime | None = None) -> StateAt:
+    async def state(
+        self, ref: str, *, at: int | datetime | None = None, progress: Progress | None = None
+    ) -> StateAt:
         """Its state after event ``at`` (a seq), or as it was at time ``at``; by default now.
 
         OutOfHistoryError for a seq past its last event or a time before its first.
+        ``progress`` is told how far the replay has come after each page of events.
         """
+
+    async def diff(
+        self, ref: str, first: Point, second: Point, *, progress: Progress | None = None
+    ) -> DiffBetween:
+        """What changed in its state from point ``first`` to point ``second``."""
+
+    async def objects(
+        self,
+        *,
+        binding: str | None = None,
+        live: bool | None = None,
+        after: tuple[str, str, str] | None = None,
+        limit: int = 100,
+    ) -> ObjectPage:
+        """The catalog: every object (of ``binding``; live ones or hibernated ones only),
+        ``limit`` at most, after the cursor ``after`` of the previous page."""
+
+    async def presence(
+        self,
+        *,
+        tag: str | None = None,
+        ref: str | None = None,
+        at: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[SocketRecord]:
+        """The sockets open now (or at time ``at``: connected at or before it, closed after
+        it or not yet), with ``tag``, of object ``ref``; oldest connection first."""
+
+    async def sockets(self, ref: str, socket_ids: Collection[str]) -> list[SocketRecord]:
+        """These sockets of the object (open or closed), as the presence projection has them."""
 
     async def tail(self, after: int = 0, *, limit: int = 1000) -> TailPage:
         """Events of every object after position ``after``, in the order they committed,

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from service.ports.event_log import LogReader
-from service.ports.history import LoggedEvent, ObjectInfo
+from service.ports.history import LoggedEvent, ObjectInfo, SocketRecord
 from service.ports.operator_log import OperatorLog
 
 
@@ -44,3 +44,25 @@ class HistoryLog(LogReader, OperatorLog, Protocol):
     async def settled_head(self) -> int:
         """The position of the newest event no transaction still running may precede (0:
         none): tailing after it misses nothing that commits from now on."""
+
+    async def catalog(
+        self,
+        *,
+        binding: str | None,
+        live: bool | None,
+        after: tuple[str, str, str] | None,
+        limit: int,
+    ) -> list[ObjectInfo]:
+        """Up to ``limit`` catalog entries (of ``binding``; owned or not), in order of
+        binding, name (''  when none) and id, after that key ``after``."""
+
+    async def open_sockets(
+        self, *, tag: str | None, object_id: str | None, at: datetime | None, limit: int
+    ) -> list[SocketRecord]:
+        """Up to ``limit`` sockets open now (or at ``at``), carrying ``tag``, of
+        ``object_id`` (None: any), oldest connection first."""
+
+    async def sockets_by_id(
+        self, object_id: str, socket_ids: Collection[str]
+    ) -> list[SocketRecord]:
+        """The rows of these sockets of an object, open or closed."""

@@ -109,3 +109,46 @@ SELECT coalesce((
      LIMIT 1
 ), 0)
 """
+
+# A page of the catalog in the order of (binding, name, id), a name-less object sorting as
+# '' among its binding's, after the key of the previous page's last row ($3..$5; NULL: from
+# the start), of one binding ($1; NULL: all), live or hibernated only ($2; NULL: both). No
+# index serves the order: an operator's listing scans the catalog.
+CATALOG = """
+SELECT o.object_id, o.binding, o.name, o.created_at, o.last_seq, o.updated_at, o.owner_node,
+       (SELECT count(*) FROM websockets AS w
+         WHERE w.object_id = o.object_id AND w.closed_at IS NULL) AS open_sockets
+  FROM objects AS o
+ WHERE ($1::text IS NULL OR o.binding = $1)
+   AND ($2::boolean IS NULL OR (o.owner_node IS NOT NULL) = $2)
+   AND ($3::text IS NULL
+        OR (o.binding, coalesce(o.name, ''), o.object_id) > ($3::text, $4::text, $5::text))
+ ORDER BY o.binding, coalesce(o.name, ''), o.object_id
+ LIMIT $6
+"""
+
+# The sockets open now ($3 NULL: closed_at IS NULL) or at an instant (connected at or before
+# it, not closed by then), with a tag ($1, the GIN index on tags) and of one object ($2),
+# oldest connection first. Connected and closed times are those of the flushes that wrote
+# them, as recorded_at is of the events: the two agree on what happened before what.
+OPEN_SOCKETS = """
+SELECT w.object_id, o.binding, o.name, w.socket_id, w.tags, w.attachment, w.connected_at,
+       w.last_activity_at, w.closed_at, w.close_code, w.node
+  FROM websockets AS w
+  JOIN objects AS o USING (object_id)
+ WHERE ($1::text IS NULL OR w.tags @> ARRAY[$1::text])
+   AND ($2::text IS NULL OR w.object_id = $2)
+   AND CASE WHEN $3::timestamptz IS NULL THEN w.closed_at IS NULL
+            ELSE w.connected_at <= $3 AND (w.closed_at IS NULL OR w.closed_at > $3) END
+ ORDER BY w.connected_at, w.object_id, w.socket_id
+ LIMIT $4
+"""
+
+# Some sockets of one object, open or closed (to name who sent what in its events).
+SOCKETS_BY_ID = """
+SELECT w.object_id, o.binding, o.name, w.socket_id, w.tags, w.attachment, w.connected_at,
+       w.last_activity_at, w.closed_at, w.close_code, w.node
+  FROM websockets AS w
+  JOIN objects AS o USING (object_id)
+ WHERE w.object_id = $1 AND w.socket_id = ANY ($2::text[])
+"""

@@ -5,14 +5,16 @@ writes (``operator_writes``) go through it too."""
 
 from __future__ import annotations
 
+import json
+import typing
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
 from service.events import types
-from service.ports.history import LoggedEvent, ObjectInfo
+from service.ports.history import LoggedEvent, ObjectInfo, SocketRecord, UnknownEvent
 from service.store import (
     connections,
     database_url,
@@ -26,6 +28,11 @@ from service.store import (
 CLOSE_TIMEOUT = 5.0
 
 T = TypeVar("T")
+
+#: The event types this version knows: a row of another type is shown, not parsed.
+KNOWN_TYPES = frozenset(
+    model.model_fields["type"].default for model in typing.get_args(typing.get_args(types.Event)[0])
+)
 
 
 class HistoryStore(log_reads.LogReads):
@@ -115,6 +122,33 @@ class HistoryStore(log_reads.LogReads):
             )
         )
 
+    async def catalog(
+        self,
+        *,
+        binding: str | None,
+        live: bool | None,
+        after: tuple[str, str, str] | None,
+        limit: int,
+    ) -> list[ObjectInfo]:
+        key: tuple[str | None, str | None, str | None] = after or (None, None, None)
+        query = history_queries.CATALOG
+        rows = await self._call(lambda c: c.fetch(query, binding, live, *key, limit))
+        return [_object(row) for row in rows]
+
+    async def open_sockets(
+        self, *, tag: str | None, object_id: str | None, at: datetime | None, limit: int
+    ) -> list[SocketRecord]:
+        query = history_queries.OPEN_SOCKETS
+        rows = await self._call(lambda c: c.fetch(query, tag, object_id, at, limit))
+        return [_socket(row) for row in rows]
+
+    async def sockets_by_id(
+        self, object_id: str, socket_ids: Collection[str]
+    ) -> list[SocketRecord]:
+        ids = sorted(set(socket_ids))
+        rows = await self._call(lambda c: c.fetch(history_queries.SOCKETS_BY_ID, object_id, ids))
+        return [_socket(row) for row in rows]
+
     async def _call(self, operation: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         assert self._pool is not None, "HistoryStore.open() was not awaited"
         return await self._pool.run(operation)
@@ -133,11 +167,36 @@ def _object(row: asyncpg.Record) -> ObjectInfo:
     )
 
 
+def _socket(row: asyncpg.Record) -> SocketRecord:
+    attachment = row["attachment"]
+    return SocketRecord(
+        object_id=row["object_id"],
+        binding=row["binding"],
+        name=row["name"],
+        socket_id=row["socket_id"],
+        tags=list(row["tags"]),
+        attachment=None if attachment is None else json.loads(attachment),
+        connected_at=row["connected_at"],
+        last_activity_at=row["last_activity_at"],
+        closed_at=row["closed_at"],
+        close_code=row["close_code"],
+        node=row["node"],
+    )
+
+
 def _logged(row: asyncpg.Record) -> LoggedEvent:
     return LoggedEvent(
         object_id=row["object_id"],
         seq=row["seq"],
         position=row["position"],
         recorded_at=row["recorded_at"],
-        event=types.from_row(row["type"], row["version"], row["data"]),
+        event=_event(row["type"], row["version"], row["data"]),
     )
+
+
+def _event(type_: str, version: int, data: str) -> types.Event | UnknownEvent:
+    """The event of a row; one of a type this version does not know, as it is stored."""
+    if type_ in KNOWN_TYPES:
+        return types.from_row(type_, version, data)
+    fields: Any = json.loads(data)
+    return UnknownEvent(type_, version, fields if isinstance(fields, dict) else {"data": fields})
