@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import getpass
 import json
 import socket
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from service.cli import options
-from service.cli.database import database, require_migrated
 from service.cli.errors import CommandError
 from service.settings import Settings
 
@@ -73,56 +69,49 @@ def _point(text: str) -> int | datetime:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Fork the object and print what was made."""
+    from service.cli.history_access import run_history
     from service.loader import load_application
 
     application = load_application(args.app) if args.app else None
-    with database(settings, announce=False) as (url, _):
-        require_migrated(url)
-        settings = settings.model_copy(update={"database_url": url})
-        forked = asyncio.run(_fork(settings, args, application))
-    if args.json:
+
+    async def work(history: HistoryService) -> int:
+        _show(await _fork(history, args, application), as_json=args.json)
+        return 0
+
+    return run_history(settings, work)
+
+
+def _show(forked: Forked, *, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(_as_json(forked), ensure_ascii=False))
-    else:
-        source = forked.source
-        named = f"{source.binding}/{source.name}" if source.name is not None else source.object_id
-        alarm = "no alarm" if forked.alarm_ms is None else f"its alarm at {forked.alarm_ms} ms"
-        print(
-            f"Forked {named} at seq {forked.seq} as {forked.binding}/{forked.name} "
-            f"(id {forked.object_id}): {forked.keys} storage key{'' if forked.keys == 1 else 's'} "
-            f"and {alarm} copied."
-        )
-    return 0
+        return
+    source = forked.source
+    named = f"{source.binding}/{source.name}" if source.name is not None else source.object_id
+    alarm = "no alarm" if forked.alarm_ms is None else f"its alarm at {forked.alarm_ms} ms"
+    print(
+        f"Forked {named} at seq {forked.seq} as {forked.binding}/{forked.name} "
+        f"(id {forked.object_id}): {forked.keys} storage key{'' if forked.keys == 1 else 's'} "
+        f"and {alarm} copied."
+    )
 
 
 async def _fork(
-    settings: Settings, args: argparse.Namespace, application: Application | None
+    history: HistoryService, args: argparse.Namespace, application: Application | None
 ) -> Forked:
     from service.ports.errors import StoreError
-    from service.ports.history import HistoryError
 
-    async with _history(settings) as history:
-        try:
-            unique_key = None
-            if application is not None:
-                binding = (await history.find(args.object)).binding
-                if binding not in application.unique_keys:
-                    raise CommandError(f"{args.app} has no binding {binding}")
-                unique_key = application.unique_keys[binding]
-            return await history.fork(
-                args.object, at=args.at, as_name=args.as_name, unique_key=unique_key, by=_operator()
-            )
-        except (HistoryError, StoreError, ValueError) as error:
-            raise CommandError(str(error)) from error
-
-
-@contextlib.asynccontextmanager
-async def _history(settings: Settings) -> AsyncIterator[HistoryService]:
-    """The history service on the command's database (until the history commands share one
-    helper for it)."""
-    from service.app import open_history
-
-    async with open_history(settings) as history:
-        yield history
+    try:
+        unique_key = None
+        if application is not None:
+            binding = (await history.find(args.object)).binding
+            if binding not in application.unique_keys:
+                raise CommandError(f"{args.app} has no binding {binding}")
+            unique_key = application.unique_keys[binding]
+        return await history.fork(
+            args.object, at=args.at, as_name=args.as_name, unique_key=unique_key, by=_operator()
+        )
+    except (StoreError, ValueError) as error:
+        raise CommandError(str(error)) from error
 
 
 def _operator() -> str:
