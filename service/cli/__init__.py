@@ -14,14 +14,14 @@ from types import ModuleType
 
 from pydantic import ValidationError
 
-from service.cli import logging_setup, migrate, options, serve
+from service.cli import logging_setup, migrate, options, rerun, serve
 from service.cli.errors import CommandError
 from service.settings import Settings
 
 __all__ = ["CommandError", "main", "parser", "run"]
 
 #: The subcommands, in the order ``durable --help`` lists them.
-COMMANDS: tuple[ModuleType, ...] = (serve, migrate)
+COMMANDS: tuple[ModuleType, ...] = (serve, migrate, rerun)
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
