@@ -67,11 +67,12 @@ class Report:
         return f"{info.binding}/{info.name}" if info.name is not None else info.object_id
 
 
-def describe(event: Event) -> str:
-    """One line for an event: its type, then its fields (long values cut)."""
+def describe(event: Event, limit: int = 72) -> str:
+    """One line for an event: its type, then its fields (values cut at ``limit``)."""
     fields = event.model_dump(mode="json", exclude={"type", "version"}, exclude_none=True)
     parts = [
-        f"{name}={_cut(json.dumps(value, ensure_ascii=False))}" for name, value in fields.items()
+        f"{name}={_cut(json.dumps(value, ensure_ascii=False), limit)}"
+        for name, value in fields.items()
     ]
     return " ".join([event.type, *parts])
 
@@ -142,8 +143,11 @@ def _events(divergence: Divergence, numbered: list[tuple[int, Event]]) -> list[s
     if not numbered:
         return ["    (nothing)"]
     marked = divergence.first_seq + divergence.index
+    # The events that differ are shown at more length: the difference may lie further in.
     lines = [
-        f"  {'>' if seq == marked else ' '} seq {seq:<6} {describe(event)}"
+        f"  > seq {seq:<6} {describe(event, 240)}"
+        if seq == marked
+        else f"    seq {seq:<6} {describe(event)}"
         for seq, event in numbered[:_SHOWN]
     ]
     if len(numbered) > _SHOWN:
