@@ -46,6 +46,9 @@ _ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 
 _ENVELOPE = {"type", "version"}
 
+#: A difference: the keys and indexes leading to it (innermost first), and what differs.
+_Found = tuple[list[str | int], str]
+
 
 @dataclass(frozen=True, slots=True)
 class Clocks:
@@ -91,58 +94,69 @@ class Matcher:
             return f"the log has {recorded.type}, the rerun {rerun.type}"
         left = recorded.model_dump(mode="json", exclude=_ENVELOPE)
         right = rerun.model_dump(mode="json", exclude=_ENVELOPE)
-        return self._value(left, right, recorded.type, clocks)
+        found = self._value(left, right, clocks)
+        if found is None:
+            return None
+        # The path is built on the way out, and only for the one difference reported.
+        steps, what = found
+        path: str = recorded.type
+        for step in reversed(steps):
+            path = f"{path}[{step}]" if isinstance(step, int) else _step(path, step)
+        return f"{path}: {what}"
 
     # -- values -------------------------------------------------------------------------
 
-    def _value(self, left: Any, right: Any, path: str, clocks: Clocks) -> str | None:
-        if left == right and type(left) is type(right) and not isinstance(left, dict | list):
-            return None
-        if isinstance(left, dict) and isinstance(right, dict):
-            return self._dict(left, right, path, clocks)
-        if isinstance(left, list) and isinstance(right, list):
-            if len(left) != len(right):
-                return f"{path}: the log has {len(left)} items, the rerun {len(right)}"
-            for index, (a, b) in enumerate(zip(left, right, strict=True)):
-                found = self._value(a, b, f"{path}[{index}]", clocks)
-                if found is not None:
-                    return found
-            return None
-        if isinstance(left, str) and isinstance(right, str):
-            if self._same_text(left, right, clocks):
-                return None
-        elif _number(left) and _number(right):
-            if left == right or _same_time(float(left), float(right), clocks):
+    def _value(self, left: Any, right: Any, clocks: Clocks) -> _Found | None:
+        """None if the values agree; else the path to the first difference (innermost step
+        first) and what differs there."""
+        if isinstance(left, dict):
+            if isinstance(right, dict):
+                return self._dict(left, right, clocks)
+        elif isinstance(left, list):
+            if isinstance(right, list):
+                if len(left) != len(right):
+                    return [], f"the log has {len(left)} items, the rerun {len(right)}"
+                for index, (a, b) in enumerate(zip(left, right, strict=True)):
+                    found = self._value(a, b, clocks)
+                    if found is not None:
+                        found[0].append(index)
+                        return found
                 return None
         elif left == right and type(left) is type(right):
             return None
-        return f"{path}: the log has {_short(left)}, the rerun {_short(right)}"
-
-    def _dict(
-        self, left: dict[str, Any], right: dict[str, Any], path: str, clocks: Clocks
-    ) -> str | None:
-        if left.keys() == right.keys():
-            for key, value in left.items():
-                found = self._value(value, right[key], _step(path, key), clocks)
-                if found is not None:
-                    return found
+        elif isinstance(left, str) and isinstance(right, str):
+            if self._same_text(left, right, clocks):
+                return None
+        elif (
+            _number(left)
+            and _number(right)
+            and (left == right or _same_time(float(left), float(right), clocks))
+        ):
             return None
-        # Keys may hold ids too (a storage key per socket): the rerun's are renamed first,
-        # and those left over are paired in order.
-        renamed = {self.as_recorded(key): key for key in right}
-        only_left = [key for key in left if key not in renamed]
-        only_right = [key for key in renamed if key not in left]
-        if len(only_left) != len(only_right):
-            extra = only_left or only_right
-            side = "log" if only_left else "rerun"
-            return f"{path}: only the {side} has the key {_short(extra[0])}"
-        for a, b in zip(sorted(only_left), sorted(only_right), strict=True):
-            if not self._same_text(a, renamed[b], clocks):
-                return f"{path}: the log has the key {_short(a)}, the rerun {_short(b)}"
-            renamed[a] = renamed.pop(b)
-        for key, value in left.items():
-            found = self._value(value, right[renamed[key]], _step(path, key), clocks)
+        return [], f"the log has {_short(left)}, the rerun {_short(right)}"
+
+    def _dict(self, left: dict[str, Any], right: dict[str, Any], clocks: Clocks) -> _Found | None:
+        if left.keys() == right.keys():
+            pairs: Any = ((key, value, right[key]) for key, value in left.items())
+        else:
+            # Keys may hold ids too (a storage key per socket): the rerun's are renamed
+            # first, and those left over are paired in order.
+            renamed = {self.as_recorded(key): key for key in right}
+            only_left = [key for key in left if key not in renamed]
+            only_right = [key for key in renamed if key not in left]
+            if len(only_left) != len(only_right):
+                extra = only_left or only_right
+                side = "log" if only_left else "rerun"
+                return [], f"only the {side} has the key {_short(extra[0])}"
+            for a, b in zip(sorted(only_left), sorted(only_right), strict=True):
+                if not self._same_text(a, renamed[b], clocks):
+                    return [], f"the log has the key {_short(a)}, the rerun {_short(b)}"
+                renamed[a] = renamed.pop(b)
+            pairs = ((key, value, right[renamed[key]]) for key, value in left.items())
+        for key, value, other in pairs:
+            found = self._value(value, other, clocks)
             if found is not None:
+                found[0].append(key)
                 return found
         return None
 

@@ -245,8 +245,10 @@ async def test_ranges_start_and_end_where_asked(database_url: str) -> None:
 
     # Points that are not there, and objects that are not: exit 1 with an error.
     last = len(recorded.events)
+    closed = recorded.seq_of("websocket_closed", code=4000)
     for args, says in (
         (("--from", str(third + 1)), "not an inbound event"),
+        (("--from", str(closed)), "recorded after what its handler wrote: start at the"),
         (("--to", str(last + 1)), f"has events 1 to {last}"),
         (("--from", "0"), "outside them"),
     ):

@@ -201,3 +201,28 @@ async def test_a_close_or_a_frame_whose_handler_records_less_is_where_it_diverge
     assert "the log recorded more after this turn: storage_put" in raising.divergence.reason
     assert [e.type for e in raising.divergence.rerun] == ["message_received"]
     assert raising.agreed == 1
+
+
+class Upload(DurableObject):
+    """Stores the size of what is posted to it."""
+
+    async def fetch(self, request: Request) -> Response:
+        self.ctx.storage.kv.put("size", len(await request.bytes()))
+        return Response("stored")
+
+
+async def test_a_request_body_past_the_limit_reaches_the_rerun_cut(
+    database_url: str, history: HistoryService
+) -> None:
+    app = Application({"UP": Upload})
+    async with serve(database_url, app, max_message_bytes=1024) as node:
+        for size in (10, 3000):
+            assert (await node.client.post("/up/u", data=b"x" * size)).status == 200
+    report = await rerun(history, app, "UP/u")
+    # The small body agrees; the log kept only the beginning of the large one.
+    divergence = report.divergence
+    assert divergence is not None and divergence.inbound is not None
+    assert divergence.inbound.event.type == "request_received"
+    assert divergence.reason == "storage_put.entries.size: the log has 3000, the rerun 1024"
+    assert report.agreed == 1
+    assert any(f"seq {divergence.inbound.seq}" in note for note in report.notes)
