@@ -87,8 +87,8 @@ class Matcher:
     def difference(self, recorded: Event, rerun: Event, clocks: Clocks) -> str | None:
         """None when the two events agree on what the code decided; else where they first
         differ, in words."""
-        # As JSON, not as Python values: True == 1 == 1.0 in Python, not in storage.
-        if to_data(recorded) == to_data(rerun) and recorded.type == rerun.type:
+        # Equal as JSON too: True == 1 == 1.0 in Python, not in storage.
+        if recorded == rerun and to_data(recorded) == to_data(rerun):
             return None
         if recorded.type != rerun.type:
             return f"the log has {recorded.type}, the rerun {rerun.type}"
