@@ -34,6 +34,9 @@ class ObjectCore(Protocol):
     #: URL of the request being handled, if any (kept with accepted sockets).
     current_url: str | None
 
+    def new_socket_id(self) -> str:
+        """The id of a new WebSocketPair's sockets (random; a rerun reuses the recorded ones)."""
+
     def record(self, event: Event) -> None:
         """Apply an event to the state and add it to the current turn's commit."""
 

@@ -334,7 +334,7 @@ class WebSocketPair:
 
     def __init__(self) -> None:
         core = core_module.current_core.get()
-        socket_id = uuid.uuid4().hex
+        socket_id = core.new_socket_id() if core is not None else uuid.uuid4().hex
         self.client = WebSocket(socket_id, core)
         self.server = WebSocket(socket_id, core)
         self.client._peer, self.server._peer = self.server, self.client

@@ -24,6 +24,7 @@ from service.cli import (
     options,
     presence,
     psql,
+    rerun,
     serve,
     state,
     tail,
@@ -45,6 +46,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     tail,
     psql,
     fork,
+    rerun,
 )
 
 Handler = Callable[[argparse.Namespace, Settings], int]

@@ -111,6 +111,10 @@ def _message(state: ObjectState, event: types.MessageReceived) -> None:
     state.messages += 1
 
 
+def _inbound(state: ObjectState, event: types.RequestReceived | types.AlarmFired) -> None:
+    """A request or an alarm run changes no state: what it caused follows as events."""
+
+
 def _put(state: ObjectState, event: types.StoragePut) -> None:
     state.storage.update(event.entries)
 
@@ -168,6 +172,8 @@ _APPLY: dict[type, Callable[[ObjectState, Any], None]] = {
     types.WebSocketClosed: _closed,
     types.WebSocketErrored: _errored,
     types.MessageReceived: _message,
+    types.RequestReceived: _inbound,
+    types.AlarmFired: _inbound,
     types.StoragePut: _put,
     types.StorageDeleted: _deleted,
     types.StorageCleared: _cleared,
@@ -206,6 +212,8 @@ def _capture(state: ObjectState, event: types.Event) -> Undo:
             target.messages = messages
 
         return restore_count
+    if kind == "request_received" or kind == "alarm_fired":
+        return _unchanged
     if isinstance(event, types.StoragePut | types.StorageDeleted):
         keys = event.entries if isinstance(event, types.StoragePut) else event.keys
         missing = object()
@@ -272,6 +280,10 @@ def _restore_fields(target: ObjectState, fields: _Fields) -> None:
         target.messages,
         target.pending_restore,
     ) = fields
+
+
+def _unchanged(target: ObjectState) -> None:
+    """The undo of an event that changed nothing but the seq (restored by ``undo_of``)."""
 
 
 def _reinsert(state: ObjectState, socket: SocketState, position: int) -> None:

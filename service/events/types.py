@@ -80,6 +80,40 @@ class MessageReceived(_Event):
     binary: str | None = None
 
 
+#: Request headers whose values are credentials: recorded as ``REDACTED``, never as sent.
+REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+REDACTED = "[redacted]"
+
+
+class RequestReceived(_Event):
+    """An HTTP request to the object's ``fetch`` (a WebSocket upgrade too), recorded first in
+    the turn it starts, so the log holds what came in beside what it caused.
+
+    Headers are kept as sent (one value per name), except the values of ``REDACTED_HEADERS``.
+    The body is kept up to the inbound message size limit: ``text`` when it is UTF-8 (an
+    encoded string), else ``binary`` (base64); ``body_bytes`` is its whole length, so a cut
+    body shows.
+    """
+
+    type: Literal["request_received"] = "request_received"
+    method: str
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    text: Any = None
+    binary: str | None = None
+    body_bytes: int = 0
+
+
+class AlarmFired(_Event):
+    """The alarm came due and ran: recorded first in its turn, before ``alarm_deleted`` (the
+    alarm no longer counts as set while its handler runs) and what the handler did."""
+
+    type: Literal["alarm_fired"] = "alarm_fired"
+    #: Failed runs of this alarm before this one (``alarm_info.retry_count``).
+    retry_count: int = 0
+    is_retry: bool = False
+
+
 class StoragePut(_Event):
     """One ``put`` call: key to encoded value, applied in order."""
 
@@ -187,6 +221,8 @@ Event = Annotated[
     | WebSocketClosed
     | WebSocketErrored
     | MessageReceived
+    | RequestReceived
+    | AlarmFired
     | StoragePut
     | StorageDeleted
     | StorageCleared

@@ -48,6 +48,11 @@ class AlarmScheduler:
         self._timers.pop(object_id, None)
         self._target.deliver_alarm(object_id)
 
+    def due(self, scheduled_ms: int, now_ms: int) -> bool:
+        """Whether an alarm set for ``scheduled_ms`` should run now (a timer may fire a few
+        milliseconds early)."""
+        return scheduled_ms <= now_ms + 5
+
     def retry_count(self, object_id: str) -> int:
         return self._retries.get(object_id, 0)
 

@@ -14,7 +14,7 @@ from service.api import websocket
 from service.api.core import ObjectCore
 from service.api.durable_object import DurableObject
 from service.api.errors import DurableObjectError
-from service.api.http import Response
+from service.api.http import Request, Response
 from service.api.websocket import CloseEvent, ErrorEvent, MessageEvent, WebSocket
 from service.events import types, values
 from service.runtime.alarms import AlarmScheduler
@@ -74,6 +74,9 @@ async def run(activation: Activation, delivery: Delivery, turn: Turn) -> Respons
 
 async def _fetch(activation: Activation, delivery: Delivery, turn: Turn) -> Response:
     assert activation.instance is not None and delivery.request is not None
+    # The request is a fact of the turn: it stays recorded even if the handler raises.
+    activation.record(request_event(delivery.request, activation.limits.max_message_bytes))
+    turn.kept = len(turn.events)
     activation.current_url = delivery.request.url
     try:
         response, error = await invoke(
@@ -103,6 +106,44 @@ async def _fetch(activation: Activation, delivery: Delivery, turn: Turn) -> Resp
             )
         websocket.unpair(ws)
     return response
+
+
+def request_event(request: Request, max_body_bytes: int) -> types.RequestReceived:
+    """What the log keeps of a request: method, URL, headers (credentials redacted) and the
+    body up to ``max_body_bytes``."""
+    headers = {
+        _storable(name): (
+            types.REDACTED if name.lower() in types.REDACTED_HEADERS else _storable(value)
+        )
+        for name, value in request.headers.items()
+    }
+    kept = request.body[:max_body_bytes]
+    text: Any = None
+    binary: str | None = None
+    try:
+        text = values.encode_str(kept.decode("utf-8")) if kept else None
+    except UnicodeDecodeError:  # binary, or UTF-8 cut inside a character: kept as base64
+        binary = base64.b64encode(kept).decode("ascii")
+    return types.RequestReceived(
+        method=_storable(request.method),
+        url=_storable(request.url),
+        headers=headers,
+        text=text,
+        binary=binary,
+        body_bytes=len(request.body),
+    )
+
+
+def _storable(text: str) -> str:
+    """``text`` as jsonb can hold it: a request made by code (a stub's) may carry a NUL or a
+    lone surrogate, which would make the whole turn's commit fail."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 async def _message(
@@ -195,11 +236,12 @@ async def _listeners(
 async def _alarm(activation: Activation, turn: Turn) -> None:
     state = activation.state
     now_ms = int(time.time() * 1000)
-    if state.alarm_ms is None or state.alarm_ms > now_ms + 5:
+    alarms = activation.alarms
+    if state.alarm_ms is None or not alarms.due(state.alarm_ms, now_ms):
         return  # deleted or moved since it was scheduled
     handler = getattr(activation.instance, "alarm", None)
-    alarms = activation.alarms
     retry_count = alarms.retry_count(activation.key)
+    activation.record(types.AlarmFired(retry_count=retry_count, is_retry=retry_count > 0))
     # Inside alarm() the alarm no longer counts as set, unless the handler sets a new one.
     activation.record(types.AlarmDeleted())
     turn.kept = len(turn.events)

@@ -137,8 +137,7 @@ class Mailbox:
         runner = self._runner
         while runner.status == "running":
             if self._blockers:
-                await asyncio.gather(*self._blockers, return_exceptions=True)
-                self._blockers = [b for b in self._blockers if not b.done()]
+                await self.unblocked()
                 continue
             if not self._queue:
                 self._wakeup.clear()
@@ -188,6 +187,12 @@ class Mailbox:
             raise
         finally:
             self._block_depth -= 1
+
+    async def unblocked(self) -> None:
+        """Wait until no ``blockConcurrencyWhile()`` callback holds the mailbox."""
+        while self._blockers:
+            await asyncio.gather(*self._blockers, return_exceptions=True)
+            self._blockers = [b for b in self._blockers if not b.done()]
 
     def cancel_blockers(self) -> None:
         for future in self._blockers:

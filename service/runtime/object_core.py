@@ -17,6 +17,7 @@ import abc
 import asyncio
 import functools
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, NoReturn, Protocol
@@ -239,6 +240,9 @@ class Core(abc.ABC):
         return self._turn
 
     # -- ObjectCore ---------------------------------------------------------------------
+
+    def new_socket_id(self) -> str:
+        return uuid.uuid4().hex
 
     def record(self, event: types.Event) -> None:
         if self.status in ("closing", "closed"):

@@ -120,6 +120,7 @@ async def test_a_raising_handler_leaves_no_trace_and_the_socket_open(database_ur
             types = [r["type"] for r in rows]
             # The inbound frame is recorded even though its handler failed; its writes are not.
             assert types == [
+                "request_received",
                 "websocket_accepted",
                 "message_received",
                 "message_received",

@@ -45,6 +45,7 @@ async def test_listeners_receive_events_and_the_object_stays_in_memory(database_
     try:
         rows = await connection.fetch("SELECT type FROM events ORDER BY seq")
         assert [r["type"] for r in rows] == [
+            "request_received",
             "websocket_accepted",
             "message_received",
             "storage_put",

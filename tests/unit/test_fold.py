@@ -222,6 +222,8 @@ def one_of_each(state: ObjectState) -> list[types.Event]:
         types.WebSocketErrored(socket_id="s3", error="too big", code=1009),
         types.WebSocketClosed(socket_id="unknown", code=1000, was_clean=True),
         types.MessageReceived(socket_id="s1", text="hello"),
+        types.RequestReceived(method="GET", url="http://x/r", headers={"Upgrade": "websocket"}),
+        types.AlarmFired(retry_count=1, is_retry=True),
         types.StoragePut(entries={"a": "new", "zz": 1, "b": None}),
         types.StorageDeleted(keys=["a", "c", "missing"]),
         types.StorageCleared(),
