@@ -101,7 +101,8 @@ async def _rerun(settings: Settings, application: Application, args: argparse.Na
     from service.app import open_history
     from service.ports.errors import StoreUnavailableError
     from service.ports.history import HistoryError
-    from service.rerun.engine import RerunError, rerun
+    from service.rerun.engine import rerun
+    from service.rerun.report import RerunError
 
     bar = _Bar()
     try:

@@ -235,6 +235,11 @@ def _capture(state: ObjectState, event: types.Event) -> Undo:
             _restore_fields(target, fields)
 
         return restore_all
+    return _capture_socket(state, event)
+
+
+def _capture_socket(state: ObjectState, event: types.Event) -> Undo:
+    """The undo of a socket event, or else of one that sets an object-wide field."""
     if isinstance(event, types.WebSocketAccepted):
         socket_id = event.socket_id
         return lambda target: _remove_socket(target, socket_id)

@@ -30,7 +30,16 @@ from service.api.limits import Limits
 from service.events import types, values
 from service.ports.history import EventPage, HistoryService, LoggedEvent, ObjectInfo
 from service.rerun.compare import TIME_TOLERANCE, Clocks, Matcher
-from service.rerun.report import ENDS_TURN, INBOUND, STARTS_TURN, Divergence, Report, describe
+from service.rerun.report import (
+    ENDS_TURN,
+    INBOUND,
+    STARTS_TURN,
+    Divergence,
+    Report,
+    RerunError,
+    describe,
+    known,
+)
 from service.rerun.scratch import ScratchObject, TurnResult
 from service.runtime.delivery import Delivery
 
@@ -48,10 +57,6 @@ _LOOK_BACK = 1_000
 
 #: Turns run between two passes of the event loop (for the turns' commit callbacks).
 _SETTLE_EVERY = 64
-
-
-class RerunError(Exception):
-    """The rerun cannot start as asked; the message says why and what to ask instead."""
 
 
 @dataclass(slots=True)
@@ -341,7 +346,7 @@ class _Run:
         elif isinstance(event, types.AlarmFired):
             alarms.retry = event.retry_count
         began = time.time()
-        result = await scratch.run(_delivery(event, self.matcher))
+        result = await scratch.run(_delivery(known(event), self.matcher))
         tolerance = TIME_TOLERANCE + (0.25 * alarms.backoff if alarms.backoff else 0.0)
         clocks = Clocks(marker.recorded_at.timestamp(), began, tolerance)
         return _Step(marker, self.position, result, clocks, [])
@@ -400,7 +405,7 @@ class _Run:
                 0,
                 (
                     f"the log recorded {extra} more event(s) before this turn's last "
-                    f"{len(produced)}, which the rerun did not: {describe(logged[0].event)} "
+                    f"{len(produced)}, which the rerun did not: {describe(known(logged[0].event))} "
                     f"({whose})"
                 ),
             )
@@ -419,7 +424,7 @@ class _Run:
                 # The turn's own record of what came in is its input, not what the code
                 # decided: the log may hold more of it (a body past the size limit).
                 continue
-            difference = matcher.difference(recorded.event, made, step.clocks)
+            difference = matcher.difference(known(recorded.event), made, step.clocks)
             if difference is not None:
                 return index, difference
         if len(logged) == len(produced):
@@ -432,7 +437,8 @@ class _Run:
         if not produced:
             return 0, self._nothing_reason(step)
         return index, (
-            f"the log recorded more: {describe(logged[index].event)}, which the rerun did not"
+            f"the log recorded more: {describe(known(logged[index].event))}, "
+            "which the rerun did not"
         )
 
     def _nothing_reason(self, step: _Step) -> str:
@@ -484,7 +490,7 @@ class _Run:
         else:
             why = "the rerun's turn recorded less"
         reason = (
-            f"the log recorded more after this turn: {describe(extra[0].event)}, which the "
+            f"the log recorded more after this turn: {describe(known(extra[0].event))}, which the "
             f"rerun did not ({why})"
         )
         self._diverge(step, len(step.recorded), reason, [*step.recorded, *extra])

@@ -8,8 +8,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.events.types import Event
-from service.ports.history import LoggedEvent, ObjectInfo
+from service.ports.history import LoggedEvent, ObjectInfo, UnknownEvent
 from service.rerun.scratch import Sent
+
+
+class RerunError(Exception):
+    """The rerun cannot start as asked; the message says why and what to ask instead."""
+
+
+def known(event: Event | UnknownEvent) -> Event:
+    """``event``, if this version of the service knows its type; a rerun cannot run or
+    compare one it does not (a newer node wrote it)."""
+    if isinstance(event, UnknownEvent):
+        raise RerunError(
+            f"the log holds an event of type {event.type!r} (version {event.version}) that this "
+            "version of the service does not know: rerun with the version that wrote it"
+        )
+    return event
+
 
 #: Inbound event types: those that start their turn, and those that end it (a close or an
 #: error is recorded after its handler ran, as the socket stays listed while it runs).
@@ -120,11 +136,11 @@ def render(report: Report) -> str:
         )
         lines.append("")
         if inbound is not None:
-            lines.append(f"  inbound  seq {inbound.seq:<6} {describe(inbound.event)}")
+            lines.append(f"  inbound  seq {inbound.seq:<6} {describe(known(inbound.event))}")
         lines.append(f"  differs  {divergence.reason}")
         lines.append("")
         lines.append("  recorded in the log:")
-        lines.extend(_events(divergence, [(e.seq, e.event) for e in divergence.recorded]))
+        lines.extend(_events(divergence, [(e.seq, known(e.event)) for e in divergence.recorded]))
         lines.append("  recorded by the rerun:")
         numbered = [(divergence.first_seq + i, e) for i, e in enumerate(divergence.rerun)]
         lines.extend(_events(divergence, numbered))
@@ -187,7 +203,7 @@ def _divergence_json(divergence: Divergence) -> dict[str, Any]:
 
 
 def _logged_json(logged: LoggedEvent) -> dict[str, Any]:
-    shown = _event_json(logged.seq, logged.event)
+    shown = _event_json(logged.seq, known(logged.event))
     shown["recorded_at"] = logged.recorded_at.isoformat()
     return shown
 

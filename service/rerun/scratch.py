@@ -76,6 +76,12 @@ class _MemoryLog:
         done.set_result(None)
         return done
 
+    async def seq_at(self, object_id: str, at: datetime) -> int:
+        """``get_bookmark_for_time`` in a rerun: the scratch log keeps no times."""
+        raise DurableObjectError(
+            "get_bookmark_for_time() cannot be rerun: the scratch object keeps no record times"
+        )
+
 
 class _RecordedOutput:
     """Socket output, recorded instead of sent."""
