@@ -109,6 +109,10 @@ def _message(state: ObjectState, event: types.MessageReceived) -> None:
     state.messages += 1
 
 
+def _published(state: ObjectState, event: types.MessagePublished) -> None:
+    """A published message changes no state: it lives in the log, where resumes read it."""
+
+
 def _put(state: ObjectState, event: types.StoragePut) -> None:
     state.storage.update(event.entries)
 
@@ -149,6 +153,7 @@ _APPLY: dict[type, Callable[[ObjectState, Any], None]] = {
     types.WebSocketClosed: _closed,
     types.WebSocketErrored: _errored,
     types.MessageReceived: _message,
+    types.MessagePublished: _published,
     types.StoragePut: _put,
     types.StorageDeleted: _deleted,
     types.StorageCleared: _cleared,
@@ -177,6 +182,8 @@ def undo_of(state: ObjectState, event: types.Event) -> Undo:
 
 def _capture(state: ObjectState, event: types.Event) -> Undo:  # noqa: C901
     kind = event.type  # isinstance on pydantic models goes through ABCMeta: slow per event
+    if kind == "message_published":
+        return _unchanged
     if kind == "message_received":
         messages = state.messages
 
@@ -236,6 +243,10 @@ def _capture(state: ObjectState, event: types.Event) -> Undo:  # noqa: C901
         target.alarm_ms, target.messages = alarm, messages
 
     return restore_fields
+
+
+def _unchanged(target: ObjectState) -> None:
+    """The undo of an event that changes nothing but the seq (which ``undo_of`` restores)."""
 
 
 def _reinsert(state: ObjectState, socket: SocketState, position: int) -> None:

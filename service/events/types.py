@@ -80,6 +80,21 @@ class MessageReceived(_Event):
     binary: str | None = None
 
 
+class MessagePublished(_Event):
+    """``ctx.publish(data, tag)``: a message to every open socket (with ``tag``, if set).
+
+    Its seq is the message's position, which clients resume after. Exactly one of ``data``
+    (a JSON value, encoded as storage values are) and ``binary`` (base64) is set, or neither
+    for a published ``None``.
+    """
+
+    type: Literal["message_published"] = "message_published"
+    #: Only sockets carrying this tag get it (None: every hibernatable socket).
+    tag: str | None = None
+    data: Any = None
+    binary: str | None = None
+
+
 class StoragePut(_Event):
     """One ``put`` call: key to encoded value, applied in order."""
 
@@ -135,6 +150,7 @@ Event = Annotated[
     | WebSocketClosed
     | WebSocketErrored
     | MessageReceived
+    | MessagePublished
     | StoragePut
     | StorageDeleted
     | StorageCleared

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from service.events.types import Event
+from service.events.types import Event, MessagePublished
 from service.ports.records import Append, Claim, InboxItem
 
 
@@ -25,7 +25,17 @@ class LogReader(Protocol):
         """The last seq recorded at or before ``at`` (0: none)."""
 
 
-class ObjectLog(LogReader, Protocol):
+class PublishedLog(Protocol):
+    """What a resume reads: the messages an object published in a range of its log."""
+
+    async def published_between(
+        self, object_id: str, after_seq: int, until_seq: int, tags: Sequence[str], limit: int
+    ) -> list[tuple[int, MessagePublished]]:
+        """The newest ``limit`` messages published after ``after_seq`` up to ``until_seq``
+        with no tag or one of ``tags``, oldest first, each with its seq."""
+
+
+class ObjectLog(LogReader, PublishedLog, Protocol):
     """One object's log, as its activation uses it: owned, replayed, appended to."""
 
     def append(self, append: Append) -> Awaitable[None]: ...

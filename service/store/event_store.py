@@ -7,11 +7,12 @@ records, never object classes or HTTP.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 
+from service.events import types
 from service.ports.records import Append, Claim, InboxItem
 from service.store import connections, database_url, log_reads, notifications, queries
 from service.store.group_commit import GroupCommit
@@ -183,6 +184,23 @@ class EventStore(log_reads.LogReads):
             InboxItem(object_id, r["kind"], r["socket_id"], json.loads(r["data"]), r["id"])
             for r in rows
         ]
+
+    async def published_between(
+        self, object_id: str, after_seq: int, until_seq: int, tags: Sequence[str], limit: int
+    ) -> list[tuple[int, types.MessagePublished]]:
+        """The newest ``limit`` messages published after ``after_seq`` up to ``until_seq``
+        with no tag or one of ``tags``, oldest first, each with its seq."""
+        rows = await self._call(
+            lambda c: c.fetch(
+                queries.PUBLISHED_BETWEEN, object_id, after_seq, until_seq, list(tags), limit
+            )
+        )
+        messages = []
+        for row in reversed(rows):
+            event = types.from_row("message_published", row["version"], row["data"])
+            assert isinstance(event, types.MessagePublished)
+            messages.append((row["seq"], event))
+        return messages
 
     async def objects_with_inbox(self, limit: int = 1000) -> list[str]:
         rows = await self._call(lambda c: c.fetch(queries.INBOX_OBJECTS, limit))

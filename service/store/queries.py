@@ -58,6 +58,17 @@ SELECT seq, type, version, data FROM events
  WHERE object_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4
 """
 
+# The newest messages an object published in a seq range that a resuming socket gets: those
+# with no tag or one of its tags, newest first. A backward scan of the object's range of the
+# primary key, which stops as soon as it has ``$5`` of them (the caller asks for one more
+# than it keeps, to learn whether there were more).
+PUBLISHED_BETWEEN = """
+SELECT seq, version, data FROM events
+ WHERE object_id = $1 AND seq > $2 AND seq <= $3 AND type = 'message_published'
+   AND (data->>'tag' IS NULL OR data->>'tag' = ANY($4::text[]))
+ ORDER BY seq DESC LIMIT $5
+"""
+
 # The newest snapshot at or before a seq.
 SNAPSHOT_AT_OR_BEFORE = """
 SELECT seq, state FROM snapshots WHERE object_id = $1 AND seq <= $2

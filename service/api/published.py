@@ -1,0 +1,67 @@
+"""Published messages (``ctx.publish``): their event, and the frames that carry them.
+
+A published message is an event of the object's log, and its seq there is the message's
+position: gapless per object, kept across restarts and moves between nodes. Every frame
+that carries one tells the client that position, so that it can resume after the last one
+it saw (``ctx.accept_websocket(ws, tags, resume_after=seq)``):
+
+- a JSON value: a text frame ``{"seq": 17, "data": <the value>}``;
+- bytes: a binary frame, the seq as 8 bytes (unsigned, big-endian), then the bytes.
+
+Live frames and replayed ones are built here, from the event, so they cannot differ.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from service.events import types, values
+
+#: Length of the seq that starts a binary frame.
+SEQ_BYTES = 8
+
+#: Close code of a socket whose resume position is past the object's last seq (it came
+#: from another log: a restored database, another object). HTTP's "Range Not Satisfiable".
+RESUME_AHEAD_CODE = 4416
+#: Close code of a socket whose missed messages could not be read (the database failed).
+RESUME_FAILED_CODE = 1011
+RESUME_FAILED_REASON = "Could not read the missed messages; reconnect to resume."
+
+
+def event(data: Any, tag: str | None) -> types.MessagePublished:
+    """The event that records ``data`` (bytes, or what JSON holds); TypeError otherwise."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        binary = base64.b64encode(bytes(data)).decode("ascii")
+        return types.MessagePublished(tag=tag, binary=binary)
+    return types.MessagePublished(tag=tag, data=values.encode(data))
+
+
+def frame(seq: int, message: types.MessagePublished) -> str | bytes:
+    """The frame that carries ``message`` (at ``seq``) to a client."""
+    if message.binary is not None:
+        return seq.to_bytes(SEQ_BYTES, "big") + base64.b64decode(message.binary)
+    try:
+        return json.dumps(
+            {"seq": seq, "data": values.decode(message.data)},
+            ensure_ascii=False,
+            separators=(",", ":"),
+            allow_nan=False,
+        )
+    except TypeError:
+        raise TypeError(
+            "publish() takes bytes, or a value JSON can hold; bytes inside such a value "
+            "cannot be sent as JSON."
+        ) from None
+
+
+def truncated(seq: int) -> str:
+    """The text frame that starts a truncated resume: messages up to ``seq`` were missed
+    and are not replayed; the newest ones follow."""
+    return json.dumps({"seq": seq, "truncated": True}, separators=(",", ":"))
+
+
+def ahead_reason(after: int, last: int) -> str:
+    """Why a socket is closed with ``RESUME_AHEAD_CODE`` (at most 123 bytes)."""
+    return f"Cannot resume after seq {after}: this object's last seq is {last}."
