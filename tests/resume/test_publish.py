@@ -189,4 +189,3 @@ async def test_replay_equals_live_with_published_messages(database_url):
         assert live["seq"] > 7
         assert snapshot.comparable(await replay(database_url, activation.key)) == live
         assert snapshot.comparable(await fold_all(database_url, activation.key)) == live
-

@@ -92,7 +92,12 @@ async def test_binary_messages_are_replayed_as_they_were_sent(database_url):
         await late.connect()
         await late.receive_until(live.received[-1][0])
         assert late.received == live.received
-        assert [data for _, data in late.received] == [b"\x00", b"\xff" * 300, b"", {"after": "bytes"}]
+        assert [data for _, data in late.received] == [
+            b"\x00",
+            b"\xff" * 300,
+            b"",
+            {"after": "bytes"},
+        ]
 
 
 async def test_messages_published_while_a_socket_resumes_come_once_in_order(database_url):
@@ -131,9 +136,7 @@ async def test_messages_published_while_a_socket_resumes_come_once_in_order(data
         await _wait_for_log(database_url, sum(counts))
         rows = await published_rows(database_url)
         await reader.receive_until(rows[-1]["seq"])
-        assert reader.received == [
-            (row["seq"], json.loads(row["data"])["data"]) for row in rows
-        ]
+        assert reader.received == [(row["seq"], json.loads(row["data"])["data"]) for row in rows]
         # Each writer's messages in the order it sent them.
         for index, count in enumerate(counts):
             mine = [data for _, data in reader.received if data.startswith(f"w{index}-")]
@@ -148,48 +151,52 @@ async def _wait_for_log(database_url: str, count: int) -> None:
 
 
 async def test_a_resume_across_hibernation(database_url):
-    async with serve(database_url, feed(), hibernate_after=0.2) as node:
-        async with aiohttp.ClientSession() as session:
-            url = str(node.client.make_url("/"))
-            ann, bob = Follower(session, url, "room"), Follower(session, url, "room")
-            await ann.connect()
-            await bob.connect()
-            await bob.publish("one")
-            await ann.receive()
-            await ann.ws.close()
-            await bob.publish("two", count=2)
-            await bob.receive_until_count(3)
-            await eventually(lambda: not node.runtime.activations, timeout=10)
-            await ann.connect()  # wakes the object, which replays, then reads the log
-            await ann.receive_until(bob.received[-1][0])
-            assert [data for _, data in ann.received] == ["one", "two-1", "two-2"]
+    async with (
+        serve(database_url, feed(), hibernate_after=0.2) as node,
+        aiohttp.ClientSession() as session,
+    ):
+        url = str(node.client.make_url("/"))
+        ann, bob = Follower(session, url, "room"), Follower(session, url, "room")
+        await ann.connect()
+        await bob.connect()
+        await bob.publish("one")
+        await ann.receive()
+        await ann.ws.close()
+        await bob.publish("two", count=2)
+        await bob.receive_until_count(3)
+        await eventually(lambda: not node.runtime.activations, timeout=10)
+        await ann.connect()  # wakes the object, which replays, then reads the log
+        await ann.receive_until(bob.received[-1][0])
+        assert [data for _, data in ann.received] == ["one", "two-1", "two-2"]
 
 
 async def test_a_resume_beyond_the_bound_is_truncated_and_says_so(database_url):
-    async with serve(database_url, feed(), max_resume_messages=3) as node:
-        async with aiohttp.ClientSession() as session:
-            url = str(node.client.make_url("/"))
-            writer, late = Follower(session, url, "room"), Follower(session, url, "room")
-            await writer.connect()
-            await writer.publish("m", count=8)
-            seqs = [seq for seq, _ in await writer.receive_until_count(8)]
-            late.last = 0
-            await late.connect()
-            truncation = await late.ws.receive(timeout=5)
-            # Up to the sixth were missed for good; the newest three follow, then live ones.
-            assert json.loads(truncation.data) == {"seq": seqs[4], "truncated": True}
-            await writer.publish("live")
-            for _ in range(4):
-                await late.receive()
-            assert [data for _, data in late.received] == ["m-6", "m-7", "m-8", "live"]
-            # Within the bound, nothing is truncated.
-            await late.ws.close()
-            await writer.publish("n", count=3)
-            await writer.receive_until_count(12)
-            await late.connect()
-            for _ in range(3):
-                await late.receive()
-            assert [data for _, data in late.received[-3:]] == ["n-1", "n-2", "n-3"]
+    async with (
+        serve(database_url, feed(), max_resume_messages=3) as node,
+        aiohttp.ClientSession() as session,
+    ):
+        url = str(node.client.make_url("/"))
+        writer, late = Follower(session, url, "room"), Follower(session, url, "room")
+        await writer.connect()
+        await writer.publish("m", count=8)
+        seqs = [seq for seq, _ in await writer.receive_until_count(8)]
+        late.last = 0
+        await late.connect()
+        truncation = await late.ws.receive(timeout=5)
+        # The first five are missed for good; the newest three follow, then live ones.
+        assert json.loads(truncation.data) == {"seq": seqs[4], "truncated": True}
+        await writer.publish("live")
+        for _ in range(4):
+            await late.receive()
+        assert [data for _, data in late.received] == ["m-6", "m-7", "m-8", "live"]
+        # Within the bound, nothing is truncated.
+        await late.ws.close()
+        await writer.publish("n", count=3)
+        await writer.receive_until_count(12)
+        await late.connect()
+        for _ in range(3):
+            await late.receive()
+        assert [data for _, data in late.received[-3:]] == ["n-1", "n-2", "n-3"]
 
 
 async def test_a_position_beyond_the_last_seq_closes_the_socket_with_a_reason(database_url):
@@ -211,7 +218,7 @@ async def test_a_position_beyond_the_last_seq_closes_the_socket_with_a_reason(da
 
 class Strict(DurableObject):
     async def fetch(self, request):
-        client, server = WebSocketPair()
+        _client, server = WebSocketPair()
         errors = []
         for after in ("3", 1.0, True, -1):
             try:

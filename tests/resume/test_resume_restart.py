@@ -19,7 +19,9 @@ from tests.resume.test_publish import published_rows
 async def test_a_resume_after_a_restart_gets_exactly_what_was_missed(database_url, signum):
     env = child_env(database_url=database_url)
     async with aiohttp.ClientSession() as session:
-        async with durable("serve", FEED_PATH, "--port", "0", "--node-id", "first", env=env) as node:
+        async with durable(
+            "serve", FEED_PATH, "--port", "0", "--node-id", "first", env=env
+        ) as node:
             url = await node.serving()
             ann, bob = Follower(session, url, "room"), Follower(session, url, "room")
             ann.last = 0  # everything from the start: the log is the oracle
@@ -43,7 +45,9 @@ async def test_a_resume_after_a_restart_gets_exactly_what_was_missed(database_ur
             await node.exited(timeout=30)
         seen_before_restart = len(ann.received)
 
-        async with durable("serve", FEED_PATH, "--port", "0", "--node-id", "second", env=env) as node:
+        async with durable(
+            "serve", FEED_PATH, "--port", "0", "--node-id", "second", env=env
+        ) as node:
             url = await node.serving()
             bob.base_url = ann.base_url = url
             await bob.connect()
