@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 #: Every workload, in the order ``python -m bench`` runs them.
-WORKLOADS = ("append", "fanout", "wake", "connections", "roundtrip")
+WORKLOADS = ("append", "fanout", "wake", "connections", "roundtrip", "recovery")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
