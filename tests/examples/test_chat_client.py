@@ -74,9 +74,9 @@ async def test_the_readme_client_misses_nothing_across_a_dropped_connection(data
                 await send(bob, type="message", text=text)
             await send(bob, type="message", text="four")
             await eventually(lambda: any(line.get("text") == "four" for line in lines), 10)
+            log = await room_log(database_url)  # before the reader leaves (and that is logged)
         finally:
             reader.cancel()
-        log = await room_log(database_url)
     published = [(seq, data["data"]) for seq, data in log if "tag" in data]
     first_line = next(i for i, (_, line) in enumerate(published) if line["username"] == "reader")
     # Everything the room published from the reader's arrival on, once each, in order.
