@@ -137,9 +137,7 @@ class DurableObjectState:
                 f"A published message cannot be larger than {limit} bytes. "
                 f"A message of size {size} was provided."
             )
-        targets = [
-            ws.id for ws in self.get_websockets(tag) if ws.ready_state == WebSocket.OPEN
-        ]
+        targets = [ws.id for ws in self.get_websockets(tag) if ws.ready_state == WebSocket.OPEN]
         return self._core.publish(event, frame, targets)
 
     # -- auto-response and event timeout ------------------------------------------------

@@ -8,7 +8,8 @@ it saw (``ctx.accept_websocket(ws, tags, resume_after=seq)``):
 - a JSON value: a text frame ``{"seq": 17, "data": <the value>}``;
 - bytes: a binary frame, the seq as 8 bytes (unsigned, big-endian), then the bytes.
 
-Live frames and replayed ones are built here, from the event, so they cannot differ.
+Live frames and replayed ones are built here, from what the log holds, so they cannot
+differ.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
+
+import pydantic_core
 
 from service.events import types, values
 
@@ -45,9 +48,29 @@ def event(data: Any, tag: str | None) -> types.MessagePublished:
 def frame(seq: int, message: types.MessagePublished) -> str | bytes:
     """The frame that carries ``message`` (at ``seq``) to a client."""
     if message.binary is not None:
-        return seq.to_bytes(SEQ_BYTES, "big") + base64.b64decode(message.binary)
+        return binary_frame(seq, message.binary)
+    # The JSON text the log stores for the field (``types.to_data`` writes the same).
+    return text_frame(seq, pydantic_core.to_json(message.data).decode())
+
+
+def binary_frame(seq: int, binary: str) -> bytes:
+    """The frame of bytes published at ``seq`` (``binary``: their base64)."""
+    return seq.to_bytes(SEQ_BYTES, "big") + base64.b64decode(binary)
+
+
+def text_frame(seq: int, data: str) -> str:
+    """The frame of a JSON value published at ``seq``; ``data`` is its encoded form's JSON
+    text as the log holds it (``events.data->'data'``), so that a resume, which reads that
+    text, builds the live frame again, byte for byte, without decoding the event.
+
+    Encoded values are the plain values, except for the ``$``-key wrappers of bytes and of
+    strings holding NUL (``service.events.values``): text without ``"$`` has none, and goes
+    on the wire as it is.
+    """
+    if '"$' not in data:
+        return f'{{"seq":{seq},"data":{data}}}'
     try:
-        return _ENCODER.encode({"seq": seq, "data": values.decode(message.data)})
+        return _ENCODER.encode({"seq": seq, "data": values.decode(json.loads(data))})
     except TypeError:
         raise TypeError(
             "publish() takes bytes, or a value JSON can hold; bytes inside such a value "

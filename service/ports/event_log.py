@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from service.events.types import Event, MessagePublished
-from service.ports.records import Append, Claim, InboxItem
+from service.events.types import Event
+from service.ports.records import Append, Claim, InboxItem, PublishedMessage
 
 
 class LogReader(Protocol):
@@ -30,9 +30,9 @@ class PublishedLog(Protocol):
 
     async def published_between(
         self, object_id: str, after_seq: int, until_seq: int, tags: Sequence[str], limit: int
-    ) -> list[tuple[int, MessagePublished]]:
+    ) -> list[PublishedMessage]:
         """The newest ``limit`` messages published after ``after_seq`` up to ``until_seq``
-        with no tag or one of ``tags``, oldest first, each with its seq."""
+        with no tag or one of ``tags``, oldest first."""
 
 
 class ObjectLog(LogReader, PublishedLog, Protocol):

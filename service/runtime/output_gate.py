@@ -182,10 +182,14 @@ class OutputGate:
         else:
             if len(messages) > resume.limit:
                 # The oldest one read is the newest one not replayed.
-                output.send(socket_id, published.truncated(messages[0][0]))
+                output.send(socket_id, published.truncated(messages[0].seq))
                 messages = messages[1:]
-            for seq, message in messages:
-                output.send(socket_id, published.frame(seq, message))
+            for message in messages:
+                if message.binary is not None:
+                    output.send(socket_id, published.binary_frame(message.seq, message.binary))
+                else:
+                    assert message.data is not None
+                    output.send(socket_id, published.text_frame(message.seq, message.data))
         self._release(self._resuming.pop(socket_id))
 
     async def sync(self) -> None:

@@ -12,8 +12,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from service.events import types
-from service.ports.records import Append, Claim, InboxItem
+from service.ports.records import Append, Claim, InboxItem, PublishedMessage
 from service.store import connections, database_url, log_reads, notifications, queries
 from service.store.group_commit import GroupCommit
 from service.store.listener import Listener
@@ -187,20 +186,21 @@ class EventStore(log_reads.LogReads):
 
     async def published_between(
         self, object_id: str, after_seq: int, until_seq: int, tags: Sequence[str], limit: int
-    ) -> list[tuple[int, types.MessagePublished]]:
+    ) -> list[PublishedMessage]:
         """The newest ``limit`` messages published after ``after_seq`` up to ``until_seq``
-        with no tag or one of ``tags``, oldest first, each with its seq."""
+        with no tag or one of ``tags``, oldest first."""
         rows = await self._call(
             lambda c: c.fetch(
                 queries.PUBLISHED_BETWEEN, object_id, after_seq, until_seq, list(tags), limit
             )
         )
-        messages = []
-        for row in reversed(rows):
-            event = types.from_row("message_published", row["version"], row["data"])
-            assert isinstance(event, types.MessagePublished)
-            messages.append((row["seq"], event))
-        return messages
+        # Newest first from the query (it stops at the limit), oldest first to the caller.
+        return [
+            PublishedMessage(
+                row["seq"], row["data"] if row["binary"] is None else None, row["binary"]
+            )
+            for row in reversed(rows)
+        ]
 
     async def objects_with_inbox(self, limit: int = 1000) -> list[str]:
         rows = await self._call(lambda c: c.fetch(queries.INBOX_OBJECTS, limit))

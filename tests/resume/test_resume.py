@@ -248,3 +248,27 @@ async def test_a_resume_reads_only_what_the_sender_committed(database_url):
         rows = await published_rows(database_url)
         assert got == [(row["seq"], json.loads(row["data"])["data"]) for row in rows]
         await ws.close()
+
+
+async def test_a_replayed_frame_is_the_live_frame_byte_for_byte(database_url):
+    values = [
+        {"text": "hé ✓", "n": 1e20, "f": 0.1 + 0.2, "big": 2**70, "neg": -0.0},
+        "with NUL \x00 inside",
+        {"$bytes": "not bytes, a dict that looks like a wrapper"},
+        ["$5", None, True, [], {}],
+        "line\u2028separator and \x7f",
+    ]
+    async with serve(database_url, feed()) as node, aiohttp.ClientSession() as session:
+        live = await session.ws_connect(str(node.client.make_url("/feed/room")))
+        for value in values:
+            response = await node.client.post("/feed/room", json={"data": value})
+            assert response.status == 200
+        await live.send_bytes(b"\x00bytes\xff")
+        live_frames = [(await live.receive(timeout=5)).data for _ in range(len(values) + 1)]
+        late = await session.ws_connect(str(node.client.make_url("/feed/room?after=0")))
+        replayed = [(await late.receive(timeout=5)).data for _ in range(len(values) + 1)]
+        assert replayed == live_frames
+        assert [json.loads(frame)["data"] for frame in live_frames[:-1]] == values
+        assert live_frames[-1][8:] == b"\x00bytes\xff"
+        for ws in (live, late):
+            await ws.close()
