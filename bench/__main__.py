@@ -12,7 +12,16 @@ import sys
 from collections.abc import Sequence
 
 #: Every workload, in the order ``python -m bench`` runs them.
-WORKLOADS = ("append", "fanout", "wake", "connections", "roundtrip", "history", "rerun")
+WORKLOADS = (
+    "append",
+    "fanout",
+    "wake",
+    "connections",
+    "roundtrip",
+    "history",
+    "rerun",
+    "recovery",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     max_attachment_bytes: int = Field(
         default=16384, ge=1, description="largest serialized socket attachment in bytes"
     )
+    max_resume_messages: int = Field(
+        default=10_000,
+        ge=0,
+        description="most published messages a reconnecting socket is sent from the log; one "
+        "that missed more gets the newest ones, after a frame saying the others were truncated",
+    )
     commit_retry_seconds: float = Field(
         default=10.0,
         ge=0,
@@ -159,4 +165,5 @@ class Settings(BaseSettings):
         return Limits(
             max_message_bytes=self.max_message_bytes,
             max_attachment_bytes=self.max_attachment_bytes,
+            max_resume_messages=self.max_resume_messages,
         )

@@ -1,4 +1,10 @@
-"""A chat room per name: WebSockets at /chat/<room>?username=NAME, and a page at /."""
+"""A chat room per name: WebSockets at /chat/<room>?username=NAME, and a page at /.
+
+Every line of the room (a message, a join, a leave) is published (``ctx.publish``): it is
+recorded once in the room's log, and its frame tells the client its seq. A client that
+reconnects with ``&after=<the last seq it saw>`` gets the lines it missed, from the log,
+then the live ones: none lost, none twice.
+"""
 
 from __future__ import annotations
 
@@ -29,11 +35,13 @@ MAX_TEXT = 2000
 
 
 class ChatRoom(DurableObject):
-    """One room. Everything it knows lives in storage and in its sockets' attachments.
+    """One room. Everything it knows lives in storage, its log and its sockets' attachments.
 
     Storage holds ``count`` (messages ever sent) and ``message:<n>`` for the last
-    ``HISTORY_SIZE`` of them; each socket's attachment holds its user name. So the object
-    keeps no state of its own in memory and can hibernate between any two events.
+    ``HISTORY_SIZE`` of them, which a newcomer is sent; each socket's attachment holds its
+    user name. The lines themselves are published messages of the log, which a returning
+    client resumes from. So the object keeps no state of its own in memory and can
+    hibernate between any two events.
     """
 
     def __init__(self, ctx: DurableObjectState, env: Env) -> None:
@@ -51,14 +59,21 @@ class ChatRoom(DurableObject):
         problem = _name_problem("user name", username) or _name_problem("room name", room)
         if problem is not None:
             return Response(problem, status=400)
+        after = request.query.get("after")
+        if after is not None and not (after.isascii() and after.isdigit()):
+            return Response("?after= takes the seq of the last line seen (a number)", status=400)
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return Response("Expected WebSocket upgrade", status=426)
 
         client, server = WebSocketPair()
-        self.ctx.accept_websocket(server, tags=[f"room:{room}", f"user:{username}"])
+        # A returning client first gets every line published since ``after``, from the log.
+        resume_after = int(after) if after is not None else None
+        tags = [f"room:{room}", f"user:{username}"]
+        self.ctx.accept_websocket(server, tags=tags, resume_after=resume_after)
         server.serialize_attachment({"username": username})
-        server.send(json.dumps({"type": "history", "messages": self.history()}))
-        self.broadcast({"type": "join", "username": username, "online": self.online()})
+        if resume_after is None:  # a newcomer: the last messages, from storage
+            server.send(json.dumps({"type": "history", "messages": self.history()}))
+        self.ctx.publish({"type": "join", "username": username, "online": self.online()})
         return Response(status=101, websocket=client)
 
     async def websocket_message(self, ws: WebSocket, message: str | bytes) -> None:
@@ -79,7 +94,7 @@ class ChatRoom(DurableObject):
             "at": int(time.time() * 1000),
         }
         self.remember(entry)
-        self.broadcast(entry)
+        self.ctx.publish(entry)
 
     async def websocket_close(self, ws: WebSocket, code: int, reason: str, was_clean: bool) -> None:
         self.leave(ws)
@@ -91,19 +106,12 @@ class ChatRoom(DurableObject):
 
     def leave(self, ws: WebSocket) -> None:
         username = ws.deserialize_attachment()["username"]
-        self.broadcast({"type": "leave", "username": username, "online": self.online()})
-
-    def open_sockets(self) -> list[WebSocket]:
-        # A socket stays listed while its close handler runs; it is no longer OPEN then.
-        return [ws for ws in self.ctx.get_websockets() if ws.ready_state == WebSocket.OPEN]
+        self.ctx.publish({"type": "leave", "username": username, "online": self.online()})
 
     def online(self) -> list[str]:
-        return sorted({ws.deserialize_attachment()["username"] for ws in self.open_sockets()})
-
-    def broadcast(self, payload: dict[str, Any]) -> None:
-        frame = json.dumps(payload)
-        for ws in self.open_sockets():
-            ws.send(frame)
+        # A socket stays listed while its close handler runs; it is no longer OPEN then.
+        open_sockets = [ws for ws in self.ctx.get_websockets() if ws.ready_state == WebSocket.OPEN]
+        return sorted({ws.deserialize_attachment()["username"] for ws in open_sockets})
 
     def history(self) -> list[dict[str, Any]]:
         return [entry for _, entry in self.ctx.storage.kv.list(prefix="message:")]

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, NoReturn
 
-from service.api import websocket
+from service.api import published, websocket
 from service.api.core import ObjectCore
 from service.api.errors import DurableObjectError
 from service.api.ids import DurableObjectId
@@ -27,8 +27,22 @@ class DurableObjectState:
 
     # -- hibernatable sockets -----------------------------------------------------------
 
-    def accept_websocket(self, ws: WebSocket, tags: Iterable[str] | None = None) -> None:
-        """Accept ``ws`` for hibernation: its events go to the class handlers."""
+    def accept_websocket(
+        self, ws: WebSocket, tags: Iterable[str] | None = None, *, resume_after: int | None = None
+    ) -> None:
+        """Accept ``ws`` for hibernation: its events go to the class handlers.
+
+        With ``resume_after`` (the seq of the last published message a reconnecting client
+        saw), the socket first gets every message published after it that its tags select,
+        read from the log, then what is sent to it: none missed, none twice (see
+        ``publish``).
+        """
+        if resume_after is not None and (
+            not isinstance(resume_after, int) or isinstance(resume_after, bool)
+        ):
+            raise TypeError(f"resume_after must be an int, not {type(resume_after).__name__}.")
+        if resume_after is not None and resume_after < 0:
+            raise ValueError(f"resume_after must not be negative: {resume_after}.")
         if not isinstance(ws, WebSocket):
             raise TypeError("accept_websocket() expects the server end of a WebSocketPair.")
         if websocket.mode_of(ws) is not None:
@@ -49,7 +63,10 @@ class DurableObjectState:
                 f"only {limits.max_websockets} websockets can be accepted on a single Durable "
                 "Object instance"
             )
+        last_seq = self._core.state.seq
         websocket.accept_hibernatable(ws, self._core, distinct)
+        if resume_after is not None:
+            self._core.resume(ws.id, resume_after, last_seq)
 
     def _check_tags(self, tags: Iterable[str] | None) -> list[str]:
         if tags is None:
@@ -94,6 +111,34 @@ class DurableObjectState:
                 "WebSocket."
             )
         return list(socket.tags)
+
+    # -- published messages -----------------------------------------------------------
+
+    def publish(self, data: Any, tag: str | None = None) -> int:
+        """Record ``data`` once in the log and send it to every open hibernatable socket
+        (those with ``tag``, if given); return its seq, the message's position.
+
+        ``data`` is bytes or what JSON can hold; it is copied now. Sockets get it once the
+        turn's events are committed, in order with everything else sent. A client that
+        reconnects with the last seq it saw gets what it missed (``accept_websocket``'s
+        ``resume_after``).
+        """
+        if tag is not None:
+            if not isinstance(tag, str):
+                raise TypeError(f"publish() tag must be a string, not {type(tag).__name__}.")
+            check_text(tag, "A publish tag")
+        event = published.event(data, tag)
+        seq = self._core.state.seq + 1
+        frame = published.frame(seq, event)
+        limit = self._core.limits.max_message_bytes
+        size = len(frame) if isinstance(frame, bytes) else len(frame.encode("utf-8"))
+        if size > limit:
+            raise ValueError(
+                f"A published message cannot be larger than {limit} bytes. "
+                f"A message of size {size} was provided."
+            )
+        targets = [ws.id for ws in self.get_websockets(tag) if ws.ready_state == WebSocket.OPEN]
+        return self._core.publish(event, frame, targets)
 
     # -- auto-response and event timeout ------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any, NoReturn, Protocol
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
 from service.events.fold import ObjectState
-from service.events.types import Event
+from service.events.types import Event, MessagePublished
 
 
 class ObjectCore(Protocol):
@@ -45,6 +45,14 @@ class ObjectCore(Protocol):
 
     def close_socket(self, socket_id: str, code: int | None, reason: str) -> None:
         """Close a connection once everything recorded so far is committed."""
+
+    def publish(self, event: MessagePublished, frame: str | bytes, socket_ids: list[str]) -> int:
+        """Record a published message and send its frame (built for the seq it gets, the
+        next one) to these sockets, as ``send`` does; return its seq."""
+
+    def resume(self, socket_id: str, after: int, last_seq: int) -> None:
+        """Before anything else sent to this socket (accepted in this turn), send it the
+        messages published after seq ``after``, up to ``last_seq``, that its tags select."""
 
     def auto_response_timestamp(self, socket_id: str) -> datetime | None: ...
 

@@ -20,5 +20,8 @@ class Limits:
     max_message_bytes: int = 1 << 20
     max_event_timeout_ms: int = 604_800_000
     max_close_reason_bytes: int = 123
+    #: Most published messages a resuming socket is sent from the log; one that missed more
+    #: gets the newest ones, after a frame saying that the others were truncated.
+    max_resume_messages: int = 10_000
     block_concurrency_timeout: float = 30.0
     max_block_concurrency_depth: int = 64

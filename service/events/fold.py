@@ -115,6 +115,10 @@ def _inbound(state: ObjectState, event: types.RequestReceived | types.AlarmFired
     """A request or an alarm run changes no state: what it caused follows as events."""
 
 
+def _published(state: ObjectState, event: types.MessagePublished) -> None:
+    """A published message changes no state: it lives in the log, where resumes read it."""
+
+
 def _put(state: ObjectState, event: types.StoragePut) -> None:
     state.storage.update(event.entries)
 
@@ -174,6 +178,7 @@ _APPLY: dict[type, Callable[[ObjectState, Any], None]] = {
     types.MessageReceived: _message,
     types.RequestReceived: _inbound,
     types.AlarmFired: _inbound,
+    types.MessagePublished: _published,
     types.StoragePut: _put,
     types.StorageDeleted: _deleted,
     types.StorageCleared: _cleared,
@@ -205,6 +210,8 @@ def undo_of(state: ObjectState, event: types.Event) -> Undo:
 
 def _capture(state: ObjectState, event: types.Event) -> Undo:
     kind = event.type  # isinstance on pydantic models goes through ABCMeta: slow per event
+    if kind == "message_published":
+        return _unchanged
     if kind == "message_received":
         messages = state.messages
 

@@ -114,6 +114,21 @@ class AlarmFired(_Event):
     is_retry: bool = False
 
 
+class MessagePublished(_Event):
+    """``ctx.publish(data, tag)``: a message to every open socket (with ``tag``, if set).
+
+    Its seq is the message's position, which clients resume after. Exactly one of ``data``
+    (a JSON value, encoded as storage values are) and ``binary`` (base64) is set, or neither
+    for a published ``None``.
+    """
+
+    type: Literal["message_published"] = "message_published"
+    #: Only sockets carrying this tag get it (None: every hibernatable socket).
+    tag: str | None = None
+    data: Any = None
+    binary: str | None = None
+
+
 class StoragePut(_Event):
     """One ``put`` call: key to encoded value, applied in order."""
 
@@ -223,6 +238,7 @@ Event = Annotated[
     | MessageReceived
     | RequestReceived
     | AlarmFired
+    | MessagePublished
     | StoragePut
     | StorageDeleted
     | StorageCleared

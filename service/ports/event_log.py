@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from service.events.types import Event
 from service.ports.cluster import NodeDirectory
-from service.ports.records import Append, Claim, InboxItem
+from service.ports.records import Append, Claim, InboxItem, PublishedMessage
 
 
 class LogReader(Protocol):
@@ -26,7 +26,17 @@ class LogReader(Protocol):
         """The last seq recorded at or before ``at`` (0: none)."""
 
 
-class ObjectLog(LogReader, Protocol):
+class PublishedLog(Protocol):
+    """What a resume reads: the messages an object published in a range of its log."""
+
+    async def published_between(
+        self, object_id: str, after_seq: int, until_seq: int, tags: Sequence[str], limit: int
+    ) -> list[PublishedMessage]:
+        """The newest ``limit`` messages published after ``after_seq`` up to ``until_seq``
+        with no tag or one of ``tags``, oldest first."""
+
+
+class ObjectLog(LogReader, PublishedLog, Protocol):
     """One object's log, as its activation uses it: owned, replayed, appended to."""
 
     def append(self, append: Append) -> Awaitable[None]: ...

@@ -37,6 +37,18 @@ class InboxItem:
     id: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PublishedMessage:
+    """A message an object published, as a resume reads it from the log: its seq and its
+    payload as the log holds it, so that its frame is rebuilt without decoding the event."""
+
+    seq: int
+    #: The JSON text of its ``data`` as stored (an encoded value), unless it is bytes.
+    data: str | None
+    #: Its bytes, base64-encoded, or None.
+    binary: str | None
+
+
 @dataclass(slots=True)
 class Claim:
     """Ownership of an object, taken by a node before it replays and runs it."""

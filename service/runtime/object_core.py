@@ -35,6 +35,7 @@ from service.events import snapshot, types
 from service.events.fold import ObjectState, apply, undo_of
 from service.ports.auto_responses import AutoResponses
 from service.ports.errors import CommitRefusedError
+from service.ports.event_log import PublishedLog
 from service.ports.records import Append
 from service.ports.socket_output import SocketOutput
 from service.runtime import dispatch, storage_errors
@@ -42,7 +43,7 @@ from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
 from service.runtime.mailbox import Mailbox
 from service.runtime.output_gate import OutputGate
-from service.runtime.turn import Output, ResetRequested, Turn, rollback
+from service.runtime.turn import Output, ResetRequested, Resume, Turn, rollback
 from service.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,9 @@ _ALARM_TYPES = frozenset(
 )
 
 
-class TurnLog(Protocol):
-    """Where finished turns go: the object's event log (``ports.event_log.EventLog``)."""
+class TurnLog(PublishedLog, Protocol):
+    """Where finished turns go, and where resumes read the messages their sockets missed:
+    the object's event log (``ports.event_log.EventLog``)."""
 
     def append(self, append: Append) -> Awaitable[None]: ...
 
@@ -104,7 +106,7 @@ class Core(abc.ABC):
         self._alarms = alarms
         self._snapshot_every = snapshot_every
         self._turn: Turn | None = None
-        self.gate = OutputGate(self, output)
+        self.gate = OutputGate(self, output, event_log)
         self.mailbox = Mailbox(
             self, limits, max_attempts=max_attempts, inbox_attempts=inbox_attempts
         )
@@ -269,6 +271,22 @@ class Core(abc.ABC):
 
     def close_socket(self, socket_id: str, code: int | None, reason: str) -> None:
         self._output(("close", socket_id, (code, reason)))
+
+    def publish(
+        self, event: types.MessagePublished, frame: str | bytes, socket_ids: list[str]
+    ) -> int:
+        self.record(event)
+        turn = self._turn
+        assert turn is not None  # record() made one if there was none
+        # Tagged with the turn's event count: a rollback below it drops the frames too.
+        payload = (frame, len(turn.events))
+        turn.outputs.extend(("publish", socket_id, payload) for socket_id in socket_ids)
+        return self.state.seq
+
+    def resume(self, socket_id: str, after: int, last_seq: int) -> None:
+        socket = self.state.sockets[socket_id]
+        limit = self.limits.max_resume_messages
+        self._output(("resume", socket_id, Resume(after, last_seq, socket.tags, limit)))
 
     def _output(self, output: Output) -> None:
         if self._turn is not None:

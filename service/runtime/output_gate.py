@@ -12,18 +12,30 @@ What it guarantees (DESIGN invariants 1, 8 and 9):
 Commits are pipelined: each turn's append is handed to the log without waiting for the one
 before, so several may be in flight. They settle in order, and fail in order (each append
 expects the seq the one before it ends at), which is what makes the above hold.
+
+A socket accepted to resume gets the messages it missed before anything else: its turn's
+output is released only once that turn has committed, so every event up to its accept is in
+the log by then, and the gate reads the missed messages there. Meanwhile, output released
+for that socket waits behind the read, in order; other sockets' output goes on. A message
+published before the accept is in the read, one published after it is sent live: none is
+missed, none is sent twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Protocol, cast
+import logging
+from typing import Any, Protocol, cast
 
+from service.api import published
+from service.ports.event_log import PublishedLog
 from service.ports.socket_output import SocketOutput
 from service.runtime import storage_errors
 from service.runtime.delivery import SOCKET_KINDS, Delivery
-from service.runtime.turn import Output, Turn
+from service.runtime.turn import Output, Resume, Turn
+
+log = logging.getLogger(__name__)
 
 #: A finished turn's output and the commit it waits for (None: none), with its delivery if
 #: a failure of that commit means handling the delivery again.
@@ -41,9 +53,15 @@ class Owner(Protocol):
 class OutputGate:
     """One object's commits in flight, and the output held behind them."""
 
-    def __init__(self, owner: Owner, output: SocketOutput) -> None:
+    def __init__(self, owner: Owner, output: SocketOutput, published_log: PublishedLog) -> None:
         self._owner = owner
         self._output = output
+        self._published_log = published_log
+        #: Sockets whose missed messages are being read, with the output released for them
+        #: meanwhile, in order: it follows the replay.
+        self._resuming: dict[str, list[Output]] = {}
+        #: Those reads.
+        self._reads: set[asyncio.Future[None]] = set()
         #: Finished turns whose output waits for a commit, in turn order (see pump).
         self._held: collections.deque[Held] = collections.deque()
         #: Commits not yet settled.
@@ -54,8 +72,8 @@ class OutputGate:
 
     @property
     def holding(self) -> bool:
-        """Whether some output still waits for its commit."""
-        return bool(self._held)
+        """Whether some output still waits for its commit, or for a resume's read."""
+        return bool(self._held) or bool(self._resuming)
 
     def track(self, commit: asyncio.Future[None]) -> None:
         """A turn's commit was handed to the log: later output waits for it too.
@@ -105,7 +123,6 @@ class OutputGate:
         gates fail in order (each append expects the one before it), so no committed
         turn's output is ever dropped, and none is released before an earlier turn's.
         """
-        output = self._output
         while self._held:
             gate, outputs, redo = self._held[0]
             if gate is not None and not gate.done():
@@ -115,15 +132,65 @@ class OutputGate:
                 if redo is not None:
                     self.redo.append(redo)
                 continue
-            for kind, socket_id, payload in outputs:
-                if kind == "send":
-                    output.send(socket_id, payload)  # type: ignore[arg-type]
-                elif kind == "close":
-                    code, reason = cast(tuple[int | None, str], payload)
-                    output.close(socket_id, code, reason)
+            self._release(outputs)
+
+    def _release(self, outputs: list[Output]) -> None:
+        output = self._output
+        resuming = self._resuming
+        for item in outputs:
+            kind, socket_id, payload = item
+            if resuming and socket_id in resuming:
+                resuming[socket_id].append(item)  # behind the socket's missed messages
+            elif kind == "send":
+                output.send(socket_id, payload)  # type: ignore[arg-type]
+            elif kind == "publish":
+                output.send(socket_id, cast(tuple[Any, int], payload)[0])
+            elif kind == "close":
+                code, reason = cast(tuple[int | None, str], payload)
+                output.close(socket_id, code, reason)
+            elif kind == "resume":
+                self._resume(socket_id, cast(Resume, payload))
+            else:
+                owner = self._owner
+                output.expect(socket_id, owner.key, owner.binding, bool(payload))
+
+    def _resume(self, socket_id: str, resume: Resume) -> None:
+        """Send a socket the messages it missed, before the output that follows for it."""
+        if resume.after > resume.last_seq:
+            reason = published.ahead_reason(resume.after, resume.last_seq)
+            self._output.close(socket_id, published.RESUME_AHEAD_CODE, reason)
+        elif resume.after < resume.last_seq:
+            self._resuming[socket_id] = []
+            read = asyncio.ensure_future(self._replay(socket_id, resume))
+            self._reads.add(read)
+            read.add_done_callback(self._reads.discard)
+
+    async def _replay(self, socket_id: str, resume: Resume) -> None:
+        output = self._output
+        try:
+            # One more than the limit, to learn whether there are more.
+            messages = await self._published_log.published_between(
+                self._owner.key, resume.after, resume.last_seq, resume.tags, resume.limit + 1
+            )
+        except Exception as error:
+            log.warning(
+                "could not read the missed messages of a resuming socket: %s",
+                error,
+                extra={"object_id": self._owner.key, "action": "resume"},
+            )
+            output.close(socket_id, published.RESUME_FAILED_CODE, published.RESUME_FAILED_REASON)
+        else:
+            if len(messages) > resume.limit:
+                # The oldest one read is the newest one not replayed.
+                output.send(socket_id, published.truncated(messages[0].seq))
+                messages = messages[1:]
+            for message in messages:
+                if message.binary is not None:
+                    output.send(socket_id, published.binary_frame(message.seq, message.binary))
                 else:
-                    owner = self._owner
-                    output.expect(socket_id, owner.key, owner.binding, bool(payload))
+                    assert message.data is not None
+                    output.send(socket_id, published.text_frame(message.seq, message.data))
+        self._release(self._resuming.pop(socket_id))
 
     async def sync(self) -> None:
         """Wait for every commit handed over so far; raise the user's error if one failed."""
@@ -135,6 +202,6 @@ class OutputGate:
                     raise storage_errors.for_user(result)
 
     async def settle(self) -> None:
-        """Wait until no commit is in flight, whatever their outcomes."""
-        while self.pending:
-            await asyncio.gather(*self.pending, return_exceptions=True)
+        """Wait until no commit nor resume's read is in flight, whatever their outcomes."""
+        while self.pending or self._reads:
+            await asyncio.gather(*self.pending, *self._reads, return_exceptions=True)

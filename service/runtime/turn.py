@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from service.events import types
 from service.events.fold import ObjectState, Undo
 from service.runtime.delivery import Delivery
 
-#: ("send", socket_id, data) or ("close", socket_id, (code, reason)).
+#: ("send", socket_id, data), ("close", socket_id, (code, reason)), ("publish", socket_id,
+#: (frame, events)): a published message's frame, sent unless the turn is rolled back to
+#: fewer than ``events`` events (its own is the last of them), or ("resume", socket_id,
+#: Resume).
 Output = tuple[str, str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """A socket's missed messages to send before anything else: those published after seq
+    ``after`` up to ``last_seq`` whose tag is None or one of ``tags``, at most ``limit``
+    (the newest, after a truncation frame, if there are more)."""
+
+    after: int
+    last_seq: int
+    tags: tuple[str, ...]
+    limit: int
 
 
 @dataclass(slots=True)
@@ -52,3 +68,15 @@ def rollback(state: ObjectState, turn: Turn, mark: int) -> None:
         undo = turn.undos.pop()
         undo(state)
     turn.accepted = [a for a in turn.accepted if a[0] in state.sockets]
+    # A message whose event is gone must not reach anyone: its seq will be another event's.
+    # Nor is a socket whose accept is gone resumed.
+    turn.outputs = [output for output in turn.outputs if _survives(output, mark, state)]
+
+
+def _survives(output: Output, mark: int, state: ObjectState) -> bool:
+    kind = output[0]
+    if kind == "publish":
+        return cast(tuple[Any, int], output[2])[1] <= mark
+    if kind == "resume":
+        return output[1] in state.sockets
+    return True

@@ -8,14 +8,14 @@ records, never object classes or HTTP.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 
 from service.ports.cluster import SweptNode
 from service.ports.errors import OwnedElsewhereError
-from service.ports.records import Append, Claim, InboxItem
+from service.ports.records import Append, Claim, InboxItem, PublishedMessage
 from service.store import connections, database_url, log_reads, notifications, queries
 from service.store.group_commit import GroupCommit
 from service.store.listener import Listener
@@ -222,6 +222,24 @@ class EventStore(log_reads.LogReads):
         return [
             InboxItem(object_id, r["kind"], r["socket_id"], json.loads(r["data"]), r["id"])
             for r in rows
+        ]
+
+    async def published_between(
+        self, object_id: str, after_seq: int, until_seq: int, tags: Sequence[str], limit: int
+    ) -> list[PublishedMessage]:
+        """The newest ``limit`` messages published after ``after_seq`` up to ``until_seq``
+        with no tag or one of ``tags``, oldest first."""
+        rows = await self._call(
+            lambda c: c.fetch(
+                queries.PUBLISHED_BETWEEN, object_id, after_seq, until_seq, list(tags), limit
+            )
+        )
+        # Newest first from the query (it stops at the limit), oldest first to the caller.
+        return [
+            PublishedMessage(
+                row["seq"], row["data"] if row["binary"] is None else None, row["binary"]
+            )
+            for row in reversed(rows)
         ]
 
     async def objects_with_inbox(self, limit: int = 1000) -> list[str]:

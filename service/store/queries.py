@@ -85,6 +85,19 @@ SELECT seq, type, version, data FROM events
  WHERE object_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4
 """
 
+# The newest messages an object published in a seq range that a resuming socket gets: those
+# with no tag or one of its tags, newest first. A backward scan of the object's range of the
+# primary key, which stops as soon as it has ``$5`` of them (the caller asks for one more
+# than it keeps, to learn whether there were more).
+#   The fields are those of version 1 of message_published, read as the log holds them: a
+# resume rebuilds thousands of frames from them without decoding each event.
+PUBLISHED_BETWEEN = """
+SELECT seq, data->'data' AS data, data->>'binary' AS binary FROM events
+ WHERE object_id = $1 AND seq > $2 AND seq <= $3 AND type = 'message_published'
+   AND (data->>'tag' IS NULL OR data->>'tag' = ANY($4::text[]))
+ ORDER BY seq DESC LIMIT $5
+"""
+
 # The newest snapshot at or before a seq.
 SNAPSHOT_AT_OR_BEFORE = """
 SELECT seq, state FROM snapshots WHERE object_id = $1 AND seq <= $2

@@ -126,9 +126,11 @@ CHAT = str(Path(__file__).parents[2] / "examples" / "chat")
 
 
 async def _frame(ws: aiohttp.ClientWebSocketResponse, kind: str) -> Any:
-    """The next JSON frame of type ``kind`` (join and leave notices may come first)."""
+    """The next JSON frame of type ``kind`` (join and leave notices may come first); the
+    room's lines come published, as ``{"seq": n, "data": line}``."""
     while True:
         frame = json.loads(await ws.receive_str(timeout=10))
+        frame = frame.get("data", frame)
         if frame["type"] == kind:
             return frame
 

@@ -57,10 +57,19 @@ async def serve_example(
 
 
 async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
-    """The next frame, parsed as a JSON object."""
-    frame = json.loads(await ws.receive_str(timeout=TIMEOUT))
+    """The next frame, parsed as a JSON object; a published message (``{"seq": n, "data":
+    {...}}``, as the chat sends its lines) as its data."""
+    frame = (await receive_published(ws))[1]
     assert isinstance(frame, dict), frame
     return frame
+
+
+async def receive_published(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, Any]:
+    """The next frame as (seq, data) if it is a published message, else (None, the frame)."""
+    frame = json.loads(await ws.receive_str(timeout=TIMEOUT))
+    if isinstance(frame, dict) and frame.keys() == {"seq", "data"}:
+        return frame["seq"], frame["data"]
+    return None, frame
 
 
 async def receive_type(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.examples.support import receive, receive_type, send, serve_example
+from tests.examples.support import receive, receive_published, receive_type, send, serve_example
 from tests.support import eventually
 
 
@@ -155,3 +155,53 @@ async def test_content_is_taken_for_text(database_url):
         assert [m["id"] for m in history["messages"]] == [1, 2]
         await alice.close()
         await bob.close()
+
+
+async def test_lines_carry_their_seq_and_a_returning_client_gets_what_it_missed(database_url):
+    async with serve_example(database_url, "chat") as node:
+        alice = await node.client.ws_connect("/chat/lobby?username=alice")
+        assert await receive(alice) == {"type": "history", "messages": []}
+        seq, joined = await receive_published(alice)
+        assert joined["type"] == "join" and seq > 0
+        bob = await node.client.ws_connect("/chat/lobby?username=bob")
+        await receive_type(bob, "join")
+        await receive_type(alice, "join")
+        await send(bob, type="message", text="seen by alice")
+        last, line = await receive_published(alice)
+        assert line["text"] == "seen by alice" and last > seq
+        await alice.close()  # alice's connection drops
+
+        await receive_type(bob, "leave")
+        for text in ("one", "two", "three"):
+            await send(bob, type="message", text=text)
+        for text in ("one", "two", "three"):
+            assert (await receive_type(bob, "message"))["text"] == text
+
+        alice = await node.client.ws_connect(f"/chat/lobby?username=alice&after={last}")
+        missed = [await receive_published(alice) for _ in range(5)]
+        # No history: the lines since `after`, from the log, then her own return, live.
+        assert [(m["type"], m.get("text", m["username"])) for _, m in missed] == [
+            ("leave", "alice"),
+            ("message", "one"),
+            ("message", "two"),
+            ("message", "three"),
+            ("join", "alice"),
+        ]
+        seqs = [seq for seq, _ in missed]
+        assert seqs == sorted(seqs) and seqs[0] > last
+        assert missed[-1][1]["online"] == ["alice", "bob"]
+        await send(bob, type="message", text="live")
+        assert (await receive_type(alice, "message"))["text"] == "live"
+        for ws in (alice, bob):
+            await ws.close()
+
+
+async def test_a_bad_or_unknown_position_is_refused(database_url):
+    async with serve_example(database_url, "chat") as node:
+        response = await node.client.get("/chat/lobby?username=alice&after=-1")
+        assert response.status == 400
+        assert await response.text() == "?after= takes the seq of the last line seen (a number)"
+        ws = await node.client.ws_connect("/chat/lobby?username=alice&after=999")
+        closed = await ws.receive(timeout=10)
+        assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, 4416)
+        assert "Cannot resume after seq 999" in closed.extra

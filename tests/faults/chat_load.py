@@ -172,6 +172,8 @@ class ChatClient:
             frame = json.loads(text)
         except ValueError:
             frame = None
+        if isinstance(frame, dict) and frame.keys() == {"seq", "data"}:
+            frame = frame["data"]  # a line the room published
         if not isinstance(frame, dict):
             self.errors.append(f"not a chat frame: {text[:80]!r}")
             return

@@ -136,6 +136,14 @@ def test_message_received_counts():
     assert state.messages == 2
 
 
+def test_message_published_changes_nothing_but_seq():
+    state = rich_state()
+    before = snapshot.comparable(state)
+    apply(state, types.MessagePublished(tag="room", data={"text": "hi"}))
+    apply(state, types.MessagePublished(binary="AA=="))
+    assert snapshot.comparable(state) == {**before, "seq": before["seq"] + 2}
+
+
 def test_storage_put_deleted_cleared():
     state = fold(types.StoragePut(entries={"b": 1, "a": 2}))
     assert list(state.storage.items()) == [("a", 2), ("b", 1)]
@@ -224,6 +232,7 @@ def one_of_each(state: ObjectState) -> list[types.Event]:
         types.MessageReceived(socket_id="s1", text="hello"),
         types.RequestReceived(method="GET", url="http://x/r", headers={"Upgrade": "websocket"}),
         types.AlarmFired(retry_count=1, is_retry=True),
+        types.MessagePublished(tag="room", data={"text": "hi"}),
         types.StoragePut(entries={"a": "new", "zz": 1, "b": None}),
         types.StorageDeleted(keys=["a", "c", "missing"]),
         types.StorageCleared(),
@@ -276,7 +285,7 @@ def test_undo_of_every_type_is_covered():
 
 def random_event(rng: random.Random, state: ObjectState, counter: list[int]) -> types.Event:
     sockets = list(state.sockets)
-    choice = rng.randrange(15)
+    choice = rng.randrange(16)
     if choice == 0 or not sockets:
         counter[0] += 1
         tags = rng.sample(["a", "b", "c", "d"], rng.randrange(3))
@@ -307,6 +316,7 @@ def random_event(rng: random.Random, state: ObjectState, counter: list[int]) -> 
             storage={k: rng.randrange(9) for k in rng.sample(keys, rng.randrange(3))},
             alarm_ms=rng.choice([None, 7]),
         ),
+        lambda: types.MessagePublished(tag=rng.choice([None, "a"]), binary="AA=="),
     ][choice - 1]()
 
 
