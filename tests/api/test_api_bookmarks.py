@@ -64,7 +64,8 @@ async def test_bookmarks_order_as_strings_in_time_order(probe: ProbeNode) -> Non
     marks = first + second[1:]
     assert marks == sorted(marks) and len(set(marks)) == len(marks)
     assert all(len(mark) == bookmarks.WIDTH and mark.isdigit() for mark in marks)
-    assert [bookmarks.to_seq(mark) for mark in first] == list(range(13))
+    start = bookmarks.to_seq(first[0])  # after the request's own record (request_received)
+    assert [bookmarks.to_seq(mark) for mark in first] == list(range(start, start + 13))
     assert first[-1] < second[-1]
 
 
@@ -144,8 +145,9 @@ async def test_restore_then_abort_restores_storage_by_appending(
     aborted = await probe.request(restore)
     assert aborted.status == 503 and "restoring" in await aborted.text()
     undo = holder["undo"]
-    # The state just before the restore: after the write that came before the request.
-    assert undo == bookmarks.of_seq(len(logged) + 1)
+    # The state just before the restore: after the request's record and the write that
+    # came before the restore request.
+    assert undo == bookmarks.of_seq(len(logged) + 2)
 
     # The next session starts from the bookmark's state: storage and alarm.
     async def read(obj, request):
@@ -164,9 +166,11 @@ async def test_restore_then_abort_restores_storage_by_appending(
     after = await log_rows(sql, object_id)
     assert after[: len(logged)] == logged
     assert [kind for _, kind, _ in after[len(logged) :]] == [
+        "request_received",  # the request that asked for the restore
         "storage_put",
         "restore_requested",
-        "storage_restored",
+        "storage_restored",  # at the next wake, before the constructor
+        "request_received",  # the request that read the state
     ]
     assert restored["bookmark"] == bookmarks.of_seq(len(after)) > undo > mark
     assert await live_equals_replay(probe) == restored["storage"]
@@ -206,7 +210,8 @@ async def test_restore_waits_for_the_next_session(probe: ProbeNode) -> None:
     activation.reset("test")
     await activation.closed
     assert await storage_of(probe) == {"k": "old"}
-    assert bookmarks.to_seq(undo) == 2  # after the two puts, before the request
+    # After the request's record and the two puts, before the restore request.
+    assert bookmarks.to_seq(undo) == 3
 
 
 async def test_a_handler_that_raises_after_the_request_keeps_it(probe: ProbeNode) -> None:
@@ -224,7 +229,7 @@ async def test_a_handler_that_raises_after_the_request_keeps_it(probe: ProbeNode
     # it are committed.
     assert await storage_of(probe) == {"kept": 1}
     activation = probe.node.runtime.activations[probe.object_id()]
-    assert activation.state.pending_restore == bookmarks.of_seq(0)
+    assert activation.state.pending_restore == bookmarks.of_seq(1)  # after request_received
     await live_equals_replay(probe)
     activation.reset("test")
     await activation.closed
@@ -259,7 +264,7 @@ async def test_bad_bookmarks_are_refused(probe: ProbeNode) -> None:
         return await storage.get_current_bookmark()
 
     # Refused requests record nothing.
-    assert await probe.run(scenario) == bookmarks.of_seq(1)
+    assert await probe.run(scenario) == bookmarks.of_seq(2)  # request_received, storage_put
     assert probe.node.runtime.activations[probe.object_id()].state.pending_restore is None
 
 
