@@ -76,7 +76,6 @@ def sender_name(attachment: Any, tags: Collection[str] = ()) -> str | None:
 
 def describe(event: types.Event | UnknownEvent) -> str:
     """One line saying what the event did."""
-    kind = event.type
     if isinstance(event, types.MessageReceived):
         return f"sent {frame(event)}"
     if isinstance(event, types.StoragePut):
@@ -109,6 +108,35 @@ def describe(event: types.Event | UnknownEvent) -> str:
         return f"alarm set for {milliseconds(event.scheduled_ms)}"
     if isinstance(event, types.AlarmDeleted):
         return "alarm deleted"
+    return _describe_more(event)
+
+
+def _describe_more(event: types.Event | UnknownEvent) -> str:
+    """``describe`` for published messages, requests, alarm runs, restores and forks, and
+    generically for any other type."""
+    if isinstance(event, types.MessagePublished):
+        to = "every socket" if event.tag is None else f"sockets tagged {event.tag}"
+        shown = f"<{len(event.binary) * 3 // 4} bytes>" if event.binary else value(event.data)
+        return f"published {shown} to {to}"
+    if isinstance(event, types.RequestReceived):
+        body = f", {event.body_bytes} bytes of body" if event.body_bytes else ""
+        return f"request {event.method} {shorten(event.url)}{body}"
+    if isinstance(event, types.AlarmFired):
+        return f"alarm ran (retry {event.retry_count})" if event.is_retry else "alarm ran"
+    if isinstance(event, types.RestoreRequested):
+        return f"restore to bookmark {event.bookmark} asked for (undo: {event.undo_bookmark})"
+    if isinstance(event, types.StorageRestored):
+        return (
+            f"storage restored to its state after seq {event.from_seq} ({len(event.storage)} keys)"
+        )
+    if isinstance(event, types.ObjectForked):
+        source = (
+            f"{event.source_binding}/{event.source_name}"
+            if event.source_name is not None
+            else event.source_object_id
+        )
+        return f"forked from {source} at seq {event.source_seq} by {event.by}"
+    kind = event.type
     fields = fields_of(event)
     shown = ", ".join(f"{k} = {value(v, 60)}" for k, v in fields.items())
     return f"{kind}: {shown}" if shown else kind

@@ -65,7 +65,7 @@ async def test_an_event_of_an_unknown_type_is_shown_as_stored(database_url: str)
         await connection.execute(
             "INSERT INTO events (object_id, seq, type, version, data) VALUES"
             ' ($1, 1, \'storage_put\', 1, \'{"entries": {"topic": "cats"}}\'),'
-            ' ($1, 2, \'message_published\', 3, \'{"topic": "news", "payload": [1, 2]}\')',
+            ' ($1, 2, \'room_archived\', 3, \'{"topic": "news", "payload": [1, 2]}\')',
             room,
         )
     finally:
@@ -78,16 +78,16 @@ async def test_an_event_of_an_unknown_type_is_shown_as_stored(database_url: str)
     )
     lines = text.stdout.splitlines()
     assert lines[0].endswith('storage_put  put topic = "cats"')
-    generic = 'message_published  message_published: topic = "news", payload = [1,2]'
+    generic = 'room_archived  room_archived: topic = "news", payload = [1,2]'
     assert lines[1].endswith(generic)
     published = shaped.json_lines()[1]
-    assert (published["type"], published["version"]) == ("message_published", 3)
+    assert (published["type"], published["version"]) == ("room_archived", 3)
     assert published["data"] == {"topic": "news", "payload": [1, 2]}
     assert published["sender"] is None and published["socket_id"] is None
     # A replay cannot fold what it does not know: it says so rather than guess.
     assert state.code == 1 and "Traceback" not in state.stderr
     assert "error: CHAT/room cannot be replayed by this version" in state.stderr
-    assert "message_published" in state.stderr
+    assert "room_archived" in state.stderr
 
 
 async def test_psql_missing_says_how_to_get_it(database_url: str, tmp_path: Path) -> None:
