@@ -42,10 +42,11 @@ LINES_ON_PAGE = """
 
 @contextlib.asynccontextmanager
 async def chat_node(database_url: str, port: int) -> AsyncIterator[Durable]:
-    """``durable serve examples/chat`` as a process on ``port``, always with the same node
-    id, as one machine restarted would be (so it closes the sockets its last run left)."""
+    """``durable serve examples/chat`` as a process on ``port``, with an id of its own and a
+    short lease, so that the next node takes the room of a killed one (and closes the
+    sockets it left) a second after its last heartbeat."""
     env = child_env(database_url=database_url)
-    args = ("serve", str(EXAMPLES / "chat"), "--port", str(port), "--node-id", "chat-host")
+    args = ("serve", str(EXAMPLES / "chat"), "--port", str(port), "--lease-timeout", "1")
     async with durable(*args, env=env) as node:
         await node.serving()
         yield node
@@ -76,7 +77,16 @@ async def logged_lines(database_url: str) -> list[str]:
 
 async def chatter(session: aiohttp.ClientSession, url: str, *lines: str) -> Any:
     """A plain client, bob, who joins the room, says ``lines`` and waits to see them."""
-    ws = await session.ws_connect(f"{url}/chat/den?username=bob")
+    for _ in range(100):  # 503 while a killed node's lease on the room runs out
+        try:
+            ws = await session.ws_connect(f"{url}/chat/den?username=bob")
+            break
+        except aiohttp.WSServerHandshakeError as error:
+            if error.status != 503:
+                raise
+            await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the room was not taken over within 10 s")
     for text in lines:
         await ws.send_str(json.dumps({"type": "message", "text": text}))
     heard: list[str] = []
