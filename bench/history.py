@@ -7,9 +7,11 @@ Two parts, on one scratch database:
    ``message_received`` and a ``storage_put`` of a ring slot and the counter, so the state
    stays one size), with a snapshot attached to every turn that crosses a multiple of
    ``--snapshot-every``, exactly as a node's object does (``ObjectCore._finish``). The store
-   keeps the two newest snapshots of an object, as it does for a node. Then the state is
-   rebuilt at several points: just after the second-newest snapshot, just before the newest,
-   the end, and two points older than any snapshot kept (which replay from seq 0), each
+   keeps the two newest snapshots of an object and the first of each span of 10,000 seqs,
+   as it does for a node. Then the state is rebuilt at several points: just after the
+   second-newest snapshot, just before the newest, the end, an early point (seq 1,000,
+   which replays from seq 0) and the middle's seq before (from the snapshot kept for the
+   span before, the most a point folds), each
    timed in process (``LogHistory.state``, the median of ``--repeat``) and as the command a
    person runs (``durable state ROOM/long --at N --json``, wall time of the process).
 2. **follow**: a durable node serving ``bench/apps/chat.py`` under an open-loop chat load
@@ -161,8 +163,9 @@ async def state_part(url: str, args: argparse.Namespace) -> dict[str, Any]:
         raise HistoryBenchError(f"expected two snapshots kept, found {kept}")
     older, newest = kept[-2], kept[-1]
     points = {
-        "early (no snapshot kept)": min(1000, last),
-        "middle (no snapshot kept)": last // 2,
+        "early": min(1000, last),
+        # The last seq of a span: the most a point folds (from the first of its span).
+        "middle": last // 2 - 1,
         "just after a snapshot": older + 1,
         "just before the next": newest - 1,
         "end": last,
@@ -387,7 +390,8 @@ def render(result: dict[str, Any]) -> str:
             "",
             f"state --at: one room, {s['events']:,} events written through EventStore in "
             f"{s['write_seconds']:.1f} s ({s['write_events_per_second'] or 0:,.0f} events/s); "
-            f"a snapshot every {s['snapshot_every']} events, the two newest kept "
+            f"a snapshot every {s['snapshot_every']} events, kept: the two newest and the first "
+            "of each span of 10,000 "
             f"(seq {', '.join(f'{q:,}' for q in s['snapshots_kept'])})",
             report.table(
                 ["point", "seq", "from snapshot", "events folded", "in process ms", "command ms"],

@@ -30,8 +30,8 @@ def test_the_history_benchmark_runs_and_reports_sane_figures(
     # Replay starts from the newest snapshot at or before the point, or from seq 0.
     assert (points["just after a snapshot"]["snapshot_seq"], points["end"]["folded"]) == (900, 0)
     assert points["just before the next"]["folded"] == 99
-    assert points["middle (no snapshot kept)"] == {**points["middle (no snapshot kept)"],
-                                                   "snapshot_seq": 0, "folded": 500}  # fmt: skip
+    # Too short a log for a snapshot kept for good: the middle replays from seq 0.
+    assert (points["middle"]["snapshot_seq"], points["middle"]["folded"]) == (0, 499)
     for follower in ("tail", "events_follow"):
         figures = result["follow"][follower]
         # Every event committed while the follower ran was printed, and none twice.

@@ -10,8 +10,9 @@ import pytest
 
 from service import Application, DurableObject, Response, WebSocketPair
 from service.events import bookmarks, snapshot
+from service.events.fold import ObjectState, apply
 from service.ports.history import HistoryService, OutOfHistoryError
-from tests.store.helpers import Stores, after, object_id, puts
+from tests.store.helpers import Stores, after, object_id, puts, write_with_snapshots
 from tests.support import eventually, serve
 
 
@@ -110,6 +111,27 @@ async def test_state_at_every_point_equals_the_live_state_then(
             assert snapshot.comparable(at_time.state) == live[last_then]
     later = await history.state("ROOM/hall", at=logged[-1].recorded_at + timedelta(days=1))
     assert later.seq == found.last_seq
+
+
+async def test_an_old_point_of_a_long_log_starts_from_a_snapshot_kept_for_good(
+    history: HistoryService, stores: Stores
+) -> None:
+    """Past the two newest snapshots, the state at an old seq folds from the first snapshot
+    of its span of 10,000 seqs, not from seq 1, and is what a fold from seq 1 gives."""
+    store = await stores.open("node-a")
+    claim = await store.claim(object_id("long"), "CHAT", "long")
+    await write_with_snapshots(store, claim, 22_050, batch=150, every=1000)
+    for seq, snapshot_seq in ((15_000, 10_050), (20_099, 10_050), (20_100, 20_100)):
+        at = await history.state("CHAT/long", at=seq)
+        assert (at.seq, at.snapshot_seq, at.folded) == (seq, snapshot_seq, seq - snapshot_seq)
+        from_start = ObjectState()
+        async for page in store.events_between(claim.object_id, 0, seq):
+            for event in page:
+                apply(from_start, event)
+        assert snapshot.comparable(at.state) == snapshot.comparable(from_start), f"at {seq}"
+    # Below the first span nothing is kept: an early point folds from seq 1.
+    early = await history.state("CHAT/long", at=9_999)
+    assert (early.snapshot_seq, early.folded) == (0, 9_999)
 
 
 async def test_a_point_outside_the_history_says_so(

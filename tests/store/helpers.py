@@ -11,7 +11,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
-from service.events import types
+from service.events import snapshot, types
+from service.events.fold import ObjectState, apply
 from service.ports.records import Append, Claim
 from service.store.event_store import EventStore
 
@@ -80,6 +81,34 @@ async def write_in_rounds(store: EventStore, node: int, objects: int, rounds: in
             futures.append(store.append(after(claims[i], seqs[i], [put("k")] * count)))
             seqs[i] += count
         await asyncio.gather(*futures)
+
+
+#: Seqs between the snapshots the store keeps for good (the migration that keeps them).
+SPARSE_SPAN = 10_000
+
+
+async def write_with_snapshots(
+    store: EventStore, claim: Claim, events: int, batch: int, every: int
+) -> list[int]:
+    """Append ``events`` storage writes (to 100 keys in turn) in pipelined appends of
+    ``batch``, with a snapshot on each append that crosses a multiple of ``every``, as a
+    node's object takes them; return the seqs of the snapshots taken."""
+    state = ObjectState()
+    taken: list[int] = []
+    appends = []
+    seq = 0
+    while seq < events:
+        written = [put(f"k{n % 100}", n) for n in range(seq + 1, min(seq + batch, events) + 1)]
+        for event in written:
+            apply(state, event)
+        first, seq = seq, seq + len(written)
+        snap = None
+        if seq // every > first // every:
+            snap = (seq, snapshot.encode(state))
+            taken.append(seq)
+        appends.append(store.append(after(claim, first, written, snapshot=snap)))
+    await asyncio.gather(*appends)
+    return taken
 
 
 async def seqs(sql: asyncpg.Connection, oid: str) -> list[int]:
