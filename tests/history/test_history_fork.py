@@ -17,6 +17,7 @@ from service import (
     WebSocketPair,
     WebSocketRequestResponsePair,
 )
+from service.api.ids import IdFactory
 from service.events import snapshot, types
 from service.ports.history import (
     HistoryError,
@@ -191,8 +192,14 @@ async def test_forks_that_cannot_be_made_are_refused_and_write_nothing(
         await node.client.get("/room/src?put=k&value=2")
         await node.client.get("/room/taken?put=k&value=0")
         first = (await history.events("ROOM/src")).events[0].recorded_at
-        # Woken, with no events, and running here: a fork may not take it now.
-        await node.client.get("/room/awake")
+    # Claimed by a node and with no events yet (a request records one as soon as its turn
+    # ends): a fork may not take it now.
+    awake = IdFactory("ROOM").from_name("awake").to_string()
+    await sql.execute(
+        "INSERT INTO objects (object_id, binding, name, owner_node) VALUES ($1, 'ROOM', 'awake',"
+        " 'elsewhere')",
+        awake,
+    )
     count = "SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM objects)"
     before = await sql.fetchval(count)
 
@@ -203,14 +210,15 @@ async def test_forks_that_cannot_be_made_are_refused_and_write_nothing(
             await history.fork(ref, **arguments)
 
     await refused(
-        ObjectExistsError, r"ROOM/taken \(\w+\) exists already, with 1 events", as_name="taken"
+        ObjectExistsError, r"ROOM/taken \(\w+\) exists already, with 2 events", as_name="taken"
     )
-    await refused(ObjectExistsError, "exists already, with 2 events", as_name="src")
+    # Each request to src recorded its request_received and a storage_put.
+    await refused(ObjectExistsError, "exists already, with 4 events", as_name="src")
     await refused(
         UnknownObjectError, "no object of binding ROOM is named 'nothing'", ref="ROOM/nothing"
     )
     await refused(
-        OutOfHistoryError, "ROOM/src has events 1 to 2: there is no state after seq 3", at=3
+        OutOfHistoryError, "ROOM/src has events 1 to 4: there is no state after seq 5", at=5
     )
     await refused(
         OutOfHistoryError, "is before the first event of ROOM/src", at=first - timedelta(seconds=1)
@@ -220,9 +228,8 @@ async def test_forks_that_cannot_be_made_are_refused_and_write_nothing(
     await refused(HistoryError, "cannot name an object", as_name="nul\x00")
     assert await sql.fetchval(count) == before
 
-    # The node stopped: the object it woke has no events and no owner, and may be taken.
-    await sql.execute("UPDATE objects SET owner_node = 'elsewhere' WHERE name = 'awake'")
     await refused(ObjectExistsError, "has no events but runs on node elsewhere", as_name="awake")
+    # Its node let go of it: with no events and no owner, it may be taken.
     await sql.execute("UPDATE objects SET owner_node = NULL WHERE name = 'awake'")
     forked = await history.fork("ROOM/src", at=2, as_name="awake", by="x")
     assert (await history.find("ROOM/awake")).last_seq == 1

@@ -212,7 +212,8 @@ async def test_a_position_beyond_the_last_seq_closes_the_socket_with_a_reason(da
         closed = await ws.receive(timeout=5)
         assert closed.type is aiohttp.WSMsgType.CLOSE
         assert closed.data == published.RESUME_AHEAD_CODE == 4416
-        last = (await published_rows(database_url))[0]["seq"]  # the object's last event
+        # The object's last event: the stranger's own request, recorded after the message.
+        last = (await published_rows(database_url))[0]["seq"] + 1
         assert closed.extra == f"Cannot resume after seq 1000: this object's last seq is {last}."
 
 

@@ -3,10 +3,12 @@ messages are being published, and a new node on the same database serves the rec
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 
 import aiohttp
+import asyncpg
 import pytest
 
 from tests.cli.process import child_env, durable
@@ -20,7 +22,7 @@ async def test_a_resume_after_a_restart_gets_exactly_what_was_missed(database_ur
     env = child_env(database_url=database_url)
     async with aiohttp.ClientSession() as session:
         async with durable(
-            "serve", FEED_PATH, "--port", "0", "--node-id", "first", env=env
+            "serve", FEED_PATH, "--port", "0", "--node-id", "first", "--lease-timeout", "1", env=env
         ) as node:
             url = await node.serving()
             ann, bob = Follower(session, url, "room"), Follower(session, url, "room")
@@ -44,6 +46,8 @@ async def test_a_resume_after_a_restart_gets_exactly_what_was_missed(database_ur
                 assert (frame.type, frame.data) == (aiohttp.WSMsgType.CLOSE, 1001)
             await node.exited(timeout=30)
         seen_before_restart = len(ann.received)
+        # A killed node's objects are another's once its lease has lapsed (a second here).
+        await lease_lapsed(database_url, "first")
 
         async with durable(
             "serve", FEED_PATH, "--port", "0", "--node-id", "second", env=env
@@ -69,3 +73,17 @@ async def test_a_resume_after_a_restart_gets_exactly_what_was_missed(database_ur
     assert datas[-4:] == [*(f"while ann is away-{n}" for n in (1, 2, 3)), "live"]
     if signum == signal.SIGTERM:
         assert len(burst) == 300  # a graceful stop handles what it had received
+
+
+async def lease_lapsed(database_url: str, node_id: str) -> None:
+    """Wait (10 s at most) until ``node_id`` is no longer a live node."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        for _ in range(100):
+            query = "SELECT count(*) FROM live_nodes WHERE node_id = $1"
+            if not await connection.fetchval(query, node_id):
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await connection.close()
+    raise AssertionError(f"{node_id} still live 10 s after it stopped")
