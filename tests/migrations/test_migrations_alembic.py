@@ -101,6 +101,8 @@ def test_there_is_a_single_head() -> None:
     script = ScriptDirectory.from_config(migrate.config("postgresql://unused/none"))
     assert len(script.get_heads()) == 1
     assert len(script.get_bases()) == 1
+    # The service knows its newest revision without reading the scripts (a fast start).
+    assert script.get_current_head() == migrate.HEAD
     # Every revision is reachable from the head: no branch was left dangling.
     assert len(list(script.walk_revisions())) == len(
         list(script.revision_map.iterate_revisions(script.get_current_head(), "base"))
