@@ -149,8 +149,10 @@ class Chat:
 async def receive_type(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
     while True:
         frame = json.loads(await ws.receive_str(timeout=10))
-        if frame.get("type") == kind:
-            return dict(frame)
+        # The room's lines are published: {"seq": N, "data": line} (README: resume).
+        line = frame["data"] if "seq" in frame and isinstance(frame.get("data"), dict) else frame
+        if line.get("type") == kind:
+            return dict(line)
 
 
 @contextlib.asynccontextmanager
