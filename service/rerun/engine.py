@@ -34,6 +34,7 @@ from service.rerun.report import (
     ENDS_TURN,
     INBOUND,
     STARTS_TURN,
+    WAKES,
     Divergence,
     Report,
     RerunError,
@@ -230,12 +231,12 @@ def _range(info: ObjectInfo, start: int | None, end: int | None) -> tuple[int, i
 
 
 async def _check_start(history: HistoryService, recorded: _Recorded, first: int) -> None:
-    """A rerun starts at seq 1 or at an inbound event that starts its turn, never inside a
-    turn: a close or an error is recorded after its handler's writes."""
+    """A rerun starts at seq 1, at an inbound event that starts its turn or at a wake's
+    event, never inside a turn: a close or an error is recorded after its handler's writes."""
     if first == 1:
         return
     event = await recorded.get(first)
-    if event is None or event.event.type in STARTS_TURN:
+    if event is None or event.event.type in STARTS_TURN | WAKES:
         return
     kind = event.event.type
     if kind in ENDS_TURN:
@@ -293,13 +294,7 @@ class _Run:
         report = self.report
         first = await self.recorded.get(self.position)
         assert first is not None
-        began = time.time()
-        result = await self.scratch.construct_turn()
-        step = _Step(None, self.position, result, Clocks(first.recorded_at.timestamp(), began), [])
-        if result.error is not None:
-            self._diverge(step, 0, f"the constructor raised {result.error}", [])
-            return
-        if not await self._matches_from(step):
+        if not await self._wake(first if first.event.type in WAKES else None):
             return
         total = report.end - report.start + 1
         while True:
@@ -307,10 +302,14 @@ class _Run:
             if marker is None or marker.seq > report.end:
                 await self._check_trailing(marker)
                 return
-            if marker.event.type in STARTS_TURN and marker.seq > self.position:
+            if marker.event.type not in ENDS_TURN and marker.seq > self.position:
                 extra = await self.recorded.slice(self.position, marker.seq - self.position)
                 self._blame_previous(extra)
                 return
+            if marker.event.type in WAKES:
+                if not await self._wake(marker):
+                    return
+                continue
             step = await self._run(marker)
             matched = (
                 await self._matches_through(step, marker)
@@ -327,6 +326,23 @@ class _Run:
                 self.recorded.forget_before(self.position)
             if self.progress is not None:
                 self.progress(min(self.position, report.end + 1) - report.start, total)
+
+    async def _wake(self, cause: LoggedEvent | None) -> bool:
+        """Construct the object, as a wake does: at the start of the rerun, or after an event
+        that only a wake follows (``cause``, folded in first, as the node did). Whether what
+        the constructor recorded agrees with the log."""
+        if cause is not None:
+            self.scratch.take(known(cause.event))
+            self.position = cause.seq + 1
+        at = await self.recorded.get(self.position) or cause
+        assert at is not None
+        began = time.time()
+        result = await self.scratch.construct_turn()
+        step = _Step(None, self.position, result, Clocks(at.recorded_at.timestamp(), began), [])
+        if result.error is not None:
+            self._diverge(step, 0, f"the constructor raised {result.error}", [])
+            return False
+        return await self._matches_from(step)
 
     async def _run(self, marker: LoggedEvent) -> _Step:
         """Deliver one recorded inbound event to the scratch object."""

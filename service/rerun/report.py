@@ -31,7 +31,11 @@ def known(event: Event | UnknownEvent) -> Event:
 #: error is recorded after its handler ran, as the socket stays listed while it runs).
 STARTS_TURN = frozenset({"message_received", "request_received", "alarm_fired"})
 ENDS_TURN = frozenset({"websocket_closed", "websocket_error"})
-INBOUND = STARTS_TURN | ENDS_TURN
+#: Events no handler writes, after which the object was constructed again: a fork's first
+#: event (written by the operator) and the restore a wake appends. A rerun takes them as
+#: given, as inbound events are: it folds them in and runs the constructor, as the wake did.
+WAKES = frozenset({"object_forked", "storage_restored"})
+INBOUND = STARTS_TURN | ENDS_TURN | WAKES
 
 #: Events shown per side in the text report (the JSON has them all).
 _SHOWN = 12
@@ -128,7 +132,7 @@ def render(report: Report) -> str:
         where = (
             f"inbound event seq {inbound.seq:,} ({inbound.event.type})"
             if inbound is not None
-            else f"the constructor (run on the state after seq {report.start - 1:,})"
+            else f"the constructor (run on the state after seq {divergence.first_seq - 1:,})"
         )
         lines.append(
             f"{report.label}: first divergence at {where}, after {report.agreed:,} inbound "

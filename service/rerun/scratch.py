@@ -25,6 +25,7 @@ from service.api.http import Request, Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
 from service.api.namespace import DurableObjectNamespace, Env
+from service.events import fold
 from service.events.fold import ObjectState
 from service.events.types import Event
 from service.ports.records import Append, PublishedMessage
@@ -242,6 +243,12 @@ class ScratchObject(Core):
             awaitable.close()
 
     # -- running ------------------------------------------------------------------------
+
+    def take(self, event: Event) -> None:
+        """Fold in an event the log holds and no handler wrote (a fork's first, a restore):
+        the next ``construct_turn`` runs on the state it made, as the wake after it did."""
+        fold.apply(self.state, event)
+        self.seq = self.state.seq
 
     async def construct_turn(self) -> TurnResult:
         """Run the constructor (as a wake does), and what it blocks deliveries on."""
