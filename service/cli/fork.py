@@ -6,10 +6,9 @@ import argparse
 import getpass
 import json
 import socket
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from service.cli import options
+from service.cli import options, points
 from service.cli.errors import CommandError
 from service.settings import Settings
 
@@ -32,10 +31,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     fork.add_argument(
         "--at",
         required=True,
-        type=_point,
         metavar="SEQ|TIME",
-        help="the state to copy: after event SEQ, or as it was at TIME "
-        "(ISO 8601 with its zone, e.g. 2026-12-07T18:00:00+00:00)",
+        help="the state to copy: " + points.HELP,
     )
     fork.add_argument(
         "--as",
@@ -55,23 +52,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     fork.set_defaults(handler=run)
 
 
-def _point(text: str) -> int | datetime:
-    """A seq (digits) or a time (ISO 8601)."""
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither a seq nor an ISO 8601 time (e.g. 2026-12-07T18:00:00+00:00)"
-        ) from None
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Fork the object and print what was made."""
     from service.cli.history_access import run_history
     from service.loader import load_application
 
+    args.at = points.point(args.at, "--at")
     application = load_application(args.app) if args.app else None
 
     async def work(history: HistoryService) -> int:
@@ -108,7 +94,11 @@ async def _fork(
                 raise CommandError(f"{args.app} has no binding {binding}")
             unique_key = application.unique_keys[binding]
         return await history.fork(
-            args.object, at=args.at, as_name=args.as_name, unique_key=unique_key, by=_operator()
+            args.object,
+            at=args.at,
+            as_name=args.as_name,
+            unique_key=unique_key,
+            by=_operator(),
         )
     except (StoreError, ValueError) as error:
         raise CommandError(str(error)) from error

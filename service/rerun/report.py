@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.events.types import Event
+from service.history import readable
 from service.ports.history import LoggedEvent, ObjectInfo, UnknownEvent
 from service.rerun.scratch import Sent
 
@@ -89,10 +90,10 @@ class Report:
 
 def describe(event: Event, limit: int = 72) -> str:
     """One line for an event: its type, then its fields (values cut at ``limit``)."""
-    fields = event.model_dump(mode="json", exclude={"type", "version"}, exclude_none=True)
     parts = [
         f"{name}={_cut(json.dumps(value, ensure_ascii=False), limit)}"
-        for name, value in fields.items()
+        for name, value in readable.fields_of(event).items()
+        if value is not None
     ]
     return " ".join([event.type, *parts])
 
@@ -213,8 +214,7 @@ def _logged_json(logged: LoggedEvent) -> dict[str, Any]:
 
 
 def _event_json(seq: int, event: Event) -> dict[str, Any]:
-    data = event.model_dump(mode="json", exclude={"type", "version"})
-    return {"seq": seq, "type": event.type, "data": data}
+    return {"seq": seq, "type": event.type, "data": readable.fields_of(event)}
 
 
 def _sent_json(sent: Sent) -> dict[str, Any]:
