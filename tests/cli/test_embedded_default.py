@@ -11,12 +11,12 @@ import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.cli.process import ECHO, child_env, durable, run
+from tests.examples.support import receive_type
 from tests.support import eventually
 
 pytestmark = pytest.mark.slow
@@ -125,16 +125,6 @@ async def test_migrate_without_database_url(base: Path) -> None:
 CHAT = str(Path(__file__).parents[2] / "examples" / "chat")
 
 
-async def _frame(ws: aiohttp.ClientWebSocketResponse, kind: str) -> Any:
-    """The next JSON frame of type ``kind`` (join and leave notices may come first); the
-    room's lines come published, as ``{"seq": n, "data": line}``."""
-    while True:
-        frame = json.loads(await ws.receive_str(timeout=10))
-        frame = frame.get("data", frame)
-        if frame["type"] == kind:
-            return frame
-
-
 async def test_serve_the_chat_without_database_url(base: Path) -> None:
     data = base / "data"
     args = ("serve", CHAT, "--data-dir", str(data), "--port", "0", "--node-id", "chat")
@@ -147,15 +137,15 @@ async def test_serve_the_chat_without_database_url(base: Path) -> None:
                 assert response.status == 200
                 assert "<html" in (await response.text()).lower()
             alice = await session.ws_connect(f"{url}/chat/lobby?username=alice")
-            assert (await _frame(alice, "history"))["messages"] == []
+            assert (await receive_type(alice, "history"))["messages"] == []
             await alice.send_str(json.dumps({"type": "message", "text": "anyone here?"}))
-            assert (await _frame(alice, "message"))["text"] == "anyone here?"
+            assert (await receive_type(alice, "message"))["text"] == "anyone here?"
             bob = await session.ws_connect(f"{url}/chat/lobby?username=bob")
-            history = (await _frame(bob, "history"))["messages"]
+            history = (await receive_type(bob, "history"))["messages"]
             assert [m["text"] for m in history] == ["anyone here?"]
             await bob.send_str(json.dumps({"type": "message", "text": "hi alice"}))
-            assert (await _frame(alice, "message"))["username"] == "bob"
-            assert (await _frame(bob, "message"))["text"] == "hi alice"
+            assert (await receive_type(alice, "message"))["username"] == "bob"
+            assert (await receive_type(bob, "message"))["text"] == "hi alice"
             assert await node.stop(timeout=30) == 0
             for ws in (alice, bob):  # the Close frame the node sent before it went
                 close = await ws.receive(timeout=10)

@@ -20,7 +20,7 @@ from pytest_postgresql.executors.noop import NoopExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from tests.cli.process import Durable, child_env, durable
-from tests.examples.support import EXAMPLES
+from tests.examples.support import EXAMPLES, receive_type
 
 #: How long one command may take, in seconds.
 TIMEOUT = 60.0
@@ -144,15 +144,6 @@ class Chat:
                 return
             await asyncio.sleep(0.02)
         raise AssertionError(f"{username}'s socket did not close")
-
-
-async def receive_type(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
-    while True:
-        frame = json.loads(await ws.receive_str(timeout=10))
-        # The room's lines are published: {"seq": N, "data": line} (README: resume).
-        line = frame["data"] if "seq" in frame and isinstance(frame.get("data"), dict) else frame
-        if line.get("type") == kind:
-            return dict(line)
 
 
 @contextlib.asynccontextmanager
