@@ -1,8 +1,8 @@
-"""Composition root: the one module that wires store, runtime, history and gateway together."""
+"""Composition root of a node: the one module that wires store, runtime and gateway together
+(the history's front ends have theirs: ``service.history_root``)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,14 +11,11 @@ from aiohttp import web
 from service.api.application import Application
 from service.gateway.registry import SocketRegistry
 from service.gateway.server import create_gateway
-from service.history.service import LogHistory
 from service.metrics import Metrics
-from service.ports.history import HistoryService
 from service.runtime.node import Node
 from service.runtime.node_settings import NodeSettings
 from service.settings import Settings
 from service.store.event_store import EventStore
-from service.store.history_store import HistoryStore
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -99,17 +96,3 @@ def create_app(
 
     webapp.cleanup_ctx.append(resources)
     return webapp
-
-
-@contextlib.asynccontextmanager
-async def open_history(settings: Settings) -> AsyncIterator[HistoryService]:
-    """The history service on a pool of its own, for the front ends that read the log (the
-    history commands, an admin API); it runs beside a node or without one."""
-    if settings.database_url is None:
-        raise ValueError("open_history needs settings.database_url (the CLI starts one if unset)")
-    store = HistoryStore(settings.database_url, acquire_timeout=settings.pool_timeout)
-    await store.open()
-    try:
-        yield LogHistory(store)
-    finally:
-        await store.close()

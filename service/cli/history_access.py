@@ -39,7 +39,7 @@ def run_history(settings: Settings, work: Work) -> int:
 
 
 async def _run(settings: Settings, work: Work) -> int:
-    from service.app import open_history
+    from service.history_root import open_history
 
     async with open_history(settings) as history:
         return await work(history)

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _rerun(settings: Settings, application: Application, args: argparse.Namespace) -> Report:
-    from service.app import open_history
+    from service.history_root import open_history
     from service.ports.errors import StoreUnavailableError
     from service.ports.history import HistoryError
     from service.rerun.engine import rerun

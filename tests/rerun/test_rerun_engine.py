@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import pytest
 
 from service import Application, DurableObject, Request, Response, WebSocket, WebSocketPair
-from service.app import open_history
+from service.history_root import open_history
 from service.ports.history import HistoryService
 from service.rerun.engine import rerun
 from service.settings import Settings

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from service.app import open_history
+from service.history_root import open_history
 from service.ports.history import HistoryService
 from service.rerun.engine import rerun
 from service.rerun.report import INBOUND
