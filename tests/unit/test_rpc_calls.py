@@ -91,7 +91,7 @@ def test_arguments_over_the_limit_are_refused():
 
 
 def test_results_over_the_limit_or_unsendable_are_refused():
-    with pytest.raises(ValueError, match="^RPC results cannot be larger than 10 bytes"):
+    with pytest.raises(ValueError, match=r"^RPC results cannot be larger than 10 bytes"):
         rpc.encode_result("m", "x" * 20, 10)
     with pytest.raises(TypeError, match=r"^The result of m\(\) cannot be sent"):
         rpc.encode_result("m", object(), 10)
