@@ -18,6 +18,7 @@ from service.api.http import Headers, Request, Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
 from service.api.namespace import DurableObjectNamespace, DurableObjectStub, Env
+from service.api.rpc import RemoteError
 from service.api.websocket import (
     CloseEvent,
     ErrorEvent,
@@ -43,6 +44,7 @@ __all__ = [
     "Limits",
     "MessageEvent",
     "ObjectResetError",
+    "RemoteError",
     "Request",
     "Response",
     "StorageUnavailableError",

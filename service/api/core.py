@@ -33,6 +33,11 @@ class ObjectCore(Protocol):
     has_alarm_handler: bool
     #: URL of the request being handled, if any (kept with accepted sockets).
     current_url: str | None
+    #: The object's binding (known once it is claimed, before any user code runs).
+    binding: str
+    #: Objects waiting for the RPC call being handled to return (its caller last), each in
+    #: a turn of its own; empty outside such a call.
+    call_waiting: tuple[str, ...]
 
     def new_socket_id(self) -> str:
         """The id of a new WebSocketPair's sockets (random; a rerun reuses the recorded ones)."""

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from service.api import core as core_module
+from service.api import rpc
+from service.api.errors import DurableObjectError
 from service.api.http import HeadersInit, Request, Response
 from service.api.ids import DurableObjectId, IdFactory
+from service.api.limits import Limits
 
 if TYPE_CHECKING:
     pass
@@ -17,6 +22,13 @@ class ObjectHost(Protocol):
 
     async def fetch(self, binding: str, object_id: DurableObjectId, request: Request) -> Response:
         """Run ``fetch`` of the object and return its response once its events are committed."""
+
+    #: The limits calls are checked against (arguments and results: ``max_message_bytes``).
+    limits: Limits
+
+    async def call(self, binding: str, object_id: DurableObjectId, call: rpc.Call) -> rpc.Outcome:
+        """Run a method of the object as one of its deliveries; return its outcome once its
+        events (the call, what the method wrote, the result) are committed."""
 
 
 class DurableObjectStub:
@@ -40,8 +52,58 @@ class DurableObjectStub:
             request = Request(request, method=method, headers=headers, body=body)
         return await self._host.fetch(self._binding, self.id, request)
 
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        """``stub.method``: a coroutine function calling the object's public method (RPC).
+
+        Names starting with an underscore are private (and Python's own protocols), so
+        they are not looked up at all."""
+        if name.startswith("_"):
+            raise AttributeError(rpc.refusal(name))
+
+        async def method(*args: Any, **kwargs: Any) -> Any:
+            return await self._call(name, args, kwargs)
+
+        method.__name__ = method.__qualname__ = name
+        return method
+
+    async def _call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        reason = rpc.refusal(name)
+        if reason is not None:
+            raise TypeError(reason)
+        limit = self._host.limits.max_message_bytes
+        encoded_args, encoded_kwargs = rpc.encode_arguments(name, args, kwargs, limit)
+        caller = core_module.current_core.get()
+        waiting: tuple[str, ...] = ()
+        caller_id = caller_label = None
+        if caller is not None:
+            caller_id = str(caller.object_id)
+            caller_label = _label(caller.binding, caller.object_id)
+            waiting = (*caller.call_waiting, caller_id)
+            if str(self.id) in waiting:
+                raise DurableObjectError(
+                    f"Cannot call {name}() of {_label(self._binding, self.id)}: it is waiting "
+                    "for this call to return, and an object runs one delivery at a time, so "
+                    "the call would wait for itself. Call the method directly instead."
+                )
+        call = rpc.Call(
+            uuid.uuid4().hex,
+            name,
+            encoded_args,
+            encoded_kwargs,
+            caller=caller_id,
+            caller_label=caller_label,
+            waiting=waiting,
+        )
+        outcome = await self._host.call(self._binding, self.id, call)
+        return outcome.unwrap(name)
+
     def __repr__(self) -> str:
         return f"DurableObjectStub({self._binding}, {self.id!r})"
+
+
+def _label(binding: str, object_id: DurableObjectId) -> str:
+    """``BINDING/name``, or ``BINDING/<id>`` for an object without a name."""
+    return f"{binding}/{object_id.name if object_id.name is not None else object_id}"
 
 
 class DurableObjectNamespace:

@@ -169,6 +169,10 @@ def _forked(state: ObjectState, event: types.ObjectForked) -> None:
     state.alarm_ms = event.alarm_ms
 
 
+def _rpc(state: ObjectState, event: types.RpcCalled | types.RpcReturned) -> None:
+    """A call and its outcome change no state: what the method wrote follows as events."""
+
+
 _APPLY: dict[type, Callable[[ObjectState, Any], None]] = {
     types.WebSocketAccepted: _accepted,
     types.AttachmentSet: _attachment,
@@ -189,6 +193,8 @@ _APPLY: dict[type, Callable[[ObjectState, Any], None]] = {
     types.RestoreRequested: _restore_requested,
     types.StorageRestored: _storage_restored,
     types.ObjectForked: _forked,
+    types.RpcCalled: _rpc,
+    types.RpcReturned: _rpc,
 }
 
 
@@ -220,6 +226,8 @@ def _capture(state: ObjectState, event: types.Event) -> Undo:
 
         return restore_count
     if kind == "request_received" or kind == "alarm_fired":
+        return _unchanged
+    if kind == "rpc_called" or kind == "rpc_returned":
         return _unchanged
     if isinstance(event, types.StoragePut | types.StorageDeleted):
         keys = event.entries if isinstance(event, types.StoragePut) else event.keys

@@ -229,6 +229,38 @@ class ObjectForked(_Event):
     alarm_ms: int | None = None
 
 
+class RpcCalled(_Event):
+    """A call of one of the object's methods through a stub (RPC), recorded first in the
+    turn it starts; ``rpc_returned`` ends that turn with what the call came to.
+
+    ``args`` and ``kwargs`` are encoded values (as storage values are).
+    """
+
+    type: Literal["rpc_called"] = "rpc_called"
+    #: Unique per call (32 hex digits); the ``rpc_returned`` of the call carries it too.
+    call_id: str
+    method: str
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: The calling object's id and ``BINDING/name``; None when no object called (the
+    #: application's router).
+    caller: str | None = None
+    caller_label: str | None = None
+
+
+class RpcReturned(_Event):
+    """What a call came to, recorded last in its turn, after what the method wrote: its
+    ``result`` (an encoded value), or the type name and message of the exception it raised
+    (then what the method wrote was undone, as with any handler that raises)."""
+
+    type: Literal["rpc_returned"] = "rpc_returned"
+    call_id: str
+    result: Any = None
+    #: The exception's class name (``ValueError``), or None when the call returned.
+    error_type: str | None = None
+    error_message: str = ""
+
+
 Event = Annotated[
     WebSocketAccepted
     | AttachmentSet
@@ -248,7 +280,9 @@ Event = Annotated[
     | AlarmDeleted
     | RestoreRequested
     | StorageRestored
-    | ObjectForked,
+    | ObjectForked
+    | RpcCalled
+    | RpcReturned,
     Field(discriminator="type"),
 ]
 

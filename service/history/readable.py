@@ -136,10 +136,27 @@ def _describe_more(event: types.Event | UnknownEvent) -> str:
             else event.source_object_id
         )
         return f"forked from {source} at seq {event.source_seq} by {event.by}"
+    if isinstance(event, types.RpcCalled | types.RpcReturned):
+        return rpc_call(event)
     kind = event.type
     fields = fields_of(event)
     shown = ", ".join(f"{k} = {value(v, 60)}" for k, v in fields.items())
     return f"{kind}: {shown}" if shown else kind
+
+
+def rpc_call(event: types.RpcCalled | types.RpcReturned) -> str:
+    """A call through a stub, as a Python call with its caller; or what it came to."""
+    if isinstance(event, types.RpcReturned):
+        if event.error_type is not None:
+            message = f": {shorten(event.error_message)}" if event.error_message else ""
+            return f"call raised {event.error_type}{message}"
+        return f"call returned {value(event.result)}"
+    shown = [value(arg, 40) for arg in event.args]
+    named = values.decode(event.kwargs)  # names as they were passed, values re-encoded
+    shown += [f"{key}={value(values.encode(arg), 40)}" for key, arg in named.items()]
+    caller = event.caller_label or event.caller
+    by = f" by {caller}" if caller is not None else " by the router"
+    return shorten(f"called {event.method}({', '.join(shown)})", 160) + by
 
 
 def fields_of(event: types.Event | UnknownEvent) -> dict[str, Any]:

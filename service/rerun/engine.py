@@ -12,6 +12,10 @@ Turns are told apart in the log by their inbound events: a frame, a request or a
 is recorded first in its turn, a close or an error last (its socket stays listed while its
 handler runs). Events that no inbound event explains (a constructor that writes at every
 wake, a background task, work of an operator) show as a divergence of the turn before them.
+
+An RPC call is one more inbound event that starts its turn (``rpc_called``); the
+``rpc_returned`` that ends the turn is compared like any event, so a method that now returns
+or raises something else is a divergence of its turn.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from service.api import rpc
 from service.api.application import Application
 from service.api.http import Request
 from service.api.ids import DurableObjectId
@@ -587,4 +592,14 @@ def _delivery(event: types.Event, matcher: Matcher) -> Delivery:
         return Delivery("fetch", request=request)
     if isinstance(event, types.AlarmFired):
         return Delivery("alarm")
+    if isinstance(event, types.RpcCalled):
+        call = rpc.Call(
+            event.call_id,
+            event.method,
+            event.args,
+            event.kwargs,
+            caller=event.caller,
+            caller_label=event.caller_label,
+        )
+        return Delivery("rpc", call=call)
     raise ValueError(f"{event.type} is not an inbound event")

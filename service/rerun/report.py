@@ -30,7 +30,7 @@ def known(event: Event | UnknownEvent) -> Event:
 
 #: Inbound event types: those that start their turn, and those that end it (a close or an
 #: error is recorded after its handler ran, as the socket stays listed while it runs).
-STARTS_TURN = frozenset({"message_received", "request_received", "alarm_fired"})
+STARTS_TURN = frozenset({"message_received", "request_received", "alarm_fired", "rpc_called"})
 ENDS_TURN = frozenset({"websocket_closed", "websocket_error"})
 #: Events no handler writes, after which the object was constructed again: a fork's first
 #: event (written by the operator) and the restore a wake appends. A rerun takes them as

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from service.api import rpc
 from service.api.application import Application
 from service.api.durable_object import DurableObject
 from service.api.errors import DurableObjectError
@@ -155,8 +156,15 @@ class RecordedAlarms(AlarmScheduler):
 class _NoOtherObjects:
     """Stubs of a scratch object: calling another object is refused (and noted)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits) -> None:
         self.refused: list[str] = []
+        self.limits = limits
+
+    async def call(self, binding: str, object_id: DurableObjectId, call: rpc.Call) -> rpc.Outcome:
+        self.refused.append(f"{call.method}() of {binding} {object_id}")
+        raise DurableObjectError(
+            f"A rerun calls no other object: the stub's call of {call.method}() was refused."
+        )
 
     async def fetch(self, binding: str, object_id: DurableObjectId, request: Request) -> Response:
         self.refused.append(f"{request.method} {request.url} to {binding} {object_id}")
@@ -213,7 +221,7 @@ class ScratchObject(Core):
         self.fresh_ids: set[str] = set()
         #: Ids that the next WebSocketPairs take (the ones the log recorded), in order.
         self.socket_ids: deque[str] = deque()
-        self.stubs = _NoOtherObjects()
+        self.stubs = _NoOtherObjects(limits)
         #: Awaitables handed to ``ctx.wait_until``, which a rerun does not run.
         self.skipped_background = 0
         self._reset: str | None = None
@@ -267,7 +275,7 @@ class ScratchObject(Core):
         result = TurnResult()
         if self.mailbox.blocked:
             await self.mailbox.unblocked()
-        if delivery.kind == "fetch":
+        if delivery.kind == "fetch" or delivery.kind == "rpc":
             delivery.future = asyncio.get_running_loop().create_future()
         await self.run_turn(delivery)
         future = delivery.future
@@ -277,7 +285,9 @@ class ScratchObject(Core):
             and not future.cancelled()
             and future.exception() is None
         ):
-            result.status = future.result().status
+            answer = future.result()
+            if isinstance(answer, Response):
+                result.status = answer.status
         return self._collect(result)
 
     async def _settle(self) -> None:

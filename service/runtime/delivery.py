@@ -7,12 +7,14 @@ import base64
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from service.api.http import Request, Response
+from service.api import rpc
+from service.api.http import Request
 from service.events import values
 from service.ports.records import InboxItem
 
-#: "drop" consumes an inbox row that failed too often, without running a handler.
-Kind = Literal["fetch", "message", "close", "error", "alarm", "drop"]
+#: "drop" consumes an inbox row that failed too often, without running a handler; "rpc"
+#: calls a method of the object (through a stub).
+Kind = Literal["fetch", "message", "close", "error", "alarm", "drop", "rpc"]
 
 #: Deliveries that travel through the inbox when their object is not live.
 SOCKET_KINDS = frozenset({"message", "close", "error"})
@@ -30,10 +32,16 @@ class Delivery:
     was_clean: bool = True
     error: str = ""
     request: Request | None = None
-    future: asyncio.Future[Response] | None = None
+    #: The caller's wait: a fetch's Response, an rpc call's ``rpc.Outcome``.
+    future: asyncio.Future[Any] | None = None
     inbox_id: int | None = None
     #: How many times a commit covering this delivery failed.
     attempts: int = 0
+    #: The call of an "rpc" delivery.
+    call: rpc.Call | None = None
+    #: The node waiting for the outcome of an "rpc" delivery that came through the inbox
+    #: (the reply goes back to it, matched by call id); None when the caller is local.
+    reply_to: str | None = None
 
     def fail(self, error: Exception) -> None:
         """Tell the caller waiting for this delivery's response, if any, that it failed."""
@@ -50,6 +58,8 @@ class Delivery:
             data = {"code": self.code, "reason": self.reason, "was_clean": self.was_clean}
         elif self.kind == "error":
             data = {"error": self.error, "code": self.code}
+        elif self.kind == "rpc" and self.call is not None:
+            data = _rpc_data(self.call, self.reply_to)
         else:
             raise ValueError(f"{self.kind} deliveries do not go through the inbox")
         data["attempts"] = self.attempts
@@ -74,6 +84,14 @@ def from_inbox(item: InboxItem) -> Delivery:
             inbox_id=item.id,
             attempts=attempts,
         )
+    if item.kind == "rpc":
+        return Delivery(
+            "rpc",
+            call=_rpc_call(data),
+            reply_to=data.get("reply_to"),
+            inbox_id=item.id,
+            attempts=attempts,
+        )
     return Delivery(
         "error",
         item.socket_id,
@@ -81,4 +99,31 @@ def from_inbox(item: InboxItem) -> Delivery:
         code=int(data.get("code", 1006)),
         inbox_id=item.id,
         attempts=attempts,
+    )
+
+
+def _rpc_data(call: rpc.Call, reply_to: str | None) -> dict[str, Any]:
+    """An rpc call as an inbox row holds it: arguments already encoded, and the node to
+    reply to."""
+    return {
+        "call_id": call.call_id,
+        "method": call.method,
+        "args": call.args,
+        "kwargs": call.kwargs,
+        "caller": call.caller,
+        "caller_label": call.caller_label,
+        "waiting": list(call.waiting),
+        "reply_to": reply_to,
+    }
+
+
+def _rpc_call(data: dict[str, Any]) -> rpc.Call:
+    return rpc.Call(
+        str(data["call_id"]),
+        str(data["method"]),
+        list(data["args"]),
+        dict(data["kwargs"]),
+        caller=data.get("caller"),
+        caller_label=data.get("caller_label"),
+        waiting=tuple(data.get("waiting", ())),
     )

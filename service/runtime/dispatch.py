@@ -7,10 +7,11 @@ import base64
 import inspect
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from service.api import websocket
+from service.api import rpc, websocket
 from service.api.core import ObjectCore
 from service.api.durable_object import DurableObject
 from service.api.errors import DurableObjectError
@@ -49,8 +50,11 @@ class AlarmInfo:
     is_retry: bool
 
 
-async def run(activation: Activation, delivery: Delivery, turn: Turn) -> Response | None:
-    """Run the handler for ``delivery`` inside ``turn``; return the response of a fetch."""
+async def run(
+    activation: Activation, delivery: Delivery, turn: Turn
+) -> Response | rpc.Outcome | None:
+    """Run the handler for ``delivery`` inside ``turn``; return the response of a fetch, the
+    outcome of an rpc call."""
     kind = delivery.kind
     if kind == "fetch":
         return await _fetch(activation, delivery, turn)
@@ -59,6 +63,8 @@ async def run(activation: Activation, delivery: Delivery, turn: Turn) -> Respons
         return None
     if kind == "drop":
         return None
+    if kind == "rpc":
+        return await _rpc(activation, delivery, turn)
     socket = activation.state.sockets.get(delivery.socket_id)
     if socket is None:
         return None  # closed already: the inbox row is consumed and nothing else happens
@@ -266,12 +272,17 @@ def _alarm_args(handler: Any, info: AlarmInfo) -> tuple[Any, ...]:
 
 
 async def invoke(
-    activation: Activation, turn: Turn, handler: Any, *args: Any, timed: bool = False
+    activation: Activation,
+    turn: Turn,
+    handler: Any,
+    *args: Any,
+    timed: bool = False,
+    kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[Any, BaseException | None]:
     """Call a user handler; if it raises, log it and undo everything it did in this turn."""
     timeout_ms = activation.state.event_timeout_ms if timed else None
     try:
-        result = handler(*args)
+        result = handler(*args, **kwargs) if kwargs else handler(*args)
         if inspect.isawaitable(result):
             if timeout_ms:
                 try:
@@ -294,6 +305,57 @@ async def invoke(
         )
         rollback_turn(activation, turn)
         return None, error
+
+
+async def _rpc(activation: Activation, delivery: Delivery, turn: Turn) -> rpc.Outcome:
+    """A method called through a stub: the call is a fact of the turn (kept if the method
+    raises), and so is what it came to, recorded last, after what the method wrote."""
+    call = delivery.call
+    assert call is not None
+    activation.record(
+        types.RpcCalled(
+            call_id=call.call_id,
+            method=_storable(call.method),
+            args=call.args,
+            kwargs=call.kwargs,
+            caller=call.caller,
+            caller_label=None if call.caller_label is None else _storable(call.caller_label),
+        )
+    )
+    turn.kept = len(turn.events)
+    activation.call_waiting = call.waiting
+    try:
+        outcome = await _call_method(activation, call, turn)
+    finally:
+        activation.call_waiting = ()
+    activation.record(
+        types.RpcReturned(
+            call_id=call.call_id,
+            result=outcome.result,
+            error_type=None if outcome.error_type is None else _storable(outcome.error_type),
+            error_message=_storable(outcome.error_message),
+        )
+    )
+    return outcome
+
+
+async def _call_method(activation: Activation, call: rpc.Call, turn: Turn) -> rpc.Outcome:
+    try:
+        method = rpc.method_of(activation.instance, call.method)
+    except TypeError as missing:
+        return rpc.failure(missing)
+    # Decoded here, for this call alone: the method gets copies it may change freely.
+    args, kwargs = values.decode(call.args), values.decode(call.kwargs)
+    result, error = await invoke(activation, turn, method, *args, kwargs=kwargs)
+    if error is not None:
+        return rpc.failure(error)
+    try:
+        encoded = rpc.encode_result(call.method, result, activation.limits.max_message_bytes)
+    except (TypeError, ValueError) as refused:
+        # As for a fetch that returns no Response: the turn's writes go with it.
+        rollback_turn(activation, turn)
+        return rpc.failure(refused)
+    return rpc.Outcome(result=encoded)
 
 
 def rollback_turn(activation: Activation, turn: Turn) -> None:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from service.api import rpc
 from service.api.application import Application
 from service.api.durable_object import DurableObject
 from service.api.errors import ObjectElsewhereError, ObjectResetError
@@ -214,6 +215,33 @@ class Node:
         activation.enqueue(Delivery("fetch", request=request, future=future))
         return await future
 
+    async def call(self, binding: str, object_id: DurableObjectId, call: rpc.Call) -> rpc.Outcome:
+        """Run a method of an object (an RPC call through a stub) as one of its deliveries, in
+        order with its other work; return its outcome once the turn is committed.
+
+        An object no live node owns wakes here, as for a request. One that another live node
+        owns is refused for now (ObjectElsewhereError): calls are not carried between nodes
+        yet. The delivery is built so that they can be: ``Delivery.to_inbox`` encodes an rpc
+        call with its call id and the node to reply to.
+        """
+        if binding not in self.app.bindings:
+            raise LookupError(f"no binding named {binding!r}")
+        await self._check_database()
+        try:
+            activation = await self.activate(str(object_id), binding, object_id.name)
+            while not activation.accepting:  # reset between its wake and this delivery
+                activation = await self.activate(str(object_id), binding, object_id.name)
+        except OwnedElsewhereError as error:
+            raise ObjectElsewhereError(
+                f"The object is running on node {error.owner!r}; RPC calls are not forwarded "
+                "between nodes yet. Retry shortly."
+            ) from None
+        except StoreUnavailableError as error:
+            raise storage_errors.for_user(error) from error
+        future: asyncio.Future[rpc.Outcome] = asyncio.get_running_loop().create_future()
+        activation.enqueue(Delivery("rpc", call=call, future=future))
+        return await future
+
     async def _check_database(self) -> None:
         """Fail fast while the database refuses connections, rather than run the request and
         wait out the commit's retry window: a quick probe says whether it is back."""
@@ -362,7 +390,7 @@ class Node:
                 delivery.future.set_exception(
                     ObjectResetError("The object was reset before it handled this request.")
                 )
-            if delivery.kind == "fetch" or delivery.kind == "alarm":
+            if delivery.kind == "fetch" or delivery.kind == "alarm" or delivery.kind == "rpc":
                 continue  # the caller got an error / the alarms table still has it
             if delivery.inbox_id is not None:
                 continue  # still in the inbox: the next activation drains it

@@ -30,6 +30,7 @@ from service.api.http import Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
 from service.api.namespace import Env
+from service.api.rpc import Outcome
 from service.api.websocket import WebSocket
 from service.events import snapshot, types
 from service.events.fold import ObjectState, apply, undo_of
@@ -92,6 +93,8 @@ class Core(abc.ABC):
         self.in_constructor = False
         self.has_alarm_handler = False
         self.current_url: str | None = None
+        #: Objects waiting for the RPC call this object handles now to return.
+        self.call_waiting: tuple[str, ...] = ()
         self.instance: DurableObject | None = None
         #: loading -> running -> closing -> closed
         self.status = "loading"
@@ -134,12 +137,13 @@ class Core(abc.ABC):
         self._finish(turn)
 
     async def run_turn(self, delivery: Delivery) -> None:
-        """Run the handler of one delivery as a turn; settle a fetch once it is committed."""
+        """Run the handler of one delivery as a turn; settle a fetch (or an rpc call) once
+        it is committed."""
         turn = self._turn = Turn(delivery)
         if delivery.inbox_id is not None:
             turn.consumed_inbox.append(delivery.inbox_id)
         token = core_module.current_core.set(self)
-        result: Response | None = None
+        result: Response | Outcome | None = None
         try:
             result = await dispatch.run(self, delivery, turn)
         except ResetRequested as reset:
@@ -339,9 +343,12 @@ class Core(abc.ABC):
 
 
 def _respond(
-    future: asyncio.Future[Response], gate: asyncio.Future[None] | None, response: Response
+    future: asyncio.Future[Any],
+    gate: asyncio.Future[None] | None,
+    response: Response | Outcome,
 ) -> None:
-    """Settle a fetch with its response once its turn's gate has landed, or with the error."""
+    """Settle a fetch with its response (an rpc call with its outcome) once its turn's gate
+    has landed, or with the error."""
 
     def settle(_: object = None) -> None:
         if future.done():

@@ -39,8 +39,13 @@ async def test_readme_python_serves_a_room_of_its_own(database_url):
         await ada.send_str("hello")
         assert await ada.receive_str(timeout=5) == "ada: hello"
         assert await bob.receive_str(timeout=5) == "ada: hello"
+        # The RPC example's router calls the room's method.
+        members = await node.client.get("/rooms/hall/members")
+        assert await members.json() == {"members": 2}
         await bob.close()
         assert await ada.receive_str(timeout=5) == "bob left"
+        members = await node.client.get("/rooms/hall/members")
+        assert await members.json() == {"members": 1}
 
         connection = await asyncpg.connect(database_url)
         try:

@@ -205,6 +205,16 @@ def test_restore_requested_is_pending_until_storage_restored():
     assert state.auto_response == ("p", "q") and state.seq == 6
 
 
+def test_rpc_calls_change_nothing_but_seq():
+    state = rich_state()
+    seq = state.seq
+    apply(state, types.RpcCalled(call_id="c" * 32, method="count", args=[1]))
+    apply(state, types.RpcReturned(call_id="c" * 32, result=2))
+    assert state.seq == seq + 2
+    state.seq = seq
+    assert full_picture(state) == full_picture(rich_state())
+
+
 def test_object_forked_starts_with_the_copied_state():
     state = fold(forked())
     assert state.seq == 1
@@ -247,6 +257,16 @@ def one_of_each(state: ObjectState) -> list[types.Event]:
             bookmark=bookmarks.of_seq(6), from_seq=6, storage={"b": 2, "old": 1}, alarm_ms=None
         ),
         forked(),
+        types.RpcCalled(
+            call_id="c" * 32,
+            method="join",
+            args=["ada", values.encode(b"\x01")],
+            kwargs={"seat": 2},
+            caller="a" * 64,
+            caller_label="LOBBY/main",
+        ),
+        types.RpcReturned(call_id="c" * 32, result={"seats": 3}),
+        types.RpcReturned(call_id="d" * 32, error_type="ValueError", error_message="full"),
     ]
 
 
