@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 
 from service import Application, StorageUnavailableError
-from service.app import open_history
 from service.events import snapshot
 from service.history import json_shapes
+from service.history_root import open_history
 from service.ports.history import HistoryService
 from service.rerun.engine import rerun
 from service.settings import Settings
