@@ -159,6 +159,9 @@ class SocketRegistry:
         entry.push(("close", (code, reason)))
         self._kick(entry)
 
+    def holds(self, socket_id: str) -> bool:
+        return socket_id in self.entries
+
     # -- AutoResponses (called by the runtime) ------------------------------------------
 
     def set_auto_response(self, object_id: str, pair: tuple[str, str] | None) -> None:

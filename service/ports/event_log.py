@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from service.events.types import Event
 from service.ports.cluster import NodeDirectory
-from service.ports.records import Append, Claim, InboxItem, PublishedMessage
+from service.ports.records import Append, Claim, InboxItem, PublishedMessage, RemoteOutput
 
 
 class LogReader(Protocol):
@@ -71,6 +71,13 @@ class EventLog(ObjectLog, NodeDirectory, Protocol):
 
     async def stale_sockets(self) -> list[tuple[str, str]]: ...
 
+    async def outbox_after(self, position: int, limit: int) -> list[RemoteOutput]:
+        """This node's outbox rows (output for the sockets it holds, from objects other
+        nodes run) after ``position``, oldest first, at most ``limit``."""
+
+    async def outbox_delivered(self, position: int) -> None:
+        """Delete this node's outbox rows up to ``position``: they were delivered."""
+
     def unavailable(self) -> str | None:
         """Why the database is taken to be away (it refused connections), or None."""
 
@@ -86,5 +93,6 @@ class EventLog(ObjectLog, NodeDirectory, Protocol):
         on_wake: Callable[[list[str] | None], None],
         on_connect: Callable[[], Awaitable[None]],
         *,
+        on_outbox: Callable[[int], None] | None = None,
         probe_interval: float = 5.0,
     ) -> Any: ...

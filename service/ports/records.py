@@ -23,6 +23,25 @@ class Append:
     snapshot: tuple[int, str] | None = None
     #: Inbox rows this commit consumes (deleted in the same transaction as the events).
     consumed_inbox: list[int] = field(default_factory=list)
+    #: Output for sockets other nodes hold, written to the outbox in the same transaction.
+    outbox: list[RemoteOutput] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RemoteOutput:
+    """A frame or a close for a socket another node holds: written to the outbox by the
+    commit of the turn that sent it, delivered by the node holding the socket."""
+
+    socket_id: str
+    #: "text", "binary" or "close".
+    kind: str
+    text: str | None = None
+    data: bytes | None = None
+    #: A close's code (None: no code) and reason.
+    code: int | None = None
+    reason: str | None = None
+    #: The row's place in its node's outbox, once read from there.
+    position: int = 0
 
 
 @dataclass(slots=True)

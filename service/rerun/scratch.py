@@ -107,6 +107,9 @@ class _RecordedOutput:
     def close(self, socket_id: str, code: int | None, reason: str) -> None:
         self.sent.append(Sent("close", socket_id, code=code, reason=reason))
 
+    def holds(self, socket_id: str) -> bool:
+        return True  # every socket's output is recorded here
+
 
 class _NoAutoResponses:
     """No socket is held, so no auto-response is ever answered."""

@@ -6,8 +6,10 @@ that holds its socket output until commits land (``output_gate``). This module b
 them to life and takes them down:
 
 - loading claims the object, replays its log (``service.history.replay``) while it reads
-  its inbox, does the restore the log asks for if any (``storage_restored``), runs the
-  constructor, and only then runs deliveries, the inbox's first;
+  its inbox and delivers the node's outbox (what a previous owner elsewhere sent this
+  node's sockets reaches them before anything this activation sends), does the restore the
+  log asks for if any (``storage_restored``), runs the constructor, and only then runs
+  deliveries, the inbox's first;
 - hibernating snapshots the state, releases ownership and leaves memory; the sockets stay
   open in the gateway;
 - a reset throws the instance away once the commits in flight have settled: output of those
@@ -53,6 +55,9 @@ class Host(Protocol):
 
     async def inbox_settled(self, object_id: str) -> None:
         """Wait until inbox writes already made for this object are committed."""
+
+    async def outbox_caught_up(self) -> None:
+        """Wait until this node's outbox rows committed so far are delivered."""
 
     def gone(self, activation: Activation, undelivered: list[Delivery]) -> None:
         """The activation left memory; ``undelivered`` goes to the next one."""
@@ -146,15 +151,20 @@ class Activation(Core):
         if claim.name is not None and self.object_id.name is None:
             self.object_id.name = claim.name
         self.epoch = claim.epoch
-        # The inbox is read on another connection while the log is replayed.
+        # The inbox is read on another connection while the log is replayed; so is the
+        # node's outbox, which holds whatever the previous owner (if another node) committed
+        # for this node's sockets before this claim: it goes out before this one's output.
         inbox = asyncio.ensure_future(self._read_inbox())
+        outbox = asyncio.ensure_future(self._host.outbox_caught_up())
         try:
             replayed = await self._replay(claim)
         except BaseException:
-            inbox.cancel()
-            inbox.add_done_callback(_retrieve)
+            for read in (inbox, outbox):
+                read.cancel()
+                read.add_done_callback(_retrieve)
             raise
         self.mailbox.queue_inbox(await inbox, first=True)
+        await outbox
         if self.status != "loading":
             raise ObjectResetError("the object was reset while it was loading")
         self.status = "running"

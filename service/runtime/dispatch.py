@@ -20,6 +20,7 @@ from service.api.websocket import CloseEvent, ErrorEvent, MessageEvent, WebSocke
 from service.events import types, values
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
+from service.runtime.inbox_writes import NOT_RECORDED
 from service.runtime.turn import ResetRequested, Turn, rollback
 
 
@@ -62,6 +63,10 @@ async def run(
         await _alarm(activation, turn)
         return None
     if kind == "drop":
+        # Its sender must hear that it was lost: the socket closes, and the client reconnects
+        # (wherever the socket is held: the close goes out with this turn's commit).
+        if delivery.socket_id in activation.state.sockets:
+            activation.close_socket(delivery.socket_id, *NOT_RECORDED)
         return None
     if kind == "rpc":
         return await _rpc(activation, delivery, turn)

@@ -108,7 +108,11 @@ class Mailbox:
         for delivery in fresh:
             assert delivery.inbox_id is not None
             self._seen_inbox.add(delivery.inbox_id)
-            if self._inbox_attempts.get(delivery.inbox_id, 0) >= limit:
+            # The row's failed commits so far, in earlier activations of this node too: a
+            # refused commit adds one to this count (not to one starting again from zero).
+            failed = self._inbox_attempts.get(delivery.inbox_id, 0)
+            delivery.attempts = max(delivery.attempts, failed)
+            if delivery.attempts >= limit:
                 log.error(
                     "dropping inbox row %d (%s) after %d failed commits",
                     delivery.inbox_id,

@@ -39,9 +39,10 @@ from service.runtime import storage_errors
 from service.runtime.activation import Activation, Services
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
-from service.runtime.inbox_writes import InboxWrites
+from service.runtime.inbox_writes import NOT_RECORDED, InboxWrites
 from service.runtime.membership import Membership
 from service.runtime.node_settings import NodeSettings
+from service.runtime.outbox_delivery import OutboxDelivery
 from service.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,9 @@ class Node:
         self.env = Env({**app.vars, **namespaces})
         self.activations: dict[str, Activation] = {}
         self.alarms = AlarmScheduler(self, event_log)
+        self._output = output
         self.inbox = InboxWrites(event_log, output, self.log_extra)
+        self.outbox = OutboxDelivery(event_log, output)
         #: Work for objects that no activation takes now (asleep, waking, leaving memory or
         #: being revived after a reset), in arrival order: the next activation takes it
         #: first, after the object's inbox (see ``deliver`` and ``gone``).
@@ -132,9 +135,11 @@ class Node:
                     "close", socket_id, code=1006, reason=DISCONNECTED_REASON, was_clean=False
                 ),
             )
+        self.outbox.start()
         self.event_log.listen(
             self._on_wake,
             self._on_connect,
+            on_outbox=self.outbox.notified,
             probe_interval=self.settings.listener_probe_interval,
         )
         self._loops = [
@@ -178,6 +183,7 @@ class Node:
         self.alarms.close()
         await self.tasks.wait(self.settings.shutdown_timeout)
         await self.inbox.all_settled()
+        await self.outbox.stop()
         # Last: until now the node held its objects and the sockets' closes were written.
         await self.membership.leave()
 
@@ -316,6 +322,10 @@ class Node:
         """Wait until inbox writes already made for this object are committed."""
         await self.inbox.settled(object_id)
 
+    async def outbox_caught_up(self) -> None:
+        """Wait until this node's outbox rows committed so far are delivered."""
+        await self.outbox.caught_up()
+
     # -- activation ---------------------------------------------------------------------
 
     async def activate(
@@ -402,6 +412,9 @@ class Node:
                     delivery.attempts,
                     extra=self.log_extra(object_id),
                 )
+                # Its sender must hear that it was lost: the socket (this node's: the
+                # delivery did not come from the inbox) closes, and the client reconnects.
+                self._output.close(delivery.socket_id, *NOT_RECORDED)
                 continue
             kept.append(delivery)
         return kept
@@ -484,6 +497,8 @@ class Node:
             self.tasks.spawn(self._wake(object_id))
 
     async def _on_connect(self) -> None:
+        # What was sent while the listener was away was lost: read the tables.
+        self.outbox.read_soon()
         self.tasks.spawn(self._poll())
 
     async def _wake(self, object_id: str) -> None:
@@ -513,6 +528,7 @@ class Node:
             log.error("cannot wake: %s", error, extra=self.log_extra(object_id))
 
     async def _poll(self) -> None:
+        self.outbox.read_soon()  # this node's sockets, whatever the lease
         if self._stopping or not self.membership.holds_lease:
             return
         try:

@@ -7,6 +7,12 @@ event log as one append, without waiting for the commit (writes are pipelined an
 batched); its socket output is held by the output gate until that commit lands. A failed
 commit resets the object; a fetch's response is settled only once its turn's gate has.
 
+Output for a socket another node holds is not held here: it goes into the turn's append,
+and the flush writes it to the outbox in the same transaction as the turn's events (so the
+gate holds across nodes, and a fenced former owner sends nothing). A socket is this node's
+if the gateway holds it or this activation accepted it (its accept is still on its way to
+the gateway, in the output of a turn not yet released).
+
 ``Core`` is the base of ``service.runtime.activation.Activation``, which adds the object's
 lifecycle (claim, replay, hibernate, reset) and implements ``reset``.
 """
@@ -20,7 +26,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, cast
 
 from service.api import core as core_module
 from service.api.context import DurableObjectState
@@ -37,7 +43,7 @@ from service.events.fold import ObjectState, apply, undo_of
 from service.ports.auto_responses import AutoResponses
 from service.ports.errors import CommitRefusedError
 from service.ports.event_log import PublishedLog
-from service.ports.records import Append
+from service.ports.records import Append, RemoteOutput
 from service.ports.socket_output import SocketOutput
 from service.runtime import dispatch, storage_errors
 from service.runtime.alarms import AlarmScheduler
@@ -109,6 +115,10 @@ class Core(abc.ABC):
         self._alarms = alarms
         self._snapshot_every = snapshot_every
         self._turn: Turn | None = None
+        self._output_port = output
+        #: Sockets this activation accepted, open: held here, whether or not the gateway
+        #: knows them yet.
+        self._accepted_here: set[str] = set()
         self.gate = OutputGate(self, output, event_log)
         self.mailbox = Mailbox(
             self, limits, max_attempts=max_attempts, inbox_attempts=inbox_attempts
@@ -161,16 +171,49 @@ class Core(abc.ABC):
             _respond(delivery.future, gate, result)
 
     def _finish(self, turn: Turn) -> asyncio.Future[None] | None:
-        """Hand the turn's events to the log; queue its output behind the commit."""
+        """Hand the turn's events (and its output for other nodes' sockets) to the log; queue
+        its output for this node's sockets behind the commit."""
         # The turn is over: its lists are not changed again, and go to the log as they are.
         events = turn.events[turn.committed :] if turn.committed else turn.events
-        committing = bool(events or turn.consumed_inbox)
-        gate = self._commit(turn, events) if committing else self.gate.last_pending()
+        outbox = self._outbox_of(turn) if turn.outputs else None
+        committing = bool(events or turn.consumed_inbox or outbox)
+        gate = self._commit(turn, events, outbox) if committing else self.gate.last_pending()
         self.gate.hold(turn, gate, committing=committing)
         return gate
 
-    def _commit(self, turn: Turn, events: list[types.Event]) -> asyncio.Future[None]:
-        """Append ``events`` (the state is already past them) with the turn's inbox rows."""
+    def _outbox_of(self, turn: Turn) -> list[RemoteOutput] | None:
+        """Take the turn's output for sockets other nodes hold out of it, as outbox rows."""
+        holds, accepted = self._output_port.holds, self._accepted_here
+        outbox: list[RemoteOutput] | None = None
+        local: list[Output] = []
+        for output in turn.outputs:
+            kind, socket_id, payload = output
+            if kind == "resume" or socket_id in accepted or holds(socket_id):
+                local.append(output)
+                continue
+            if outbox is None:
+                outbox = []
+            if kind == "close":
+                code, reason = cast(tuple[int | None, str], payload)
+                outbox.append(RemoteOutput(socket_id, "close", code=code, reason=reason))
+                continue
+            # A send, or a published message's frame.
+            data = cast(
+                str | bytes, payload if kind == "send" else cast(tuple[Any, int], payload)[0]
+            )
+            if isinstance(data, str):
+                outbox.append(RemoteOutput(socket_id, "text", text=data))
+            else:
+                outbox.append(RemoteOutput(socket_id, "binary", data=data))
+        if outbox is not None:
+            turn.outputs = local
+        return outbox
+
+    def _commit(
+        self, turn: Turn, events: list[types.Event], outbox: list[RemoteOutput] | None = None
+    ) -> asyncio.Future[None]:
+        """Append ``events`` (the state is already past them) with the turn's inbox rows and
+        its output for other nodes' sockets."""
         first_seq = self.seq
         self.seq += len(events)
         snap = None
@@ -180,7 +223,9 @@ class Core(abc.ABC):
             self.snapshot_seq = self.seq
         commit = asyncio.ensure_future(
             self._turn_log.append(
-                Append(self.key, self.epoch, first_seq, events, snap, turn.consumed_inbox)
+                Append(
+                    self.key, self.epoch, first_seq, events, snap, turn.consumed_inbox, outbox or []
+                )
             )
         )
         self.gate.track(commit)
@@ -269,6 +314,9 @@ class Core(abc.ABC):
         elif kind == "websocket_accepted":
             assert isinstance(event, types.WebSocketAccepted)
             turn.accepted.append((event.socket_id, event.hibernatable))
+            self._accepted_here.add(event.socket_id)
+        elif kind == "websocket_closed" or kind == "websocket_error":
+            self._accepted_here.discard(event.socket_id)  # type: ignore[union-attr]
 
     def send(self, socket_id: str, data: str | bytes) -> None:
         self._output(("send", socket_id, data))
@@ -295,6 +343,13 @@ class Core(abc.ABC):
     def _output(self, output: Output) -> None:
         if self._turn is not None:
             self._turn.outputs.append(output)
+            return
+        socket_id = output[1]
+        if output[0] != "resume" and not (
+            socket_id in self._accepted_here or self._output_port.holds(socket_id)
+        ):
+            # Another node's socket: its frame goes out with a commit, as a turn of its own.
+            self._require_turn().outputs.append(output)
             return
         self.gate.hold_output(output)
 

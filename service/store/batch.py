@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 from service.events import types
-from service.ports.records import Append, InboxItem
+from service.ports.records import Append, InboxItem, RemoteOutput
 from service.store import flush_records
 
 
@@ -30,8 +30,15 @@ class FlushBatch:
     snapshots: list[flush_records.SnapshotRow] = field(default_factory=list)
     consumed: list[flush_records.ConsumedRow] = field(default_factory=list)
     inbox: list[flush_records.InboxRow] = field(default_factory=list)
-    #: Objects that get new inbox rows: the flush wakes their owners (queries.FLUSH_AND_WAKE).
+    #: Objects that get new inbox rows: the flush wakes their owners (queries.FLUSH_AND_ROUTE).
     woken: set[str] = field(default_factory=set)
+    #: Output for sockets other nodes hold, in turn order (queries.FLUSH_AND_ROUTE).
+    outbox: list[flush_records.OutboxRow] = field(default_factory=list)
+
+    @property
+    def routes(self) -> bool:
+        """Whether the flush wakes other nodes' objects or writes to their outbox."""
+        return bool(self.woken or self.outbox)
 
     @property
     def event_count(self) -> int:
@@ -43,7 +50,7 @@ class FlushBatch:
         return flush_records.Arguments(
             node_id=node_id,
             channel=channel,
-            # No NOTIFY on the shared channel: the wakes go to each owner (FLUSH_AND_WAKE).
+            # No NOTIFY on the shared channel: the wakes go to each node (FLUSH_AND_ROUTE).
             wake=None,
             advances=self.advances,
             new_events=self.events if events else [],
@@ -81,6 +88,8 @@ def build(groups: dict[str, list[Append]], inbox: list[InboxItem]) -> FlushBatch
                 batch.snapshots.append(flush_records.snapshot(object_id, snapshot_seq, state))
             for inbox_id in append.consumed_inbox:
                 batch.consumed.append(flush_records.consumed(object_id, inbox_id))
+            for output in append.outbox:
+                batch.outbox.append(_outbox_row(object_id, output))
         batch.advances.append(
             flush_records.advance(object_id, first.expected_seq, seq, first.epoch)
         )
@@ -89,6 +98,18 @@ def build(groups: dict[str, list[Append]], inbox: list[InboxItem]) -> FlushBatch
         batch.inbox.append(flush_records.inbox(item.object_id, item.kind, item.socket_id, data))
         batch.woken.add(item.object_id)
     return batch
+
+
+def _outbox_row(object_id: str, output: RemoteOutput) -> flush_records.OutboxRow:
+    return flush_records.outbox(
+        object_id,
+        output.socket_id,
+        output.kind,
+        output.text,
+        output.data,
+        output.code,
+        output.reason,
+    )
 
 
 def _add_event(batch: FlushBatch, object_id: str, seq: int, event: types.Event) -> None:

@@ -15,7 +15,7 @@ import asyncpg
 
 from service.ports.cluster import SweptNode
 from service.ports.errors import OwnedElsewhereError
-from service.ports.records import Append, Claim, InboxItem, PublishedMessage
+from service.ports.records import Append, Claim, InboxItem, PublishedMessage, RemoteOutput
 from service.store import connections, database_url, log_reads, notifications, queries
 from service.store.group_commit import GroupCommit
 from service.store.listener import Listener
@@ -252,6 +252,28 @@ class EventStore(log_reads.LogReads):
         now, as a flush that wrote inbox rows for them would."""
         await self._call(lambda c: c.fetchval(queries.WAKE, self.node_id, sorted(object_ids)))
 
+    async def outbox_after(self, position: int, limit: int) -> list[RemoteOutput]:
+        """This node's outbox rows after ``position``, oldest first, at most ``limit``."""
+        rows = await self._call(
+            lambda c: c.fetch(queries.OUTBOX_AFTER, self.node_id, position, limit)
+        )
+        return [
+            RemoteOutput(
+                r["socket_id"],
+                r["kind"],
+                r["text"],
+                r["data"],
+                r["close_code"],
+                r["close_reason"],
+                r["position"],
+            )
+            for r in rows
+        ]
+
+    async def outbox_delivered(self, position: int) -> None:
+        """Delete this node's outbox rows up to ``position``: they were delivered."""
+        await self._call(lambda c: c.execute(queries.OUTBOX_DELIVERED, self.node_id, position))
+
     async def stale_sockets(self) -> list[tuple[str, str]]:
         rows = await self._call(lambda c: c.fetch(queries.STALE_SOCKETS, self.node_id))
         return [(r[0], r[1]) for r in rows]
@@ -275,16 +297,21 @@ class EventStore(log_reads.LogReads):
         on_wake: Callable[[list[str] | None], None],
         on_connect: Callable[[], Awaitable[None]],
         *,
+        on_outbox: Callable[[int], None] | None = None,
         probe_interval: float = 5.0,
     ) -> Listener:
         """Start the node's LISTEN connection, on its own channel (the wakes of the objects
-        it owns or should claim); ``on_wake(None)`` means "poll everything"."""
+        it owns or should claim); ``on_wake(None)`` means "poll everything", and
+        ``on_outbox(position)`` that this node's outbox has rows up to ``position``."""
 
         def dispatch(notification: notifications.Notification) -> None:
             if isinstance(notification, notifications.Wake):
-                on_wake(notification.object_ids)
+                if notification.object_ids:
+                    on_wake(notification.object_ids)
             else:
                 on_wake(None)
+            if notification.position is not None and on_outbox is not None:
+                on_outbox(notification.position)
 
         self._listener = Listener(
             self.dsn,

@@ -3,11 +3,12 @@
 Each kind of row a flush writes has one function here that makes it: its parameters name
 the row's fields in order, with their SQL types, and the composite type of migration
 dd9f2007840a that it is registered under declares the same fields (a test compares the
-two in the migrated database). A row is a plain tuple: asyncpg sends a tuple as a
-composite value field by field, and COPY takes the events' rows as they are, with no codec
-to register. Not a NamedTuple: the garbage collector never untracks instances of a tuple
-subclass, and thousands of them alive in every flush cost more CPU per event than the rest
-of building the flush (``python -m bench append``).
+two in the migrated database); the outbox's type is c4e8a1b2d3f5's, for durable_route_v1.
+A row is a plain tuple: asyncpg sends a tuple as a composite value field by field, and
+COPY takes the events' rows as they are, with no codec to register. Not a NamedTuple: the
+garbage collector never untracks instances of a tuple subclass, and thousands of them alive
+in every flush cost more CPU per event than the rest of building the flush (``python -m
+bench append``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ TextArray = Annotated[list[str], Sql("text[]")]
 BigInt = Annotated[int, Sql("bigint")]
 BigIntOrNull = Annotated[int | None, Sql("bigint")]
 Integer = Annotated[int, Sql("integer")]
+IntegerOrNull = Annotated[int | None, Sql("integer")]
+BytesOrNull = Annotated[bytes | None, Sql("bytea")]
 SmallInt = Annotated[int, Sql("smallint")]
 Boolean = Annotated[bool, Sql("boolean")]
 #: JSON text; ``json`` keeps it as written (key order), ``jsonb`` parses it.
@@ -66,6 +69,7 @@ AlarmRow = tuple[str, int | None]
 SnapshotRow = tuple[str, int, str]
 ConsumedRow = tuple[str, int]
 InboxRow = tuple[str, str, str, str]
+OutboxRow = tuple[str, str, str, str | None, bytes | None, int | None, str | None]
 
 
 @row_type("durable_flush_advance_v1")
@@ -131,6 +135,25 @@ def consumed(object_id: Text, id: BigInt) -> ConsumedRow:
 def inbox(object_id: Text, kind: Text, socket_id: Text, data: Jsonb) -> InboxRow:
     """A new inbox row; its id comes back from the flush."""
     return (object_id, kind, socket_id, data)
+
+
+@row_type("durable_outbox_v1")
+def outbox(
+    object_id: Text,
+    socket_id: Text,
+    kind: Text,
+    text: TextOrNull,
+    data: BytesOrNull,
+    close_code: IntegerOrNull,
+    close_reason: TextOrNull,
+) -> OutboxRow:
+    """A frame or close for a socket another node holds: a row of ``outbox``, addressed
+    by durable_route_v1 to the node ``websockets`` says holds the socket."""
+    return (object_id, socket_id, kind, text, data, close_code, close_reason)
+
+
+#: The composite types that are not parameters of durable_flush_v1: durable_route_v1's.
+ROUTE_ROW_TYPES = frozenset({"durable_outbox_v1"})
 
 
 class Arguments(NamedTuple):

@@ -1,7 +1,8 @@
 """Group commit: appends from every object are queued and flushed together.
 
 One transaction per flush carries the events, the presence and alarm projections, the
-snapshots, the consumed and new inbox rows, and at most one NOTIFY per node it wakes. Each
+snapshots, the consumed and new inbox rows, the output for sockets other nodes hold (the
+outbox), and at most one NOTIFY per node it wakes or sends to. Each
 waiter's future resolves when its own events are durable (or fails with the reason they are
 not). While a flush runs, new work queues up, so batches grow with load and latency stays
 one commit when idle.
@@ -313,9 +314,11 @@ class GroupCommit:
             async with connection.transaction():
                 if slot.after is not None:
                     await slot.after.wait()
-                if rows.woken:
+                if rows.routes:
                     woken = sorted(rows.woken)
-                    result = await connection.fetchrow(queries.FLUSH_AND_WAKE, *arguments, woken)
+                    result = await connection.fetchrow(
+                        queries.FLUSH_AND_ROUTE, *arguments, woken, rows.outbox
+                    )
                 else:
                     result = await connection.fetchrow(queries.FLUSH, *arguments)
                 attempt.xid, stale, inbox_ids = result[0], result[1], result[2]

@@ -91,6 +91,15 @@ SELECT w.object_id, 'close', w.socket_id, $2::jsonb
 RETURNING object_id
 """
 
+# Output for sockets of nodes that are gone (swept, this one among them, or stopped): nobody
+# delivers it. durable_route_v1 writes none for such a node, but a flush that read its row
+# before the sweep or stop committed may have written some since; a later sweep takes those.
+FORGET_OUTBOX = """
+DELETE FROM outbox AS x
+ USING nodes AS n
+ WHERE x.node = n.node_id AND (n.swept_at IS NOT NULL OR n.stopped_at IS NOT NULL)
+"""
+
 # Objects the swept node owned that have inbox rows: their wakes went to it, and were lost.
 ORPHANED_INBOX = """
 SELECT DISTINCT i.object_id
@@ -134,6 +143,7 @@ class NodeRow:
                 if dead is None:
                     return None
                 closed = await connection.fetch(CLOSE_SOCKETS, dead, json.dumps(close))
+                await connection.execute(FORGET_OUTBOX)
                 orphaned = await connection.fetch(ORPHANED_INBOX, dead)
                 woken = sorted({r[0] for r in closed} | {r[0] for r in orphaned})
                 if woken:

@@ -1,8 +1,9 @@
-"""NOTIFY payloads: a hint carrying object ids only, parsed into a discriminated union.
+"""NOTIFY payloads: a hint carrying ids and positions only, parsed into a discriminated union.
 
-Each node listens on a channel of its own (``channel_of``); a flush that writes inbox rows
-notifies each destination node once, naming its objects (``durable_wake_v1`` builds the
-same payloads in SQL).
+Each node listens on a channel of its own (``channel_of``); a flush that writes inbox or
+outbox rows notifies each destination node once, naming the objects woken there and the
+newest outbox position written for it (``durable_route_v1`` and ``durable_wake_v1`` build
+the same payloads in SQL).
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ MAX_PAYLOAD = 7000
 
 
 class Wake(BaseModel):
-    """These objects have new inbox rows."""
+    """These objects have new inbox rows; this node's outbox has rows up to ``position``."""
 
     kind: Literal["wake"] = "wake"
     object_ids: list[str]
+    #: The newest outbox row the flush wrote for this node, if it wrote any.
+    position: int | None = None
 
 
 class WakeAll(BaseModel):
     """Too many objects to name: every listener should poll the inbox."""
 
     kind: Literal["wake_all"] = "wake_all"
+    position: int | None = None
 
 
 Notification = Annotated[Wake | WakeAll, Field(discriminator="kind")]

@@ -9,7 +9,7 @@ from service.store import flush_records
 # commit and position order equals commit order), advances each object fenced by its epoch,
 # and writes the events, presence and alarm projections, snapshots and inbox rows (its one
 # NOTIFY, on the channel every node shared, is no longer asked for: the wakes of a flush go
-# to each owner's own channel, see FLUSH_AND_WAKE). Its parameters are named (a parameter
+# to each node's own channel, see FLUSH_AND_ROUTE). Its parameters are named (a parameter
 # out of place fails loudly), one array of records per kind of row, as
 # flush_records.Arguments defines them. Returns the transaction id (see TRANSACTION_STATUS),
 # the objects whose expected seq or epoch no longer held (then nothing was written), and
@@ -19,15 +19,22 @@ _FLUSH_CALL = "durable_flush_v1({})".format(
 )
 FLUSH = "SELECT xid, stale, inbox_ids FROM " + _FLUSH_CALL
 
-# The same flush, for one that writes inbox rows: it also wakes their objects' owners with
-# one NOTIFY per destination node, carrying the ids of that node's objects (durable_wake_v1,
-# migration a15b3d0f7906: an object no live node owns wakes the writer, which claims it).
-# One more parameter after the flush's: the ids, sorted. In the same statement, so the wake
-# costs no round trip; notifications leave at commit, and a rollback drops them.
-FLUSH_AND_WAKE = (
-    "SELECT f.xid, f.stale, f.inbox_ids, durable_wake_v1(${}, ${}) FROM {} AS f".format(
+# The same flush, for one that writes inbox rows or output for sockets other nodes hold
+# (durable_route_v1, migration c4e8a1b2d3f5): it writes the outbox rows, each addressed to
+# the node holding its socket, and sends one NOTIFY per destination node, carrying the ids
+# of the objects woken there (an object no live node owns wakes the writer, which claims it)
+# and the newest outbox position written for it. Two more parameters after the flush's: the
+# woken ids, sorted, and the outbox rows (flush_records.outbox), in turn order. In the same
+# statement, after durable_flush_v1 (so under its positions lock, and only if nothing was
+# stale): the routing costs no round trip; notifications leave at commit, and a rollback
+# drops them with the rows.
+FLUSH_AND_ROUTE = (
+    "SELECT f.xid, f.stale, f.inbox_ids,"
+    " CASE WHEN cardinality(f.stale) = 0 THEN durable_route_v1(${}, ${}, ${}) END"
+    " FROM {} AS f".format(
         flush_records.Arguments._fields.index("node_id") + 1,
         len(flush_records.Arguments._fields) + 1,
+        len(flush_records.Arguments._fields) + 2,
         _FLUSH_CALL,
     )
 )
@@ -141,6 +148,16 @@ SELECT a.object_id, (extract(epoch FROM a.scheduled_at) * 1000)::bigint AS ms
         OR NOT EXISTS (SELECT 1 FROM live_nodes AS l WHERE l.node_id = o.owner_node))
  ORDER BY a.scheduled_at LIMIT $2
 """
+
+# This node's outbox rows after a position, in position order, which is commit order (see
+# durable_route_v1): a range of the primary key.
+OUTBOX_AFTER = """
+SELECT position, socket_id, kind, text, data, close_code, close_reason FROM outbox
+ WHERE node = $1 AND position > $2 ORDER BY position LIMIT $3
+"""
+
+# This node's outbox rows up to a position: delivered.
+OUTBOX_DELIVERED = "DELETE FROM outbox WHERE node = $1 AND position <= $2"
 
 # Liveness probe of a connection.
 PING = "SELECT 1"

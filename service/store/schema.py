@@ -1,6 +1,7 @@
 """The schema, the one Alembic migrates: tables SQL users may query, with comments in-database.
 
-Every table is keyed by ``object_id`` first so it can be distributed by it.
+Every table of an object's data is keyed by ``object_id`` first so it can be distributed by
+it; ``nodes`` and ``outbox`` (each node's rows to deliver) are keyed by node.
 """
 
 from __future__ import annotations
@@ -186,3 +187,35 @@ nodes = sa.Table(
 
 #: The ``live_nodes`` view (nodes that may own objects now) and the wake functions
 #: ``durable_channel_v1`` and ``durable_wake_v1`` are created by migration a15b3d0f7906.
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    # Keyed by the node that reads it: each node reads and deletes its own range, in order.
+    sa.Column(
+        "node",
+        sa.Text,
+        primary_key=True,
+        comment="Node whose gateway holds the socket: the one that delivers the row",
+    ),
+    sa.Column(
+        "position",
+        sa.BigInteger,
+        sa.Identity(always=True),
+        primary_key=True,
+        comment="Delivery order; assigned under the flushes' lock, so it follows commits",
+    ),
+    sa.Column("object_id", sa.Text, nullable=False, comment="The object that sent it"),
+    sa.Column("socket_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False, comment="text, binary or close"),
+    sa.Column("text", sa.Text, comment="A text frame's text"),
+    sa.Column("data", pg.BYTEA, comment="A binary frame's bytes"),
+    sa.Column("close_code", sa.Integer, comment="A close's code, if any"),
+    sa.Column("close_reason", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    comment="Frames and closes objects sent to sockets other nodes hold, committed with "
+    "the events that caused them; deleted once the holding node has delivered them.",
+)
+
+#: ``durable_route_v1`` (migration c4e8a1b2d3f5) writes a flush's outbox rows and sends its
+#: NOTIFYs, one per destination node.

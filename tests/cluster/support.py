@@ -17,6 +17,7 @@ from tests.cli.process import Durable, child_env, durable
 from tests.support import eventually
 
 ROOM = str(Path(__file__).parent / "apps" / "room.py")
+CHAT = str(Path(__file__).parent / "apps" / "chat.py")
 
 #: Seconds after its last heartbeat that a test node counts as dead (short, and still long
 #: enough that a node starved of CPU by a busy machine does not miss a whole lease).
@@ -32,13 +33,14 @@ POSITIONS_LOCK = 7305528449176000001
 
 @contextlib.asynccontextmanager
 async def cluster_node(
-    database_url: str, node_id: str | None, *options: str
+    database_url: str, node_id: str | None, *options: str, app: str = ROOM
 ) -> AsyncIterator[Durable]:
-    """``durable serve`` of the room app, serving; ``node_id`` None: the default id.
+    """``durable serve`` of the room app (or ``app``), serving; ``node_id`` None: the
+    default id.
 
     Polls are a minute apart, so only NOTIFY (and the catch-up after a listener's
     reconnect) can move work in a test's time."""
-    args = ["serve", ROOM, "--port", "0", "--lease-timeout", str(LEASE), "--poll-interval", "60"]
+    args = ["serve", app, "--port", "0", "--lease-timeout", str(LEASE), "--poll-interval", "60"]
     if node_id is not None:
         args += ["--node-id", node_id]
     async with durable(*args, *options, env=child_env(database_url=database_url)) as node:
