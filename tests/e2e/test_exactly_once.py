@@ -3,9 +3,11 @@ deliveries of turns that did not commit are handled again, each recorded once.""
 
 from __future__ import annotations
 
+import aiohttp
 import asyncpg
 
 from service import Application, DurableObject, Response, WebSocketPair
+from service.runtime.inbox_writes import NOT_RECORDED
 from tests.support import serve
 
 # Test-only: an event with "slow" in its data commits late, one with "refuse" never does.
@@ -70,15 +72,18 @@ async def test_a_turn_that_wrote_nothing_behind_a_refused_commit_is_handled_agai
     try:
         async with serve(database_url, Application({"R": Room})) as node:
             ws = await node.client.ws_connect("/r/b")
-            # "put refuse" is refused (and given up after a few tries); "echo" wrote nothing
-            # but ran on state that included the refused write: it is handled again once
-            # the object is rebuilt, and its frame goes out exactly once.
+            # "put refuse" is refused, and given up after a few tries; "echo" wrote nothing
+            # but ran on state that included the refused write: it is handled again each
+            # time, and what it sent on that state never goes out. Once the message is given
+            # up, its client is told: the socket closes with 1011, so that it reconnects.
             await ws.send_str("put refuse")
             await ws.send_str("echo")
-            assert await ws.receive_str(timeout=15) == "done echo"
-            await ws.send_str("last")
-            assert await ws.receive_str(timeout=10) == "done last"
-            await ws.close()
+            closed = await ws.receive(timeout=15)
+            assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, NOT_RECORDED[0])
+            again = await node.client.ws_connect("/r/b")
+            await again.send_str("last")
+            assert await again.receive_str(timeout=10) == "done last"
+            await again.close()
         assert await sql.fetchval("SELECT count(*) FROM events WHERE type = 'storage_put'") == 0
     finally:
         await sql.close()

@@ -87,7 +87,9 @@ async def test_a_stale_instance_is_fenced_off_and_rebuilt(database_url):
                 return bool(count == 3)
 
             await eventually(recorded, timeout=10)
-            # The stale instance's reply ("a2:2") never left node A.
+            # The stale instance's reply ("a2:2") never left node A: the first frame is the
+            # new owner's, sent to node A's client through the outbox.
+            assert await first.receive_str(timeout=5) == "a2:3"
             with pytest.raises(TimeoutError):
                 await first.receive_str(timeout=0.5)
             rows = await connection.fetch("SELECT seq, type, data FROM events ORDER BY seq")
