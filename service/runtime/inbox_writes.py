@@ -4,8 +4,8 @@ for whichever node runs an object next (at shutdown, or for a previous run's soc
 Writes go to the group commit in the order they are made, and it keeps that order, so a
 socket's frames reach the inbox, and so their object, in the order the socket sent them.
 The flush that commits a row wakes the object's live owner (or this node, when nobody live
-owns it). Requests, and the frames an object sends to sockets another node holds, do not
-travel this way yet.
+owns it). Requests do not travel this way yet. The other direction, the frames an object
+sends to sockets another node holds, goes through the outbox (``outbox_delivery``).
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ Work for a live object goes straight into its mailbox. Work for an object that i
 here wakes it here (placement by traffic), unless another live node holds its lease: then
 it is written to the inbox, in order, and the flush that commits it wakes the owner with one
 NOTIFY on that node's channel; the owner drains its inbox, recording each row once, in the
-commit that consumes it. A slow poll of the inbox backs the notifications up.
+commit that consumes it. A slow poll of the inbox backs the notifications up. What objects
+running elsewhere send to this node's sockets arrives through its outbox
+(``outbox_delivery``), read on the same notifications, reconnects and polls.
 
 The node holds its objects under a lease (``membership``): while its heartbeats do not get
 through it runs none of them, and once declared dead it stops for good.
