@@ -21,6 +21,7 @@ WORKLOADS = (
     "history",
     "rerun",
     "recovery",
+    "crossnode",
 )
 
 
