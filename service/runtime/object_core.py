@@ -184,15 +184,20 @@ class Core(abc.ABC):
     def _outbox_of(self, turn: Turn) -> list[RemoteOutput] | None:
         """Take the turn's output for sockets other nodes hold out of it, as outbox rows."""
         holds, accepted = self._output_port.holds, self._accepted_here
-        outbox: list[RemoteOutput] | None = None
-        local: list[Output] = []
-        for output in turn.outputs:
+        outputs = turn.outputs
+        # Most turns send only to this node's sockets: then nothing is copied.
+        for first, (kind, socket_id, _) in enumerate(outputs):  # noqa: B007
+            if kind != "resume" and socket_id not in accepted and not holds(socket_id):
+                break
+        else:
+            return None
+        outbox: list[RemoteOutput] = []
+        local = outputs[:first]
+        for output in outputs[first:]:
             kind, socket_id, payload = output
             if kind == "resume" or socket_id in accepted or holds(socket_id):
                 local.append(output)
                 continue
-            if outbox is None:
-                outbox = []
             if kind == "close":
                 code, reason = cast(tuple[int | None, str], payload)
                 outbox.append(RemoteOutput(socket_id, "close", code=code, reason=reason))
@@ -205,8 +210,7 @@ class Core(abc.ABC):
                 outbox.append(RemoteOutput(socket_id, "text", text=data))
             else:
                 outbox.append(RemoteOutput(socket_id, "binary", data=data))
-        if outbox is not None:
-            turn.outputs = local
+        turn.outputs = local
         return outbox
 
     def _commit(

@@ -63,6 +63,7 @@ class OutboxDelivery:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._answer(self._asked)  # nobody waits for a read that will not come
 
     def notified(self, position: int) -> None:
         """A flush wrote rows for this node up to ``position``."""
@@ -79,6 +80,8 @@ class OutboxDelivery:
         """Return once a read that began after this call has ended, whatever its outcome:
         the rows committed before the call have then been delivered (unless the database
         was away)."""
+        if self._task is None or self._task.done():
+            return  # not started, or stopped: no read will come
         asked = self.read_soon()
         async with self._finished:
             await self._finished.wait_for(lambda: self._answered >= asked)
