@@ -240,6 +240,7 @@ class _Cluster:
         if ended or not task.done():
             self.failed = self.failed or bool(ended)
             task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
             return None
         return task.result()
 
@@ -326,7 +327,8 @@ class _Cluster:
                 node.signal(signal.SIGKILL)
                 await node.process.wait()
                 self.failed = True
-            elif node.process.returncode != 0:
+            # -SIGTERM: the signal came before the node was up to handle it, which is fine.
+            elif node.process.returncode not in (0, -signal.SIGTERM):
                 _say(f"error: {node.name} stopped with status {node.process.returncode}")
                 self.failed = True
         if self.balancer is not None and not await self.balancer.wait(_BALANCER_SECONDS):

@@ -48,6 +48,9 @@ defaults
     # and drop those that do not answer, so the balancer may wait long on a quiet one.
     timeout tunnel 1h
     timeout client-fin 10s
+    # A node that refuses the connection (it is stopping) has the request sent to another.
+    retries 2
+    option redispatch
 
 frontend durable
     bind {bind}

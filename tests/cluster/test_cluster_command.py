@@ -280,3 +280,13 @@ def test_the_config_the_command_writes_is_valid_for_haproxy(tmp_path: Path) -> N
         )
         assert checked.returncode == 0, checked.stdout + checked.stderr
         assert "Configuration file is valid" in checked.stdout
+
+
+def test_the_readme_shows_the_balancer_setting_the_command_writes() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## Running several nodes\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"^```\n(backend nodes\n.*?)^```$", section, re.M | re.S)
+    assert haproxy.OBJECT_HASH in block
+    written = haproxy.config("127.0.0.1", 8787, [("node-1", "127.0.0.1", 40001)])
+    for line in block.splitlines():
+        assert line.split("#")[0].strip() in written, line
