@@ -6,10 +6,11 @@ import argparse
 import getpass
 import json
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from service.cli import options, points
 from service.cli.errors import CommandError
+from service.history import json_shapes
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _show(forked: Forked, *, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(_as_json(forked), ensure_ascii=False))
+        print(json.dumps(json_shapes.forked(forked), ensure_ascii=False))
         return
     source = forked.source
     named = f"{source.binding}/{source.name}" if source.name is not None else source.object_id
@@ -111,17 +112,3 @@ def _operator() -> str:
     except (OSError, KeyError):
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
-
-
-def _as_json(forked: Forked) -> dict[str, Any]:
-    source = forked.source
-    return {
-        "object_id": forked.object_id,
-        "binding": forked.binding,
-        "name": forked.name,
-        "seq": forked.seq,
-        "source": {"object_id": source.object_id, "binding": source.binding, "name": source.name},
-        "by": forked.by,
-        "keys": forked.keys,
-        "alarm_ms": forked.alarm_ms,
-    }

@@ -1,42 +1,28 @@
-"""SEQ|TIME arguments: a point in an object's history, as the history commands take it."""
+"""SEQ|TIME arguments: a point in an object's history, as the history commands take it
+(parsed by ``service.history.points``, which the admin API shares)."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 
 from service.cli.errors import CommandError
+from service.history import points as shared
 
 #: What the help texts say a point is.
-HELP = (
-    "a seq (the state after that event, e.g. 42) or an ISO 8601 time with its zone "
-    "(e.g. 2026-12-07T18:00:00+00:00 or ...Z; 'now')"
-)
-
-_SEQ = re.compile(r"[0-9]+")
+HELP = shared.HELP
 
 
 def point(text: str, what: str = "point") -> int | datetime:
     """A seq or a time; CommandError for anything else, or a time without a zone."""
-    if _SEQ.fullmatch(text):
-        return int(text)
-    return time(text, what)
+    try:
+        return shared.point(text, what)
+    except shared.PointError as error:
+        raise CommandError(str(error)) from None
 
 
 def time(text: str, what: str = "time") -> datetime:
-    """An instant; CommandError for anything else, or a time without a zone (guessing it
-    would silently shift the question by hours)."""
-    if text.strip().lower() == "now":
-        return datetime.now(UTC)
+    """An instant; CommandError for anything else, or a time without a zone."""
     try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise CommandError(
-            f"{what} {text!r} is neither a seq nor an ISO 8601 time "
-            "(e.g. 42, 2026-12-07T18:00:00+00:00, 2026-12-07T18:00:00Z or now)"
-        ) from None
-    if moment.utcoffset() is None:
-        raise CommandError(
-            f"{what} {text!r} has no time zone: add one (e.g. {moment.isoformat()}+00:00 or Z)"
-        )
-    return moment
+        return shared.time(text, what)
+    except shared.PointError as error:
+        raise CommandError(str(error)) from None

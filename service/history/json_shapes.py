@@ -24,6 +24,8 @@ in their encoded form, exactly as ``events.data`` holds them (plain JSON, with b
   "sockets_changed", "fields"}``; a storage change is ``{"key", "change", "old", "new"}``
   (``change``: added, removed or changed); a changed socket is ``{"socket_id", "before",
   "after"}`` (two sockets); a field is ``{"name", "old", "new"}``.
+- forked: ``{"object_id", "binding", "name", "seq", "source", "by", "keys", "alarm_ms"}``;
+  ``source`` is ``{"object_id", "binding", "name"}``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from service.history import readable
 from service.ports.history import (
     DiffBetween,
     FieldChange,
+    Forked,
     LoggedEvent,
     ObjectInfo,
     SocketRecord,
@@ -159,6 +162,20 @@ def diff(between: DiffBetween) -> dict[str, Any]:
             for c in changes.sockets_changed
         ],
         "fields": [_field(c) for c in changes.fields],
+    }
+
+
+def forked(made: Forked) -> dict[str, Any]:
+    source = made.source
+    return {
+        "object_id": made.object_id,
+        "binding": made.binding,
+        "name": made.name,
+        "seq": made.seq,
+        "source": {"object_id": source.object_id, "binding": source.binding, "name": source.name},
+        "by": made.by,
+        "keys": made.keys,
+        "alarm_ms": made.alarm_ms,
     }
 
 
