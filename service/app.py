@@ -8,14 +8,22 @@ from typing import Any
 
 from aiohttp import web
 
+from service.admin.access import Access
+from service.admin.routes import PREFIX as ADMIN_PREFIX
+from service.admin.server import create_admin
 from service.api.application import Application
 from service.gateway.registry import SocketRegistry
 from service.gateway.server import create_gateway
+from service.history.service import LogHistory
 from service.metrics import Metrics
 from service.runtime.node import Node
 from service.runtime.node_settings import NodeSettings
 from service.settings import Settings
 from service.store.event_store import EventStore
+from service.store.history_store import HistoryStore
+
+#: Connections of the admin API's own pool (its reads never take a node's).
+ADMIN_POOL_SIZE = 4
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -68,6 +76,15 @@ def create_app(
         address=f"{settings.host}:{settings.port}",
         on_fatal=on_fatal,
     )
+    history_store = None
+    mounts = {}
+    if settings.admin:
+        history_store = HistoryStore(
+            database_url, pool_size=ADMIN_POOL_SIZE, acquire_timeout=settings.pool_timeout
+        )
+        mounts[ADMIN_PREFIX] = create_admin(
+            LogHistory(history_store), admin_access(settings), unique_keys=application.unique_keys
+        )
     webapp = create_gateway(
         application,
         node=node,
@@ -77,6 +94,7 @@ def create_app(
         ping=store.ping,
         heartbeat=settings.heartbeat or None,
         compression=settings.websocket_compression,
+        mounts=mounts,
     )
     metrics.watch(
         live=node.live_count,
@@ -87,12 +105,39 @@ def create_app(
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         await store.open()
+        if history_store is not None:
+            await history_store.open()
         try:
             await node.start()
             yield
         finally:
             await node.stop()
+            if history_store is not None:
+                await history_store.close()
             await store.close()
 
     webapp.cleanup_ctx.append(resources)
     return webapp
+
+
+def admin_access(settings: Settings) -> Access:
+    """The admin API's access rules, from the settings."""
+    token = settings.admin_token
+    return Access(
+        token=None if token is None else token.get_secret_value(),
+        write=settings.admin_write,
+        operator=settings.admin_operator,
+    )
+
+
+def admin_banner(settings: Settings, base_url: str) -> str:
+    """What the start banner says of the admin API: where it is and who may use it."""
+    if not settings.admin:
+        return "Admin API: off (--admin serves it)"
+    mode = "read-write" if settings.admin_write else "read-only"
+    who = (
+        "bearer token required"
+        if settings.admin_token is not None
+        else "no token set: loopback clients only"
+    )
+    return f"Admin API at {base_url}{ADMIN_PREFIX}/ ({mode}; {who})"

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.api.limits import Limits
@@ -146,6 +146,28 @@ class Settings(BaseSettings):
         description="allocations between young garbage collections (0: Python's default, 700)",
     )
     log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    admin: bool = Field(
+        default=False,
+        description="serve the admin API under /admin/api: the history of every object, read "
+        "only unless --admin-write; without --admin-token, to loopback clients only",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="bearer token the admin API requires (Authorization: Bearer TOKEN), at "
+        "least 16 characters; unset: it answers only clients on this machine's loopback",
+    )
+    admin_write: bool = Field(
+        default=False,
+        description="let the admin API change objects (fork); each change is recorded in the "
+        "log with who made it",
+    )
+    admin_operator: str | None = Field(
+        default=None,
+        min_length=1,
+        description="who holds the admin token, as the log records the changes the admin API "
+        "makes (default: admin-api from the client's address)",
+    )
 
     @field_validator("database_url")
     @classmethod

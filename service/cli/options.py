@@ -60,7 +60,7 @@ def explain(error: ValidationError) -> str:
             from service.store.database_url import redact
 
             value = redact(value)
-        shown = repr(value)
+        shown = "(hidden)" if name == "admin_token" else repr(value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
         where = f"--{name.replace('_', '-')} / {env_name(name)}"

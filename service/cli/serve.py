@@ -86,7 +86,7 @@ async def _run(webapp: web.Application, settings: Settings, target: str, stop: _
     a new one."""
     from aiohttp import web
 
-    from service.app import server_options
+    from service.app import admin_banner, server_options
 
     loop = asyncio.get_running_loop()
 
@@ -132,6 +132,7 @@ async def _run(webapp: web.Application, settings: Settings, target: str, stop: _
             f"(event loop: {loop_name})",
             flush=True,
         )
+        print(admin_banner(settings, f"http://{shown}:{port}"), flush=True)
         await stop.event.wait()
     finally:
         await runner.cleanup()

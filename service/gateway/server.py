@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -29,9 +29,11 @@ def create_gateway(
     ping: Callable[[], Awaitable[None]],
     heartbeat: float | None = None,
     compression: bool = False,
+    mounts: Mapping[str, web.Application] | None = None,
 ) -> web.Application:
     """The web app, a front end over ``node``; ``registry`` holds its sockets (and is where
-    the node's socket output goes)."""
+    the node's socket output goes). ``mounts`` are other front ends' apps, each served
+    under its path prefix (the admin API), ahead of the application's own routes."""
     app = web.Application(client_max_size=max(limits.max_message_bytes, 1 << 20))
     app[keys.APPLICATION] = application
     app[keys.NODE] = node
@@ -45,6 +47,8 @@ def create_gateway(
         app.cleanup_ctx.append(_heartbeats)
     app.router.add_get("/healthz", routes.healthz)
     app.router.add_get("/metrics", routes.metrics)
+    for prefix, mounted in (mounts or {}).items():
+        app.add_subapp(prefix, mounted)
     app.router.add_route("*", "/{tail:.*}", routes.dispatch)
     app.on_shutdown.append(_close_sockets)
     return app

@@ -1,0 +1,100 @@
+"""The admin API's aiohttp app, mounted by the node's gateway at ``routes.PREFIX``."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from service.admin import access, keys, openapi, params, reads, writes
+from service.admin.routes import PREFIX, ROUTES, Handler, Route
+from service.ports.errors import ConflictError, StoreUnavailableError
+from service.ports.history import (
+    AmbiguousObjectError,
+    HistoryError,
+    HistoryService,
+    ObjectExistsError,
+    OutOfHistoryError,
+    UnknownObjectError,
+)
+
+log = logging.getLogger(__name__)
+
+#: Seconds between a tail's reads once it has caught up (nodes send no NOTIFY per flush).
+POLL = 0.1
+
+
+def create_admin(
+    history: HistoryService,
+    rules: access.Access,
+    *,
+    unique_keys: Mapping[str, str],
+    poll: float = POLL,
+) -> web.Application:
+    """The admin app over ``history``, guarded by ``rules``; ``unique_keys`` maps each
+    binding to its namespace's key (a fork's id is derived with it)."""
+    app = web.Application(middlewares=[_guard])
+    app[keys.HISTORY] = history
+    app[keys.ACCESS] = rules
+    app[keys.UNIQUE_KEYS] = dict(unique_keys)
+    app[keys.STOPPING] = asyncio.Event()
+    app[keys.POLL] = poll
+    every = (*ROUTES, openapi.ROUTE)
+    app[keys.DOCUMENT] = openapi.document(every)
+    for route in every:
+        app.router.add_route(route.method, route.path, _checked(route))
+    app.on_shutdown.append(_stop_tails)
+    return app
+
+
+def _checked(route: Route) -> Handler:
+    """The route's handler, after refusing query parameters it does not take."""
+
+    @functools.wraps(route.handler)
+    async def handler(request: web.Request) -> web.StreamResponse:
+        params.unknown(request.query, route.params)
+        return await route.handler(request)
+
+    return handler
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Access first (for every path, known or not), then the history's errors as JSON."""
+    refusal = access.check(request.app[keys.ACCESS], request.headers, writes.peer(request))
+    if refusal is not None:
+        headers = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+        answer = reads.answer({"error": refusal.message}, refusal.status)
+        if headers:
+            answer.headers.update(headers)
+        return answer
+    try:
+        return await handler(request)
+    except (params.BadRequest, AmbiguousObjectError, OutOfHistoryError) as error:
+        return reads.answer({"error": str(error)}, 400)
+    except UnknownObjectError as error:
+        return reads.answer({"error": str(error)}, 404)
+    except (ObjectExistsError, ConflictError) as error:
+        return reads.answer({"error": str(error)}, 409)
+    except HistoryError as error:
+        return reads.answer({"error": str(error)}, 422)
+    except StoreUnavailableError as error:
+        log.warning("admin API: the database did not answer: %s", error)
+        return reads.answer({"error": "the database did not answer: try again shortly"}, 503)
+    except web.HTTPNotFound:
+        return reads.answer(
+            {"error": f"no endpoint {request.path}: see {PREFIX}/openapi.json"}, 404
+        )
+    except web.HTTPMethodNotAllowed as error:
+        allowed = ", ".join(sorted(error.allowed_methods))
+        return reads.answer(
+            {"error": f"{request.method} is not allowed on {request.path}: use {allowed}"}, 405
+        )
+
+
+async def _stop_tails(app: web.Application) -> None:
+    """Shutting down: open tails end, rather than hold the shutdown for its whole timeout."""
+    app[keys.STOPPING].set()
