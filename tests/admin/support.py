@@ -6,14 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from aiohttp.test_utils import TestClient, TestServer
 
 from service.admin import shapes
+from service.app import create_app
+from service.settings import Settings
+from tests.examples.support import example
+from tests.support import Node, eventually
 
 #: Seconds a test waits for one message of a tail.
 TIMEOUT = 10.0
@@ -106,3 +112,35 @@ async def tail(session: aiohttp.ClientSession, url: str, **headers: str) -> Asyn
         shapes.TailStartShape.model_validate(start.data)
         assert start.id == str(start.data["after"])
         yield stream
+
+
+@contextlib.asynccontextmanager
+async def admin_node(
+    database_url: str, host: str = "127.0.0.1", **settings: Any
+) -> AsyncIterator[tuple[str, Node]]:
+    """``examples/chat`` on a node of this process listening on ``host``, the admin API on
+    (``settings`` override Settings fields); yields its base URL and the node."""
+    settings.setdefault("hibernate_after", 60.0)
+    settings.setdefault("node_id", "admin-node")
+    settings.setdefault("heartbeat", 0)
+    config = Settings(database_url=database_url, admin=True, **settings)
+    webapp = create_app(config, example("chat"))
+    server = TestServer(webapp, host=host)
+    async with TestClient(server) as client:
+        node = Node(client, webapp, config)
+        listener = node.runtime.event_log._listener  # type: ignore[attr-defined]
+        await eventually(lambda: listener is not None and listener.connected.is_set())
+        yield f"http://{host}:{server.port}", node
+
+
+def outward_address() -> str:
+    """This machine's address on its default route: not loopback, yet its own."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        # A UDP "connect" sends nothing: it only picks the route, and so the source address.
+        probe.connect(("198.51.100.1", 9))
+        address: str = probe.getsockname()[0]
+    finally:
+        probe.close()
+    assert not address.startswith("127."), f"no address but loopback ({address})"
+    return address

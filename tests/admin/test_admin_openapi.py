@@ -1,0 +1,63 @@
+"""The OpenAPI document the admin API serves: valid OpenAPI 3.1, and naming every route the
+node routes, with its parameters, no more and no fewer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from openapi_spec_validator import validate
+
+from service.admin import routes
+from tests.admin.support import admin_node, get
+
+
+def admin_routes(webapp: web.Application) -> set[tuple[str, str]]:
+    """(method, path) of every route of the mounted admin app."""
+    (mounted,) = [
+        resource
+        for resource in webapp.router.resources()
+        if isinstance(resource, web.PrefixedSubAppResource)
+    ]
+    # Mounted, its resources carry the prefix.
+    return {
+        (route.method, route.resource.canonical)
+        for route in mounted._app.router.routes()
+        if route.resource is not None
+    }
+
+
+def documented(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+
+
+async def test_the_document_is_valid_and_names_every_route(database_url: str) -> None:
+    async with admin_node(database_url) as (url, node), aiohttp.ClientSession() as session:
+        answer = await get(session, f"{url}/admin/api/openapi.json")
+        assert answer.status == 200
+        document = answer.body
+        validate(document)
+        assert documented(document) == admin_routes(node.webapp)
+        assert len(documented(document)) == len(routes.ROUTES) + 1
+
+        # Each route's path parameters are declared, and every answer has a schema.
+        for path, item in document["paths"].items():
+            for operation in item.values():
+                declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+                assert declared == {"ref"} if "{ref}" in path else not declared, path
+                for status, response in operation["responses"].items():
+                    assert response["content"], (path, status)
+        schemas = document["components"]["schemas"]
+        assert {"ObjectShape", "EventShape", "StateShape", "DiffShape", "PresenceShape"} <= set(
+            schemas
+        )
+        assert document["components"]["securitySchemes"]["bearer"] == {
+            "type": "http",
+            "scheme": "bearer",
+        }
