@@ -3,14 +3,18 @@ node routes, with its parameters, no more and no fewer."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from openapi_spec_validator import validate
 
-from service.admin import routes
+from service.admin import openapi, routes
 from tests.admin.support import admin_node, get
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def admin_routes(webapp: web.Application) -> set[tuple[str, str]]:
@@ -61,3 +65,10 @@ async def test_the_document_is_valid_and_names_every_route(database_url: str) ->
             "type": "http",
             "scheme": "bearer",
         }
+
+
+def test_the_readme_lists_every_endpoint() -> None:
+    section = README.read_text().split("\n## Admin API\n", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(GET|POST) (/admin/api/[^?`]*)", section, re.MULTILINE))
+    every = {(r.method, routes.PREFIX + r.path) for r in (*routes.ROUTES, openapi.ROUTE)}
+    assert listed == every
