@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Headers by which a proxy says whom it forwards for.
 FORWARDED_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
@@ -37,8 +37,8 @@ NO_TOKEN_FORWARDED = (
 class Access:
     """The admin API's access settings."""
 
-    #: The bearer token; None: loopback clients only.
-    token: str | None = None
+    #: The bearer token; None: loopback clients only. Kept out of the repr (and so the logs).
+    token: str | None = field(default=None, repr=False)
     #: Whether it may change objects (fork).
     write: bool = False
     #: Who holds the token, as the log records the changes made with it.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -22,7 +23,10 @@ from service.admin import keys, params
 from service.admin.params import Param
 from service.history import json_shapes
 from service.history.event_pages import EventReader
+from service.ports.errors import StoreUnavailableError
 from service.ports.history import LoggedEvent
+
+log = logging.getLogger(__name__)
 
 #: Events read per query.
 PAGE = 1000
@@ -107,8 +111,7 @@ async def _stream(
     stopping, poll = request.app[keys.STOPPING], request.app[keys.POLL]
     async with sse_response(request) as sse:
         after = start
-        # A client that went away shows as a reset on the next write: then the tail ends.
-        with contextlib.suppress(ConnectionResetError):
+        try:
             await sse.send(json_shapes.dumps({"after": after}), id=str(after), event="ready")
             while not stopping.is_set() and _connected(request, sse):
                 events, after, more = await read(after)
@@ -117,6 +120,12 @@ async def _stream(
                 if not more:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stopping.wait(), poll)
+        except ConnectionResetError:
+            pass  # the client went away: its next write found the connection reset
+        except StoreUnavailableError as error:
+            # The answer has begun: no status can say so now. The stream ends, and the
+            # client resumes after the last id it got (an EventSource does by itself).
+            log.warning("admin API: a tail ends, the database did not answer: %s", error)
     return sse
 
 

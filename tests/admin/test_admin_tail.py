@@ -8,9 +8,11 @@ import asyncio
 import time
 
 import aiohttp
+import asyncpg
 import pytest
 
 from tests.admin.support import Message, Stream, admin_node, get, ref, tail
+from tests.cli.process import database_of, with_database
 from tests.examples.support import receive_type
 from tests.history_cli.support import Chat, run
 
@@ -138,3 +140,33 @@ async def test_shutting_the_node_down_ends_open_tails(database_url: str) -> None
         assert time.monotonic() - stopping < 10
         assert await asyncio.wait_for(response.content.read(), 5) == b""
         response.close()
+
+
+async def test_a_tail_ends_when_the_database_goes_away_and_resumes_after(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its answer has begun, so no status can say it: the stream ends, and the client
+    comes back with the last id it got."""
+    name = database_of(database_url)
+    # From another database: a session cannot bar connections to its own.
+    sql = await asyncpg.connect(with_database(database_url, "postgres"))
+    async with (
+        admin_node(database_url) as (url, _),
+        aiohttp.ClientSession() as session,
+        tail(session, f"{url}/admin/api/tail?from=0") as stream,
+    ):
+        assert stream.start is not None
+        await sql.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            await sql.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND application_name = 'durable history'",
+                name,
+            )
+            assert await asyncio.wait_for(stream.response.content.read(), 20) == b""
+            assert "a tail ends, the database did not answer" in caplog.text
+        finally:
+            await sql.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await sql.close()
+        async with tail(session, f"{url}/admin/api/tail", **{"Last-Event-ID": "0"}) as again:
+            assert again.start is not None and again.start.id == "0"
