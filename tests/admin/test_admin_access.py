@@ -3,12 +3,16 @@ or with no token set, loopback clients that no proxy forwarded; and nobody when 
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 
 from service import cli
 from service.admin import access
 from service.admin.access import Access
+from service.app import admin_banner
+from service.settings import Settings
 from tests.admin.support import admin_node, get, outward_address
 from tests.examples.support import serve_example
 
@@ -150,3 +154,25 @@ def test_a_short_token_is_refused_without_being_shown(capsys: pytest.CaptureFixt
     assert code == 2
     assert "--admin-token / DURABLE_ADMIN_TOKEN" in err and "16" in err
     assert "tiny-secret" not in err
+
+
+@pytest.mark.parametrize(
+    ("settings", "banner"),
+    [
+        ({}, "Admin API: off (--admin serves it)"),
+        (
+            {"admin": True},
+            "Admin API at http://[::1]:80/admin/api/ (read-only; no token set: loopback "
+            "clients only)",
+        ),
+        (
+            {"admin": True, "admin_token": TOKEN, "admin_write": True},
+            "Admin API at http://[::1]:80/admin/api/ (read-write; bearer token required)",
+        ),
+    ],
+)
+def test_the_start_banner_says_where_the_admin_api_is_and_who_may_use_it(
+    settings: dict[str, Any], banner: str
+) -> None:
+    assert admin_banner(Settings(**settings), "http://[::1]:80") == banner
+    assert TOKEN not in banner
