@@ -70,7 +70,16 @@ SnapshotRow = tuple[str, int, str]
 ConsumedRow = tuple[str, int]
 InboxRow = tuple[str, str, str, str]
 OutboxRow = tuple[
-    str | None, str, str, str, str | None, bytes | None, int | None, str | None, str | None, str | None
+    str | None,
+    str,
+    str,
+    str,
+    str | None,
+    bytes | None,
+    int | None,
+    str | None,
+    str | None,
+    str | None,
 ]
 
 
@@ -156,7 +165,16 @@ def outbox(
     (``node`` None: durable_route_v2 addresses it to the node ``websockets`` says holds the
     socket), or a reply to a request or call routed from ``node``."""
     return (
-        node, object_id, socket_id, kind, text, data, close_code, close_reason, request_id, reply
+        node,
+        object_id,
+        socket_id,
+        kind,
+        text,
+        data,
+        close_code,
+        close_reason,
+        request_id,
+        reply,
     )
 
 

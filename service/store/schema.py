@@ -220,7 +220,9 @@ outbox = sa.Table(
     sa.Column("close_reason", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
     sa.Column(
-        "request_id", sa.Text, comment="A reply's request or call id, as the asking node waits for it"
+        "request_id",
+        sa.Text,
+        comment="A reply's request or call id, as the asking node waits for it",
     ),
     sa.Column(
         "reply",
