@@ -207,9 +207,9 @@ async def test_a_call_for_an_object_another_node_runs_is_carried_there_and_answe
         # Through the inbox to node-a, and back through the outbox: result, exception, bytes.
         room_on_b = node_b.runtime.env.ROOM.get_by_name("hall")
         assert await room_on_b.add("b") == 2
-        with pytest.raises(ValueError, match="^bad value"):
+        with pytest.raises(ValueError, match=r"^bad value"):
             await room_on_b.fail("value")
-        with pytest.raises(RemoteError, match="^RoomFull: no seat left"):
+        with pytest.raises(RemoteError, match=r"^RoomFull: no seat left"):
             await room_on_b.fail("full")
         assert await room_on_b.echo(b"\x00\xff", k=[1, "two"]) == {
             "args": [b"\x00\xff"],
