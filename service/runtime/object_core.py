@@ -194,10 +194,12 @@ class Core(abc.ABC):
         """A request or call from the inbox reset the object: as for one made here, it is
         answered with the reset and not run again, so its row is consumed (nothing else of
         the turn is kept) with the reply to the node it came from, if another."""
-        if delivery.request_id is None or not turn.consumed_inbox:
+        if delivery.request_id is None or delivery.inbox_id is None:
             return
         outbox = [replies.reply(delivery, replies.of_failure(reason))] if delivery.reply_to else []
-        self._commit(Turn(consumed_inbox=turn.consumed_inbox), [], outbox)
+        # The row may be consumed already (``commit_so_far``): the reply still goes.
+        if outbox or turn.consumed_inbox:
+            self._commit(Turn(consumed_inbox=turn.consumed_inbox), [], outbox)
 
     def _socket_details(self, socket_id: str) -> dict[str, Any] | None:
         """What the node holding a socket accepted here needs to know of it."""

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service import DurableObjectError, RemoteError
+from service import DurableObjectError, ObjectResetError, RemoteError
 from service.api import rpc
 from tests.rpc.objects import application
 from tests.support import serve
@@ -215,10 +215,14 @@ async def test_a_call_for_an_object_another_node_runs_is_carried_there_and_answe
             "args": [b"\x00\xff"],
             "kwargs": {"k": [1, "two"]},
         }
+        # A call that resets the object is answered with the reset, and not run again.
+        with pytest.raises(ObjectResetError, match=r"^crashed on purpose"):
+            await room_on_b.crash()
+        assert await room_on_b.add("c") == 3
         # The router on node-b calls it too (an HTTP request that node-b answers).
         response = await node_b.client.get("/members/hall")
         assert response.status == 200 and await response.json() == {"members": 0}
-        assert await node_a.runtime.env.ROOM.get_by_name("hall").items() == ["c:a", "c:b"]
+        assert await node_a.runtime.env.ROOM.get_by_name("hall").items() == ["c:a", "c:b", "c:c"]
         # It ran on node-a all along.
         assert str(room_on_b.id) in node_a.runtime.activations
         assert str(room_on_b.id) not in node_b.runtime.activations
