@@ -11,7 +11,9 @@ Output for a socket another node holds is not held here: it goes into the turn's
 and the flush writes it to the outbox in the same transaction as the turn's events (so the
 gate holds across nodes, and a fenced former owner sends nothing). A socket is this node's
 if the gateway holds it or this activation accepted it (its accept is still on its way to
-the gateway, in the output of a turn not yet released).
+the gateway, in the output of a turn not yet released), unless the accept answered a request
+routed from another node: that node holds the socket, and the turn's reply (ahead of the
+turn's frames in its commit) announces it there (``replies``).
 
 ``Core`` is the base of ``service.runtime.activation.Activation``, which adds the object's
 lifecycle (claim, replay, hibernate, reset) and implements ``reset``.
