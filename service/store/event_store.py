@@ -267,6 +267,8 @@ class EventStore(log_reads.LogReads):
                 r["close_code"],
                 r["close_reason"],
                 r["position"],
+                request_id=r["request_id"],
+                reply=None if r["reply"] is None else json.loads(r["reply"]),
             )
             for r in rows
         ]
