@@ -40,14 +40,19 @@ log = logging.getLogger(__name__)
 #: Rows read per query.
 PAGE = 1000
 
+#: Seconds without a read after which the rows delivered by the last one are deleted. A read
+#: deletes what the reads before it delivered, in the same statement; when no read follows
+#: soon (the traffic stopped), one more deletes the rest.
+CLEAN_AFTER = 1.0
+
 
 class OutboxLog(PublishedLog, Protocol):
     """This node's outbox in the event log (``ports.event_log.EventLog``), and the published
     messages a resume reads there."""
 
-    async def outbox_after(self, position: int, limit: int) -> list[RemoteOutput]: ...
-
-    async def outbox_delivered(self, position: int) -> None: ...
+    async def outbox_after(
+        self, position: int, limit: int, *, delivered: int = 0
+    ) -> list[RemoteOutput]: ...
 
 
 class OutboxDelivery:
@@ -113,7 +118,11 @@ class OutboxDelivery:
     async def _run(self) -> None:
         backoff = Backoff(0.1, 2.0)
         while True:
-            await self._wanted.wait()
+            if self.delivered > self._deleted:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wanted.wait(), CLEAN_AFTER)
+            else:
+                await self._wanted.wait()
             self._wanted.clear()
             asked = self._asked
             try:
@@ -137,19 +146,22 @@ class OutboxDelivery:
             self._finished.notify_all()
 
     async def _read(self) -> None:
-        """Deliver every row after the last one delivered, then delete what was delivered."""
+        """Deliver every row after the last one delivered, deleting those delivered before.
+
+        A read that fails deletes nothing, and the rows stay until a later one deletes them:
+        never delivered twice, since reads start after the last position delivered.
+        """
         while True:
-            rows = await self._outbox.outbox_after(self.delivered, self._page)
+            deleting = self.delivered
+            rows = await self._outbox.outbox_after(
+                self.delivered, self._page, delivered=deleting if deleting > self._deleted else 0
+            )
+            self._deleted = max(self._deleted, deleting)
             for row in rows:
                 self._deliver(row)
                 self.delivered = row.position
             if len(rows) < self._page:
                 break
-        if self.delivered > self._deleted:
-            # If this fails, the rows stay until a later read deletes them: never delivered
-            # twice, since reads start after the last position delivered.
-            await self._outbox.outbox_delivered(self.delivered)
-            self._deleted = self.delivered
 
     def _deliver(self, row: RemoteOutput) -> None:
         output = self._output

@@ -253,11 +253,17 @@ class EventStore(log_reads.LogReads):
         now, as a flush that wrote inbox rows for them would."""
         await self._call(lambda c: c.fetchval(queries.WAKE, self.node_id, sorted(object_ids)))
 
-    async def outbox_after(self, position: int, limit: int) -> list[RemoteOutput]:
-        """This node's outbox rows after ``position``, oldest first, at most ``limit``."""
-        rows = await self._call(
-            lambda c: c.fetch(queries.OUTBOX_AFTER, self.node_id, position, limit)
-        )
+    async def outbox_after(
+        self, position: int, limit: int, *, delivered: int = 0
+    ) -> list[RemoteOutput]:
+        """This node's outbox rows after ``position``, oldest first, at most ``limit``; in
+        the same statement, the rows up to ``delivered`` are deleted."""
+        args: tuple[int, ...]
+        if delivered:
+            query, args = queries.OUTBOX_AFTER_DELETING, (position, limit, delivered)
+        else:
+            query, args = queries.OUTBOX_AFTER, (position, limit)
+        rows = await self._call(lambda c: c.fetch(query, self.node_id, *args))
         return [
             RemoteOutput(
                 r["socket_id"],

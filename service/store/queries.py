@@ -159,6 +159,16 @@ SELECT position, socket_id, kind, text, data, close_code, close_reason, request_
  WHERE node = $1 AND position > $2 ORDER BY position LIMIT $3
 """
 
+# The same read, which also deletes the rows up to $4 (delivered by the reads before it): one
+# round trip where a read and a delete would take two. The SELECT sees the table as it was
+# before the DELETE, and reads only rows past $2 >= $4, which it does not touch.
+OUTBOX_AFTER_DELETING = """
+WITH delivered AS (DELETE FROM outbox WHERE node = $1 AND position <= $4)
+SELECT position, socket_id, kind, text, data, close_code, close_reason, request_id, reply
+  FROM outbox
+ WHERE node = $1 AND position > $2 ORDER BY position LIMIT $3
+"""
+
 # This node's outbox rows up to a position: delivered.
 OUTBOX_DELIVERED = "DELETE FROM outbox WHERE node = $1 AND position <= $2"
 
