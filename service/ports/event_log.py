@@ -59,6 +59,10 @@ class EventLog(ObjectLog, NodeDirectory, Protocol):
 
     node_id: str
 
+    async def inboxes(self, object_ids: Sequence[str]) -> dict[str, list[InboxItem]]:
+        """The pending inbox rows of each of these objects, oldest first (one read for a
+        wake that names several)."""
+
     def enqueue(self, item: InboxItem) -> Awaitable[int]:
         """Write an inbox row; the flush that commits it wakes the object's live owner (or
         this node, when nobody live owns it)."""

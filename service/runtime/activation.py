@@ -241,6 +241,10 @@ class Activation(Core):
         """Queue this object's inbox rows not seen yet, after the work already queued."""
         self.mailbox.queue_inbox(await self._read_inbox(), first=False)
 
+    def queue_inbox(self, items: list[InboxItem]) -> None:
+        """Queue inbox rows read for this object with others' (``Node._take_inboxes``)."""
+        self.mailbox.queue_inbox(items, first=False)
+
     async def _read_inbox(self) -> list[InboxItem]:
         await self._host.inbox_settled(self.key)
         return await self._event_log.inbox(self.key)

@@ -566,8 +566,37 @@ class Node:
         if object_ids is None:
             self.tasks.spawn(self._poll())
             return
+        running = [object_id for object_id in object_ids if self._running(object_id)]
+        if len(running) > 1:
+            self.tasks.spawn(self._take_inboxes(running))
         for object_id in object_ids:
-            self.tasks.spawn(self._wake(object_id))
+            if len(running) < 2 or object_id not in running:
+                self.tasks.spawn(self._wake(object_id))
+
+    def _running(self, object_id: str) -> bool:
+        activation = self.activations.get(object_id)
+        return (
+            activation is not None
+            and activation.status == "running"
+            and object_id not in self._reviving
+        )
+
+    async def _take_inboxes(self, object_ids: list[str]) -> None:
+        """The inbox rows of several live objects, in one read: a flush that wrote to many
+        objects of this node woke them all with one notification."""
+        for object_id in object_ids:
+            await self.inbox.settled(object_id)
+        try:
+            found = await self.event_log.inboxes(object_ids)
+        except StoreUnavailableError as error:
+            log.warning("wake failed, the poll will retry: %s", error, extra={"action": "wake"})
+            return
+        for object_id, items in found.items():
+            activation = self.activations.get(object_id)
+            if activation is not None and self._running(object_id):
+                activation.queue_inbox(items)
+            else:  # it changed meanwhile (hibernating, reset): wake it as one
+                self.tasks.spawn(self._wake(object_id))
 
     async def _on_connect(self) -> None:
         # What was sent while the listener was away was lost: read the tables.

@@ -225,6 +225,15 @@ class EventStore(log_reads.LogReads):
             for r in rows
         ]
 
+    async def inboxes(self, object_ids: Sequence[str]) -> dict[str, list[InboxItem]]:
+        rows = await self._call(lambda c: c.fetch(queries.INBOX_OF_MANY, list(object_ids)))
+        found: dict[str, list[InboxItem]] = {object_id: [] for object_id in object_ids}
+        for r in rows:
+            object_id = r["object_id"]
+            item = InboxItem(object_id, r["kind"], r["socket_id"], json.loads(r["data"]), r["id"])
+            found[object_id].append(item)
+        return found
+
     async def published_between(
         self, object_id: str, after_seq: int, until_seq: int, tags: Sequence[str], limit: int
     ) -> list[PublishedMessage]:

@@ -116,6 +116,13 @@ SELECT seq, state FROM snapshots WHERE object_id = $1 AND seq <= $2
 # Pending inbox rows of one object, oldest first.
 INBOX_OF = "SELECT id, kind, socket_id, data FROM inbox WHERE object_id = $1 ORDER BY id"
 
+# Pending inbox rows of several objects (one wake names every object a flush wrote to),
+# each object's oldest first.
+INBOX_OF_MANY = """
+SELECT object_id, id, kind, socket_id, data FROM inbox
+ WHERE object_id = ANY ($1::text[]) ORDER BY object_id, id
+"""
+
 # Objects with pending inbox rows that this node may take (the polling fallback of
 # LISTEN/NOTIFY): those of no live node but this one. A live owner polls its own.
 INBOX_OBJECTS = """
