@@ -12,6 +12,7 @@ from service.api.errors import (
     DurableObjectError,
     InvalidAccessError,
     ObjectResetError,
+    OwnerTimeoutError,
     StorageUnavailableError,
 )
 from service.api.http import Headers, Request, Response
@@ -44,6 +45,7 @@ __all__ = [
     "Limits",
     "MessageEvent",
     "ObjectResetError",
+    "OwnerTimeoutError",
     "RemoteError",
     "Request",
     "Response",

@@ -70,6 +70,7 @@ def create_app(
             poll_interval=settings.poll_interval,
             shutdown_timeout=settings.shutdown_timeout,
             lease_timeout=settings.lease_timeout,
+            route_timeout=settings.route_timeout,
         ),
         limits=settings.limits(),
         metrics=metrics,

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
         "counts as dead: another node then takes over its objects and closes its sockets in "
         "the log",
     )
+    route_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds a request or RPC call for an object another node runs waits for "
+        "that node's reply (it travels through the database); past it, a request gets 504 "
+        "and a call raises OwnerTimeoutError",
+    )
     hibernate_after: float = Field(
         default=10.0, gt=0, description="idle seconds before an object hibernates"
     )

@@ -23,6 +23,7 @@ class StorageUnavailableError(DurableObjectError):
     """The event log could not commit; nothing of the failed work became visible."""
 
 
-class ObjectElsewhereError(DurableObjectError):
-    """The object is running on another node, which this node does not forward requests to
-    yet: the request was not delivered, and may be sent again."""
+class OwnerTimeoutError(DurableObjectError):
+    """The object runs on another node, which did not reply to a request or call routed to it
+    within the route timeout. It may still run there (or, if that node failed, on the node
+    that takes the object over): it is not safe to send again unless it is idempotent."""

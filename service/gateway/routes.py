@@ -10,7 +10,7 @@ from aiohttp import web
 from yarl import URL
 
 from service.api.application import Application
-from service.api.errors import ObjectElsewhereError, ObjectResetError, StorageUnavailableError
+from service.api.errors import ObjectResetError, OwnerTimeoutError, StorageUnavailableError
 from service.api.http import Request, Response
 from service.api.namespace import DurableObjectNamespace
 from service.gateway import handshake, keys, session
@@ -29,15 +29,11 @@ _UNAVAILABLE = (
     "write), so the object's event log could not commit or be read. Try again shortly."
 )
 
-#: The answer when another node runs the object: nodes do not forward requests to each
-#: other yet. A balancer that hashes on the path sends a room's requests to one node.
-_ELSEWHERE = (
-    "Service unavailable: the object is running on another node, and this node does not "
-    "forward requests to it. Try again shortly."
+#: The answer when the node that runs the object did not reply to the request in time.
+_OWNER_TIMEOUT = (
+    "Gateway timeout: the object runs on another node, which did not answer in time. The "
+    "request may still run there; send it again only if that is safe."
 )
-
-#: Seconds a client is asked to wait before it sends a request refused with _ELSEWHERE.
-_ELSEWHERE_RETRY_AFTER = "1"
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -73,11 +69,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     )
     try:
         response = await _route(request, application, api_request)
-    except ObjectElsewhereError as error:
-        log.info("answered 503: %s", error)
-        return web.Response(
-            status=503, text=_ELSEWHERE, headers={"Retry-After": _ELSEWHERE_RETRY_AFTER}
-        )
+    except OwnerTimeoutError as error:
+        log.warning("answered 504: %s", error)
+        return _error(504, _OWNER_TIMEOUT)
     except StorageUnavailableError as error:
         log.info("answered 503: %s", error)
         return _error(503, _UNAVAILABLE)

@@ -59,6 +59,10 @@ class EventLog(ObjectLog, NodeDirectory, Protocol):
 
     node_id: str
 
+    async def inboxes(self, object_ids: Sequence[str]) -> dict[str, list[InboxItem]]:
+        """The pending inbox rows of each of these objects, oldest first (one read for a
+        wake that names several)."""
+
     def enqueue(self, item: InboxItem) -> Awaitable[int]:
         """Write an inbox row; the flush that commits it wakes the object's live owner (or
         this node, when nobody live owns it)."""
@@ -71,9 +75,12 @@ class EventLog(ObjectLog, NodeDirectory, Protocol):
 
     async def stale_sockets(self) -> list[tuple[str, str]]: ...
 
-    async def outbox_after(self, position: int, limit: int) -> list[RemoteOutput]:
+    async def outbox_after(
+        self, position: int, limit: int, *, delivered: int = 0
+    ) -> list[RemoteOutput]:
         """This node's outbox rows (output for the sockets it holds, from objects other
-        nodes run) after ``position``, oldest first, at most ``limit``."""
+        nodes run) after ``position``, oldest first, at most ``limit``; the rows up to
+        ``delivered`` (at most ``position``) are deleted by the same statement."""
 
     async def outbox_delivered(self, position: int) -> None:
         """Delete this node's outbox rows up to ``position``: they were delivered."""

@@ -29,24 +29,34 @@ class Append:
 
 @dataclass(slots=True)
 class RemoteOutput:
-    """A frame or a close for a socket another node holds: written to the outbox by the
-    commit of the turn that sent it, delivered by the node holding the socket."""
+    """A frame, close or resume for a socket another node holds, or a reply to a request
+    or call another node routed here: written to the outbox by the commit of the turn that
+    made it, delivered by the node holding the socket (or waiting for the reply)."""
 
     socket_id: str
-    #: "text", "binary" or "close".
+    #: "text", "binary", "close", "resume" (``reply`` holds the range of the log to send)
+    #: or "reply".
     kind: str
     text: str | None = None
+    #: A binary frame's bytes, or a reply's body.
     data: bytes | None = None
     #: A close's code (None: no code) and reason.
     code: int | None = None
     reason: str | None = None
     #: The row's place in its node's outbox, once read from there.
     position: int = 0
+    #: A reply's destination: the node that asked (None: the node holding the socket).
+    node: str | None = None
+    #: A reply's request (or call) id.
+    request_id: str | None = None
+    #: What a reply or a resume carries, as JSON values.
+    reply: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
 class InboxItem:
-    """Work for an object that is not live here: a frame, a close or an error of a socket."""
+    """Work for an object that is not live here: a frame, a close or an error of a socket,
+    or a request or RPC call routed from another node."""
 
     object_id: str
     kind: str

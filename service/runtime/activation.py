@@ -44,6 +44,7 @@ from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
 from service.runtime.node_settings import NodeSettings
 from service.runtime.object_core import Core
+from service.runtime.replies import Replies
 from service.runtime.turn import Turn
 from service.tasks import BackgroundTasks
 
@@ -95,6 +96,8 @@ class Services:
     metrics: Metrics
     #: Where a reset's unwinding runs (the node waits for it when it stops).
     tasks: BackgroundTasks
+    #: The node's callers waiting for replies from other nodes.
+    callers: Replies
 
 
 class Activation(Core):
@@ -112,6 +115,7 @@ class Activation(Core):
             snapshot_every=services.settings.snapshot_every,
             max_attempts=services.settings.max_attempts,
             inbox_attempts=services.inbox_attempts,
+            callers=services.callers,
         )
         self._host = services.host
         self._bindings = services.bindings
@@ -236,6 +240,10 @@ class Activation(Core):
     async def take_inbox(self) -> None:
         """Queue this object's inbox rows not seen yet, after the work already queued."""
         self.mailbox.queue_inbox(await self._read_inbox(), first=False)
+
+    def queue_inbox(self, items: list[InboxItem]) -> None:
+        """Queue inbox rows read for this object with others' (``Node._take_inboxes``)."""
+        self.mailbox.queue_inbox(items, first=False)
 
     async def _read_inbox(self) -> list[InboxItem]:
         await self._host.inbox_settled(self.key)

@@ -16,7 +16,7 @@ from service.ports.records import InboxItem
 #: calls a method of the object (through a stub).
 Kind = Literal["fetch", "message", "close", "error", "alarm", "drop", "rpc"]
 
-#: Deliveries that travel through the inbox when their object is not live.
+#: Deliveries of a socket's events (the others are requests, calls and alarms).
 SOCKET_KINDS = frozenset({"message", "close", "error"})
 
 
@@ -39,9 +39,12 @@ class Delivery:
     attempts: int = 0
     #: The call of an "rpc" delivery.
     call: rpc.Call | None = None
-    #: The node waiting for the outcome of an "rpc" delivery that came through the inbox
-    #: (the reply goes back to it, matched by call id); None when the caller is local.
+    #: The node waiting for the response of a "fetch" or the outcome of an "rpc" delivery
+    #: that came through the inbox (the reply goes back to it, matched by ``request_id``);
+    #: None when the caller is local.
     reply_to: str | None = None
+    #: What the reply to a routed "fetch" or "rpc" is matched by (an rpc call's call id).
+    request_id: str | None = None
 
     def fail(self, error: Exception) -> None:
         """Tell the caller waiting for this delivery's response, if any, that it failed."""
@@ -60,6 +63,8 @@ class Delivery:
             data = {"error": self.error, "code": self.code}
         elif self.kind == "rpc" and self.call is not None:
             data = _rpc_data(self.call, self.reply_to)
+        elif self.kind == "fetch" and self.request is not None:
+            data = _fetch_data(self.request, self.request_id, self.reply_to)
         else:
             raise ValueError(f"{self.kind} deliveries do not go through the inbox")
         data["attempts"] = self.attempts
@@ -85,10 +90,26 @@ def from_inbox(item: InboxItem) -> Delivery:
             attempts=attempts,
         )
     if item.kind == "rpc":
+        call = _rpc_call(data)
         return Delivery(
             "rpc",
-            call=_rpc_call(data),
+            call=call,
             reply_to=data.get("reply_to"),
+            request_id=call.call_id,
+            inbox_id=item.id,
+            attempts=attempts,
+        )
+    if item.kind == "fetch":
+        return Delivery(
+            "fetch",
+            request=Request(
+                str(data["url"]),
+                method=str(data["method"]),
+                headers=[(str(name), str(value)) for name, value in data["headers"]],
+                body=base64.b64decode(data["body"]),
+            ),
+            reply_to=data.get("reply_to"),
+            request_id=data.get("request_id"),
             inbox_id=item.id,
             attempts=attempts,
         )
@@ -114,6 +135,19 @@ def _rpc_data(call: rpc.Call, reply_to: str | None) -> dict[str, Any]:
         "caller_label": call.caller_label,
         "waiting": list(call.waiting),
         "reply_to": reply_to,
+    }
+
+
+def _fetch_data(request: Request, request_id: str | None, reply_to: str | None) -> dict[str, Any]:
+    """A request as an inbox row holds it: all of it, the body base64-encoded, and the node
+    to reply to."""
+    return {
+        "request_id": request_id,
+        "reply_to": reply_to,
+        "method": request.method,
+        "url": request.url,
+        "headers": [[name, value] for name, value in request.headers.items()],
+        "body": base64.b64encode(request.body).decode("ascii"),
     }
 
 

@@ -4,8 +4,9 @@ for whichever node runs an object next (at shutdown, or for a previous run's soc
 Writes go to the group commit in the order they are made, and it keeps that order, so a
 socket's frames reach the inbox, and so their object, in the order the socket sent them.
 The flush that commits a row wakes the object's live owner (or this node, when nobody live
-owns it). Requests do not travel this way yet. The other direction, the frames an object
-sends to sockets another node holds, goes through the outbox (``outbox_delivery``).
+owns it). Requests, upgrades and RPC calls travel this way too, with the node to reply to
+(``replies``). The other direction, the frames an object sends to sockets another node holds
+and the replies, goes through the outbox (``outbox_delivery``).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ class InboxWrites:
 
     # -- writes -------------------------------------------------------------------------
 
-    def write(self, object_id: str, delivery: Delivery) -> None:
-        """Queue the delivery as an inbox row, behind this node's earlier writes."""
+    def write(self, object_id: str, delivery: Delivery) -> asyncio.Future[int]:
+        """Queue the delivery as an inbox row, behind this node's earlier writes; the future
+        tells when it is committed (and its id), or why it is not."""
         future = asyncio.ensure_future(self._event_log.enqueue(delivery.to_inbox(object_id)))
         self._pending[object_id] = future
 
@@ -80,9 +82,12 @@ class InboxWrites:
                 )
                 # Its sender must hear that it was lost: the socket closes, and the client
                 # reconnects and sends again (a socket this node no longer holds is skipped).
-                self._output.close(delivery.socket_id, *NOT_RECORDED)
+                # A request's or a call's caller hears it from the future.
+                if delivery.socket_id:
+                    self._output.close(delivery.socket_id, *NOT_RECORDED)
 
         future.add_done_callback(done)
+        return future
 
     async def settled(self, object_id: str) -> None:
         """Wait until inbox writes already made for this object are committed."""

@@ -6,7 +6,9 @@ it is written to the inbox, in order, and the flush that commits it wakes the ow
 NOTIFY on that node's channel; the owner drains its inbox, recording each row once, in the
 commit that consumes it. A slow poll of the inbox backs the notifications up. What objects
 running elsewhere send to this node's sockets arrives through its outbox
-(``outbox_delivery``), read on the same notifications, reconnects and polls.
+(``outbox_delivery``), read on the same notifications, reconnects and polls; so do the
+replies to the requests, upgrades and RPC calls this node routed to their objects' owners
+(``replies``): their callers wait here, up to the route timeout.
 
 The node holds its objects under a lease (``membership``): while its heartbeats do not get
 through it runs none of them, and once declared dead it stops for good.
@@ -18,13 +20,14 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from service.api import rpc
 from service.api.application import Application
 from service.api.durable_object import DurableObject
-from service.api.errors import ObjectElsewhereError, ObjectResetError
+from service.api.errors import ObjectResetError, OwnerTimeoutError
 from service.api.http import Request, Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
@@ -35,9 +38,10 @@ from service.ports.auto_responses import AutoResponses
 from service.ports.cluster import SweptNode
 from service.ports.errors import OwnedElsewhereError, StoreUnavailableError
 from service.ports.event_log import EventLog
+from service.ports.records import RemoteOutput
 from service.ports.socket_events import DISCONNECTED_REASON
 from service.ports.socket_output import SocketOutput
-from service.runtime import storage_errors
+from service.runtime import replies, storage_errors
 from service.runtime.activation import Activation, Services
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
@@ -45,12 +49,17 @@ from service.runtime.inbox_writes import NOT_RECORDED, InboxWrites
 from service.runtime.membership import Membership
 from service.runtime.node_settings import NodeSettings
 from service.runtime.outbox_delivery import OutboxDelivery
+from service.runtime.replies import Replies
 from service.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
 #: Seconds a request waits for the database to answer a probe while it is taken to be away.
 PROBE_TIMEOUT = 1.0
+
+#: Largest body of a request carried to another node, unless ``max_message_bytes`` is larger
+#: (the gateway's own limit on request bodies is the larger of the two).
+ROUTED_BODY_BYTES = 1 << 20
 
 
 class Node:
@@ -81,8 +90,11 @@ class Node:
         self.activations: dict[str, Activation] = {}
         self.alarms = AlarmScheduler(self, event_log)
         self._output = output
+        self._auto_responses = auto_responses
         self.inbox = InboxWrites(event_log, output, self.log_extra)
-        self.outbox = OutboxDelivery(event_log, output)
+        self.outbox = OutboxDelivery(event_log, output, on_reply=self.replied)
+        #: Callers of this node waiting for the owners of their objects to reply.
+        self.callers = Replies(event_log.node_id)
         #: Work for objects that no activation takes now (asleep, waking, leaving memory or
         #: being revived after a reset), in arrival order: the next activation takes it
         #: first, after the object's inbox (see ``deliver`` and ``gone``).
@@ -118,6 +130,7 @@ class Node:
             inbox_attempts=self.inbox_attempts,
             metrics=self.metrics,
             tasks=self.tasks,
+            callers=self.callers,
         )
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -182,6 +195,7 @@ class Node:
             for delivery in self._keep(object_id, deliveries):
                 self.inbox.write(object_id, delivery)
         self._waiting.clear()
+        self.callers.fail_all("this node is shutting down: the object's owner did not reply")
         self.alarms.close()
         await self.tasks.wait(self.settings.shutdown_timeout)
         await self.inbox.all_settled()
@@ -204,21 +218,14 @@ class Node:
     # -- the API's ObjectHost -----------------------------------------------------------
 
     async def fetch(self, binding: str, object_id: DurableObjectId, request: Request) -> Response:
-        """Deliver a request to an object and return its response once it is committed."""
-        if binding not in self.app.bindings:
-            raise LookupError(f"no binding named {binding!r}")
-        await self._check_database()
+        """Deliver a request to an object and return its response once it is committed.
+
+        An object another live node owns gets the request through the inbox, and its reply
+        (a 101 included: the socket is then held here) comes back through the outbox."""
         try:
-            activation = await self.activate(str(object_id), binding, object_id.name)
-            while not activation.accepting:  # reset between its wake and this delivery
-                activation = await self.activate(str(object_id), binding, object_id.name)
+            activation = await self._activation(binding, object_id)
         except OwnedElsewhereError as error:
-            raise ObjectElsewhereError(
-                f"The object is running on node {error.owner!r}; requests are not forwarded "
-                "between nodes yet. Retry shortly."
-            ) from None
-        except StoreUnavailableError as error:
-            raise storage_errors.for_user(error) from error
+            return await self._fetch_elsewhere(str(object_id), error.owner, request)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         activation.enqueue(Delivery("fetch", request=request, future=future))
         return await future
@@ -227,11 +234,22 @@ class Node:
         """Run a method of an object (an RPC call through a stub) as one of its deliveries, in
         order with its other work; return its outcome once the turn is committed.
 
-        An object no live node owns wakes here, as for a request. One that another live node
-        owns is refused for now (ObjectElsewhereError): calls are not carried between nodes
-        yet. The delivery is built so that they can be: ``Delivery.to_inbox`` encodes an rpc
-        call with its call id and the node to reply to.
+        An object no live node owns wakes here, as for a request; one that another live node
+        owns gets the call through the inbox, and its outcome comes back through the outbox.
         """
+        try:
+            activation = await self._activation(binding, object_id)
+        except OwnedElsewhereError as error:
+            delivery = Delivery("rpc", call=call, request_id=call.call_id)
+            outcome: rpc.Outcome = await self._elsewhere(str(object_id), error.owner, delivery)
+            return outcome
+        future: asyncio.Future[rpc.Outcome] = asyncio.get_running_loop().create_future()
+        activation.enqueue(Delivery("rpc", call=call, future=future))
+        return await future
+
+    async def _activation(self, binding: str, object_id: DurableObjectId) -> Activation:
+        """The object's live activation here, woken if need be; OwnedElsewhereError if
+        another live node owns it."""
         if binding not in self.app.bindings:
             raise LookupError(f"no binding named {binding!r}")
         await self._check_database()
@@ -239,16 +257,69 @@ class Node:
             activation = await self.activate(str(object_id), binding, object_id.name)
             while not activation.accepting:  # reset between its wake and this delivery
                 activation = await self.activate(str(object_id), binding, object_id.name)
-        except OwnedElsewhereError as error:
-            raise ObjectElsewhereError(
-                f"The object is running on node {error.owner!r}; RPC calls are not forwarded "
-                "between nodes yet. Retry shortly."
+        except StoreUnavailableError as error:
+            raise storage_errors.for_user(error) from error
+        return activation
+
+    async def _fetch_elsewhere(self, object_id: str, owner: str, request: Request) -> Response:
+        limit = max(self.limits.max_message_bytes, ROUTED_BODY_BYTES)
+        if len(request.body) > limit:
+            return Response(
+                f"Payload too large: the object runs on another node, and a request carried "
+                f"there may have a body of at most {limit} bytes.",
+                status=413,
+            )
+        delivery = Delivery("fetch", request=request, request_id=uuid.uuid4().hex)
+        response: Response = await self._elsewhere(object_id, owner, delivery)
+        return response
+
+    async def _elsewhere(self, object_id: str, owner: str, delivery: Delivery) -> Any:
+        """Route a request or call to the object's owner through the inbox and wait for its
+        reply (``replies``), at most the route timeout."""
+        assert delivery.request_id is not None
+        delivery.reply_to = self.callers.node_id
+        future = self.callers.wait(delivery.request_id)
+        self.inbox.route(object_id, owner)
+        timeout = self.settings.route_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                # Shielded: a timeout must not cancel a write the group commit holds.
+                await asyncio.shield(self.inbox.write(object_id, delivery))
+                result = await future
+        except TimeoutError:
+            raise OwnerTimeoutError(
+                f"The object runs on node {owner!r}, which did not answer within {timeout:g} s "
+                "(it may be overloaded, paused or failing; if it failed, the node that takes the "
+                "object over runs the request). It may still run there."
             ) from None
         except StoreUnavailableError as error:
             raise storage_errors.for_user(error) from error
-        future: asyncio.Future[rpc.Outcome] = asyncio.get_running_loop().create_future()
-        activation.enqueue(Delivery("rpc", call=call, future=future))
-        return await future
+        finally:
+            self.callers.take(delivery.request_id)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def replied(self, row: RemoteOutput) -> None:
+        """A reply to a request or call this node routed (read from its outbox, in order):
+        settle its caller. A socket it opens is announced to the gateway now, before the
+        rows that follow (its frames); if the caller gave up, the socket is closed."""
+        future = self.callers.take(row.request_id)
+        socket = (row.reply or {}).get("socket")
+        if future is None:
+            log.info("a reply came after its caller gave up: dropped", extra={"action": "route"})
+            if socket is not None:
+                self.closed(
+                    socket["object_id"], socket["id"], 1006, DISCONNECTED_REASON, was_clean=False
+                )
+            return
+        if socket is not None:
+            object_id = socket["object_id"]
+            self._output.expect(socket["id"], object_id, socket["binding"], socket["hibernatable"])
+            pair = socket.get("auto_response")
+            if pair is not None:
+                self._auto_responses.set_auto_response(object_id, (pair[0], pair[1]))
+        future.set_result(replies.result_of(row))
 
     async def _check_database(self) -> None:
         """Fail fast while the database refuses connections, rather than run the request and
@@ -495,8 +566,37 @@ class Node:
         if object_ids is None:
             self.tasks.spawn(self._poll())
             return
+        running = [object_id for object_id in object_ids if self._running(object_id)]
+        if len(running) > 1:
+            self.tasks.spawn(self._take_inboxes(running))
         for object_id in object_ids:
-            self.tasks.spawn(self._wake(object_id))
+            if len(running) < 2 or object_id not in running:
+                self.tasks.spawn(self._wake(object_id))
+
+    def _running(self, object_id: str) -> bool:
+        activation = self.activations.get(object_id)
+        return (
+            activation is not None
+            and activation.status == "running"
+            and object_id not in self._reviving
+        )
+
+    async def _take_inboxes(self, object_ids: list[str]) -> None:
+        """The inbox rows of several live objects, in one read: a flush that wrote to many
+        objects of this node woke them all with one notification."""
+        for object_id in object_ids:
+            await self.inbox.settled(object_id)
+        try:
+            found = await self.event_log.inboxes(object_ids)
+        except StoreUnavailableError as error:
+            log.warning("wake failed, the poll will retry: %s", error, extra={"action": "wake"})
+            return
+        for object_id, items in found.items():
+            activation = self.activations.get(object_id)
+            if activation is not None and self._running(object_id):
+                activation.queue_inbox(items)
+            else:  # it changed meanwhile (hibernating, reset): wake it as one
+                self.tasks.spawn(self._wake(object_id))
 
     async def _on_connect(self) -> None:
         # What was sent while the listener was away was lost: read the tables.

@@ -19,3 +19,6 @@ class NodeSettings:
     #: Seconds after its last heartbeat that the node counts as dead, and may lose its
     #: objects to another node; it heartbeats every third of that.
     lease_timeout: float = 5.0
+    #: Seconds a request or RPC call routed to the node that owns its object waits for
+    #: the reply.
+    route_timeout: float = 30.0

@@ -11,7 +11,9 @@ Output for a socket another node holds is not held here: it goes into the turn's
 and the flush writes it to the outbox in the same transaction as the turn's events (so the
 gate holds across nodes, and a fenced former owner sends nothing). A socket is this node's
 if the gateway holds it or this activation accepted it (its accept is still on its way to
-the gateway, in the output of a turn not yet released).
+the gateway, in the output of a turn not yet released), unless the accept answered a request
+routed from another node: that node holds the socket, and the turn's reply (ahead of the
+turn's frames in its commit) announces it there (``replies``).
 
 ``Core`` is the base of ``service.runtime.activation.Activation``, which adds the object's
 lifecycle (claim, replay, hibernate, reset) and implements ``reset``.
@@ -45,11 +47,12 @@ from service.ports.errors import CommitRefusedError
 from service.ports.event_log import PublishedLog
 from service.ports.records import Append, RemoteOutput
 from service.ports.socket_output import SocketOutput
-from service.runtime import dispatch, storage_errors
+from service.runtime import dispatch, replies, storage_errors
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
 from service.runtime.mailbox import Mailbox
 from service.runtime.output_gate import OutputGate
+from service.runtime.replies import Replies
 from service.runtime.turn import Output, ResetRequested, Resume, Turn, rollback
 from service.tasks import BackgroundTasks
 
@@ -87,6 +90,7 @@ class Core(abc.ABC):
         snapshot_every: int,
         max_attempts: int,
         inbox_attempts: Mapping[int, int],
+        callers: Replies | None = None,
     ) -> None:
         self.object_id = object_id
         self.key = str(object_id)
@@ -119,6 +123,12 @@ class Core(abc.ABC):
         #: Sockets this activation accepted, open: held here, whether or not the gateway
         #: knows them yet.
         self._accepted_here: set[str] = set()
+        #: This node's callers waiting for replies (a request routed back to this node
+        #: settles its caller here).
+        self._callers = callers or Replies("")
+        #: While a request routed from another node runs: that node, which holds the sockets
+        #: it accepts.
+        self._accepting_for: str | None = None
         self.gate = OutputGate(self, output, event_log)
         self.mailbox = Mailbox(
             self, limits, max_attempts=max_attempts, inbox_attempts=inbox_attempts
@@ -148,10 +158,17 @@ class Core(abc.ABC):
 
     async def run_turn(self, delivery: Delivery) -> None:
         """Run the handler of one delivery as a turn; settle a fetch (or an rpc call) once
-        it is committed."""
+        it is committed, or reply to the node it was routed from in the same commit."""
+        if delivery.reply_to is not None and delivery.reply_to == self._callers.node_id:
+            # Routed by this node to an owner that let the object go before reading it: the
+            # caller waits here.
+            delivery.reply_to, delivery.future = None, self._callers.take(delivery.request_id)
+        routed = delivery.reply_to is not None
         turn = self._turn = Turn(delivery)
         if delivery.inbox_id is not None:
             turn.consumed_inbox.append(delivery.inbox_id)
+        if routed and delivery.kind == "fetch":
+            self._accepting_for = delivery.reply_to
         token = core_module.current_core.set(self)
         result: Response | Outcome | None = None
         try:
@@ -160,22 +177,55 @@ class Core(abc.ABC):
             self._turn = None
             core_module.current_core.reset(token)
             delivery.fail(ObjectResetError(reset.reason))
+            self._answer_reset(delivery, turn, reset.reason)
             self.reset(reset.reason)
             return
         finally:
+            self._accepting_for = None
             if self._turn is turn:
                 self._turn = None
                 core_module.current_core.reset(token)
-        gate = self._finish(turn)
+        answer = replies.answer(delivery, result, self._socket_details) if routed else None
+        gate = self._finish(turn, answer)
         if delivery.future is not None and result is not None:
             _respond(delivery.future, gate, result)
+        elif delivery.kind == "drop":
+            delivery.fail(ObjectResetError(replies.DROPPED))
 
-    def _finish(self, turn: Turn) -> asyncio.Future[None] | None:
-        """Hand the turn's events (and its output for other nodes' sockets) to the log; queue
-        its output for this node's sockets behind the commit."""
+    def _answer_reset(self, delivery: Delivery, turn: Turn, reason: str) -> None:
+        """A request or call from the inbox reset the object: as for one made here, it is
+        answered with the reset and not run again, so its row is consumed (nothing else of
+        the turn is kept) with the reply to the node it came from, if another."""
+        if delivery.request_id is None or delivery.inbox_id is None:
+            return
+        outbox = [replies.reply(delivery, replies.of_failure(reason))] if delivery.reply_to else []
+        # The row may be consumed already (``commit_so_far``): the reply still goes.
+        if outbox or turn.consumed_inbox:
+            self._commit(Turn(consumed_inbox=turn.consumed_inbox), [], outbox)
+
+    def _socket_details(self, socket_id: str) -> dict[str, Any] | None:
+        """What the node holding a socket accepted here needs to know of it."""
+        socket = self.state.sockets.get(socket_id)
+        if socket is None:
+            return None
+        pair = self.state.auto_response
+        return {
+            "id": socket_id,
+            "object_id": self.key,
+            "binding": self.binding,
+            "hibernatable": socket.hibernatable,
+            "auto_response": None if pair is None else list(pair),
+        }
+
+    def _finish(self, turn: Turn, reply: RemoteOutput | None = None) -> asyncio.Future[None] | None:
+        """Hand the turn's events (and its output for other nodes' sockets, after its reply
+        to the node it was routed from, if any) to the log; queue its output for this
+        node's sockets behind the commit."""
         # The turn is over: its lists are not changed again, and go to the log as they are.
         events = turn.events[turn.committed :] if turn.committed else turn.events
         outbox = self._outbox_of(turn) if turn.outputs else None
+        if reply is not None:
+            outbox = [reply, *outbox] if outbox else [reply]
         committing = bool(events or turn.consumed_inbox or outbox)
         gate = self._commit(turn, events, outbox) if committing else self.gate.last_pending()
         self.gate.hold(turn, gate, committing=committing)
@@ -186,8 +236,8 @@ class Core(abc.ABC):
         holds, accepted = self._output_port.holds, self._accepted_here
         outputs = turn.outputs
         # Most turns send only to this node's sockets: then nothing is copied.
-        for first, (kind, socket_id, _) in enumerate(outputs):  # noqa: B007
-            if kind != "resume" and socket_id not in accepted and not holds(socket_id):
+        for first, (_, socket_id, _) in enumerate(outputs):  # noqa: B007
+            if socket_id not in accepted and not holds(socket_id):
                 break
         else:
             return None
@@ -195,8 +245,22 @@ class Core(abc.ABC):
         local = outputs[:first]
         for output in outputs[first:]:
             kind, socket_id, payload = output
-            if kind == "resume" or socket_id in accepted or holds(socket_id):
+            if socket_id in accepted or holds(socket_id):
                 local.append(output)
+                continue
+            if kind == "resume":
+                # The holding node reads the missed messages from the log, once this commit
+                # (and so every event up to the accept) is in it, before the socket's later
+                # rows.
+                resume = cast(Resume, payload)
+                span = {
+                    "object_id": self.key,
+                    "after": resume.after,
+                    "last_seq": resume.last_seq,
+                    "tags": list(resume.tags),
+                    "limit": resume.limit,
+                }
+                outbox.append(RemoteOutput(socket_id, "resume", reply=span))
                 continue
             if kind == "close":
                 code, reason = cast(tuple[int | None, str], payload)
@@ -317,8 +381,10 @@ class Core(abc.ABC):
             self._auto_responses.set_auto_response(self.key, self.state.auto_response)
         elif kind == "websocket_accepted":
             assert isinstance(event, types.WebSocketAccepted)
-            turn.accepted.append((event.socket_id, event.hibernatable))
-            self._accepted_here.add(event.socket_id)
+            if self._accepting_for is None:
+                turn.accepted.append((event.socket_id, event.hibernatable))
+                self._accepted_here.add(event.socket_id)
+            # else: held by the node the request came from; the reply announces it there.
         elif kind == "websocket_closed" or kind == "websocket_error":
             self._accepted_here.discard(event.socket_id)  # type: ignore[union-attr]
 

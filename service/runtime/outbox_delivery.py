@@ -10,6 +10,13 @@ order (positions are taken under the flushes' lock), hands them to the sockets i
 order, and deletes them. Per-socket order therefore holds end to end: the owner wrote a
 socket's output in turn order, and it is delivered in that order. A row for a socket this
 node no longer holds is dropped by the gateway (``SocketOutput`` ignores unknown sockets).
+
+Two kinds of rows are not frames. A reply answers a request or call this node routed to the
+object's owner (``service.runtime.replies``): it is handed to the node as it is read, so a
+socket the reply opens is known to the gateway before the rows that follow it, its frames,
+are delivered. A resume asks for the messages a socket accepted elsewhere missed: they are
+read from the log (committed by then: the resume was written by the commit of the accept)
+and sent first, while the socket's later rows wait behind the read, in order.
 """
 
 from __future__ import annotations
@@ -17,33 +24,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from service.api import published
 from service.backoff import Backoff
+from service.ports.event_log import PublishedLog
 from service.ports.records import RemoteOutput
 from service.ports.socket_output import SocketOutput
+from service.runtime import missed_messages
+from service.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
 #: Rows read per query.
 PAGE = 1000
 
+#: Seconds without a read after which the rows delivered by the last one are deleted. A read
+#: deletes what the reads before it delivered, in the same statement; when no read follows
+#: soon (the traffic stopped), one more deletes the rest.
+CLEAN_AFTER = 1.0
 
-class OutboxLog(Protocol):
-    """This node's outbox in the event log (``ports.event_log.EventLog``)."""
 
-    async def outbox_after(self, position: int, limit: int) -> list[RemoteOutput]: ...
+class OutboxLog(PublishedLog, Protocol):
+    """This node's outbox in the event log (``ports.event_log.EventLog``), and the published
+    messages a resume reads there."""
 
-    async def outbox_delivered(self, position: int) -> None: ...
+    async def outbox_after(
+        self, position: int, limit: int, *, delivered: int = 0
+    ) -> list[RemoteOutput]: ...
 
 
 class OutboxDelivery:
     """Reads this node's outbox from the last position delivered; one read at a time."""
 
-    def __init__(self, outbox: OutboxLog, output: SocketOutput, *, page: int = PAGE) -> None:
+    def __init__(
+        self,
+        outbox: OutboxLog,
+        output: SocketOutput,
+        *,
+        on_reply: Callable[[RemoteOutput], None] | None = None,
+        page: int = PAGE,
+    ) -> None:
         self._outbox = outbox
         self._output = output
+        self._on_reply = on_reply
         self._page = page
+        #: Sockets whose missed messages are being read, with their rows read meanwhile.
+        self._resuming: dict[str, list[RemoteOutput]] = {}
+        self._reads = BackgroundTasks(log)
         #: Position of the last row delivered, and of the last row deleted.
         self.delivered = 0
         self._deleted = 0
@@ -89,7 +118,11 @@ class OutboxDelivery:
     async def _run(self) -> None:
         backoff = Backoff(0.1, 2.0)
         while True:
-            await self._wanted.wait()
+            if self.delivered > self._deleted:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wanted.wait(), CLEAN_AFTER)
+            else:
+                await self._wanted.wait()
             self._wanted.clear()
             asked = self._asked
             try:
@@ -113,27 +146,71 @@ class OutboxDelivery:
             self._finished.notify_all()
 
     async def _read(self) -> None:
-        """Deliver every row after the last one delivered, then delete what was delivered."""
+        """Deliver every row after the last one delivered, deleting those delivered before.
+
+        A read that fails deletes nothing, and the rows stay until a later one deletes them:
+        never delivered twice, since reads start after the last position delivered.
+        """
         while True:
-            rows = await self._outbox.outbox_after(self.delivered, self._page)
+            deleting = self.delivered
+            rows = await self._outbox.outbox_after(
+                self.delivered, self._page, delivered=deleting if deleting > self._deleted else 0
+            )
+            self._deleted = max(self._deleted, deleting)
             for row in rows:
                 self._deliver(row)
                 self.delivered = row.position
             if len(rows) < self._page:
                 break
-        if self.delivered > self._deleted:
-            # If this fails, the rows stay until a later read deletes them: never delivered
-            # twice, since reads start after the last position delivered.
-            await self._outbox.outbox_delivered(self.delivered)
-            self._deleted = self.delivered
 
     def _deliver(self, row: RemoteOutput) -> None:
         output = self._output
-        if row.kind == "text":
+        if self._resuming and row.socket_id in self._resuming:
+            self._resuming[row.socket_id].append(row)  # behind the socket's missed messages
+        elif row.kind == "text":
             output.send(row.socket_id, row.text or "")
         elif row.kind == "binary":
             output.send(row.socket_id, row.data or b"")
         elif row.kind == "close":
             output.close(row.socket_id, row.code, row.reason or "")
+        elif row.kind == "reply":
+            if self._on_reply is not None:
+                self._on_reply(row)
+        elif row.kind == "resume" and row.reply is not None:
+            self._resume(row.socket_id, row.reply)
         else:
             log.warning("ignoring an outbox row of kind %r", row.kind, extra={"action": "outbox"})
+
+    def _resume(self, socket_id: str, span: dict[str, Any]) -> None:
+        after, last_seq = int(span["after"]), int(span["last_seq"])
+        if after > last_seq:
+            reason = published.ahead_reason(after, last_seq)
+            self._output.close(socket_id, published.RESUME_AHEAD_CODE, reason)
+        elif after < last_seq:
+            self._resuming[socket_id] = []
+            self._reads.spawn(self._replay(socket_id, span))
+
+    async def _replay(self, socket_id: str, span: dict[str, Any]) -> None:
+        """Send a socket the messages it missed, then the rows read for it meanwhile."""
+        output = self._output
+        try:
+            missed = await missed_messages.frames(
+                self._outbox,
+                str(span["object_id"]),
+                int(span["after"]),
+                int(span["last_seq"]),
+                [str(tag) for tag in span["tags"]],
+                int(span["limit"]),
+            )
+        except Exception as error:
+            log.warning(
+                "could not read the missed messages of a resuming socket: %s",
+                error,
+                extra={"object_id": span.get("object_id"), "action": "resume"},
+            )
+            output.close(socket_id, published.RESUME_FAILED_CODE, published.RESUME_FAILED_REASON)
+        else:
+            for frame in missed:
+                output.send(socket_id, frame)
+        for row in self._resuming.pop(socket_id, []):
+            self._deliver(row)

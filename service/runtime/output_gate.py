@@ -31,7 +31,7 @@ from typing import Any, Protocol, cast
 from service.api import published
 from service.ports.event_log import PublishedLog
 from service.ports.socket_output import SocketOutput
-from service.runtime import storage_errors
+from service.runtime import missed_messages, storage_errors
 from service.runtime.delivery import SOCKET_KINDS, Delivery
 from service.runtime.turn import Output, Resume, Turn
 
@@ -168,9 +168,13 @@ class OutputGate:
     async def _replay(self, socket_id: str, resume: Resume) -> None:
         output = self._output
         try:
-            # One more than the limit, to learn whether there are more.
-            messages = await self._published_log.published_between(
-                self._owner.key, resume.after, resume.last_seq, resume.tags, resume.limit + 1
+            missed = await missed_messages.frames(
+                self._published_log,
+                self._owner.key,
+                resume.after,
+                resume.last_seq,
+                resume.tags,
+                resume.limit,
             )
         except Exception as error:
             log.warning(
@@ -180,16 +184,8 @@ class OutputGate:
             )
             output.close(socket_id, published.RESUME_FAILED_CODE, published.RESUME_FAILED_REASON)
         else:
-            if len(messages) > resume.limit:
-                # The oldest one read is the newest one not replayed.
-                output.send(socket_id, published.truncated(messages[0].seq))
-                messages = messages[1:]
-            for message in messages:
-                if message.binary is not None:
-                    output.send(socket_id, published.binary_frame(message.seq, message.binary))
-                else:
-                    assert message.data is not None
-                    output.send(socket_id, published.text_frame(message.seq, message.data))
+            for frame in missed:
+                output.send(socket_id, frame)
         self._release(self._resuming.pop(socket_id))
 
     async def sync(self) -> None:

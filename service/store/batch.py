@@ -101,7 +101,9 @@ def build(groups: dict[str, list[Append]], inbox: list[InboxItem]) -> FlushBatch
 
 
 def _outbox_row(object_id: str, output: RemoteOutput) -> flush_records.OutboxRow:
+    reply = output.reply
     return flush_records.outbox(
+        output.node,
         object_id,
         output.socket_id,
         output.kind,
@@ -109,6 +111,8 @@ def _outbox_row(object_id: str, output: RemoteOutput) -> flush_records.OutboxRow
         output.data,
         output.code,
         output.reason,
+        output.request_id,
+        None if reply is None else json.dumps(reply, ensure_ascii=False),
     )
 
 

@@ -101,6 +101,7 @@ class EventStore(log_reads.LogReads):
         pool = await asyncpg.create_pool(
             self.dsn,
             min_size=0,
+            reset=connections.keep_session,
             max_size=size,
             command_timeout=self._command_timeout,
             timeout=self._command_timeout,
@@ -224,6 +225,15 @@ class EventStore(log_reads.LogReads):
             for r in rows
         ]
 
+    async def inboxes(self, object_ids: Sequence[str]) -> dict[str, list[InboxItem]]:
+        rows = await self._call(lambda c: c.fetch(queries.INBOX_OF_MANY, list(object_ids)))
+        found: dict[str, list[InboxItem]] = {object_id: [] for object_id in object_ids}
+        for r in rows:
+            object_id = r["object_id"]
+            item = InboxItem(object_id, r["kind"], r["socket_id"], json.loads(r["data"]), r["id"])
+            found[object_id].append(item)
+        return found
+
     async def published_between(
         self, object_id: str, after_seq: int, until_seq: int, tags: Sequence[str], limit: int
     ) -> list[PublishedMessage]:
@@ -252,11 +262,17 @@ class EventStore(log_reads.LogReads):
         now, as a flush that wrote inbox rows for them would."""
         await self._call(lambda c: c.fetchval(queries.WAKE, self.node_id, sorted(object_ids)))
 
-    async def outbox_after(self, position: int, limit: int) -> list[RemoteOutput]:
-        """This node's outbox rows after ``position``, oldest first, at most ``limit``."""
-        rows = await self._call(
-            lambda c: c.fetch(queries.OUTBOX_AFTER, self.node_id, position, limit)
-        )
+    async def outbox_after(
+        self, position: int, limit: int, *, delivered: int = 0
+    ) -> list[RemoteOutput]:
+        """This node's outbox rows after ``position``, oldest first, at most ``limit``; in
+        the same statement, the rows up to ``delivered`` are deleted."""
+        args: tuple[int, ...]
+        if delivered:
+            query, args = queries.OUTBOX_AFTER_DELETING, (position, limit, delivered)
+        else:
+            query, args = queries.OUTBOX_AFTER, (position, limit)
+        rows = await self._call(lambda c: c.fetch(query, self.node_id, *args))
         return [
             RemoteOutput(
                 r["socket_id"],
@@ -266,6 +282,8 @@ class EventStore(log_reads.LogReads):
                 r["close_code"],
                 r["close_reason"],
                 r["position"],
+                request_id=r["request_id"],
+                reply=None if r["reply"] is None else json.loads(r["reply"]),
             )
             for r in rows
         ]

@@ -3,7 +3,7 @@
 Each kind of row a flush writes has one function here that makes it: its parameters name
 the row's fields in order, with their SQL types, and the composite type of migration
 dd9f2007840a that it is registered under declares the same fields (a test compares the
-two in the migrated database); the outbox's type is c4e8a1b2d3f5's, for durable_route_v1.
+two in the migrated database); the outbox's type is d7a9c3e5f1b2's, for durable_route_v2.
 A row is a plain tuple: asyncpg sends a tuple as a composite value field by field, and
 COPY takes the events' rows as they are, with no codec to register. Not a NamedTuple: the
 garbage collector never untracks instances of a tuple subclass, and thousands of them alive
@@ -69,7 +69,18 @@ AlarmRow = tuple[str, int | None]
 SnapshotRow = tuple[str, int, str]
 ConsumedRow = tuple[str, int]
 InboxRow = tuple[str, str, str, str]
-OutboxRow = tuple[str, str, str, str | None, bytes | None, int | None, str | None]
+OutboxRow = tuple[
+    str | None,
+    str,
+    str,
+    str,
+    str | None,
+    bytes | None,
+    int | None,
+    str | None,
+    str | None,
+    str | None,
+]
 
 
 @row_type("durable_flush_advance_v1")
@@ -137,8 +148,9 @@ def inbox(object_id: Text, kind: Text, socket_id: Text, data: Jsonb) -> InboxRow
     return (object_id, kind, socket_id, data)
 
 
-@row_type("durable_outbox_v1")
+@row_type("durable_outbox_v2")
 def outbox(
+    node: TextOrNull,
     object_id: Text,
     socket_id: Text,
     kind: Text,
@@ -146,14 +158,28 @@ def outbox(
     data: BytesOrNull,
     close_code: IntegerOrNull,
     close_reason: TextOrNull,
+    request_id: TextOrNull,
+    reply: Annotated[str | None, Sql("jsonb")],
 ) -> OutboxRow:
-    """A frame or close for a socket another node holds: a row of ``outbox``, addressed
-    by durable_route_v1 to the node ``websockets`` says holds the socket."""
-    return (object_id, socket_id, kind, text, data, close_code, close_reason)
+    """A row of ``outbox``: a frame, close or resume for a socket another node holds
+    (``node`` None: durable_route_v2 addresses it to the node ``websockets`` says holds the
+    socket), or a reply to a request or call routed from ``node``."""
+    return (
+        node,
+        object_id,
+        socket_id,
+        kind,
+        text,
+        data,
+        close_code,
+        close_reason,
+        request_id,
+        reply,
+    )
 
 
-#: The composite types that are not parameters of durable_flush_v1: durable_route_v1's.
-ROUTE_ROW_TYPES = frozenset({"durable_outbox_v1"})
+#: The composite types that are not parameters of durable_flush_v1: durable_route_v2's.
+ROUTE_ROW_TYPES = frozenset({"durable_outbox_v2"})
 
 
 class Arguments(NamedTuple):

@@ -92,7 +92,7 @@ RETURNING object_id
 """
 
 # Output for sockets of nodes that are gone (swept, this one among them, or stopped): nobody
-# delivers it. durable_route_v1 writes none for such a node, but a flush that read its row
+# delivers it. durable_route_v2 writes none for such a node, but a flush that read its row
 # before the sweep or stop committed may have written some since; a later sweep takes those.
 FORGET_OUTBOX = """
 DELETE FROM outbox AS x

@@ -19,9 +19,11 @@ _FLUSH_CALL = "durable_flush_v1({})".format(
 )
 FLUSH = "SELECT xid, stale, inbox_ids FROM " + _FLUSH_CALL
 
-# The same flush, for one that writes inbox rows or output for sockets other nodes hold
-# (durable_route_v1, migration c4e8a1b2d3f5): it writes the outbox rows, each addressed to
-# the node holding its socket, and sends one NOTIFY per destination node, carrying the ids
+# The same flush, for one that writes inbox rows, output for sockets other nodes hold or
+# replies to requests routed here (durable_route_v2, migration d7a9c3e5f1b2): it writes the
+# outbox rows, each addressed to the node holding its socket or to the node a reply answers
+# (recording that node as the holder of a socket the reply opens), and sends one NOTIFY
+# per destination node, carrying the ids
 # of the objects woken there (an object no live node owns wakes the writer, which claims it)
 # and the newest outbox position written for it. Two more parameters after the flush's: the
 # woken ids, sorted, and the outbox rows (flush_records.outbox), in turn order. In the same
@@ -30,7 +32,7 @@ FLUSH = "SELECT xid, stale, inbox_ids FROM " + _FLUSH_CALL
 # drops them with the rows.
 FLUSH_AND_ROUTE = (
     "SELECT f.xid, f.stale, f.inbox_ids,"
-    " CASE WHEN cardinality(f.stale) = 0 THEN durable_route_v1(${}, ${}, ${}) END"
+    " CASE WHEN cardinality(f.stale) = 0 THEN durable_route_v2(${}, ${}, ${}) END"
     " FROM {} AS f".format(
         flush_records.Arguments._fields.index("node_id") + 1,
         len(flush_records.Arguments._fields) + 1,
@@ -114,6 +116,13 @@ SELECT seq, state FROM snapshots WHERE object_id = $1 AND seq <= $2
 # Pending inbox rows of one object, oldest first.
 INBOX_OF = "SELECT id, kind, socket_id, data FROM inbox WHERE object_id = $1 ORDER BY id"
 
+# Pending inbox rows of several objects (one wake names every object a flush wrote to),
+# each object's oldest first.
+INBOX_OF_MANY = """
+SELECT object_id, id, kind, socket_id, data FROM inbox
+ WHERE object_id = ANY ($1::text[]) ORDER BY object_id, id
+"""
+
 # Objects with pending inbox rows that this node may take (the polling fallback of
 # LISTEN/NOTIFY): those of no live node but this one. A live owner polls its own.
 INBOX_OBJECTS = """
@@ -150,9 +159,20 @@ SELECT a.object_id, (extract(epoch FROM a.scheduled_at) * 1000)::bigint AS ms
 """
 
 # This node's outbox rows after a position, in position order, which is commit order (see
-# durable_route_v1): a range of the primary key.
+# durable_route_v2): a range of the primary key.
 OUTBOX_AFTER = """
-SELECT position, socket_id, kind, text, data, close_code, close_reason FROM outbox
+SELECT position, socket_id, kind, text, data, close_code, close_reason, request_id, reply
+  FROM outbox
+ WHERE node = $1 AND position > $2 ORDER BY position LIMIT $3
+"""
+
+# The same read, which also deletes the rows up to $4 (delivered by the reads before it): one
+# round trip where a read and a delete would take two. The SELECT sees the table as it was
+# before the DELETE, and reads only rows past $2 >= $4, which it does not touch.
+OUTBOX_AFTER_DELETING = """
+WITH delivered AS (DELETE FROM outbox WHERE node = $1 AND position <= $4)
+SELECT position, socket_id, kind, text, data, close_code, close_reason, request_id, reply
+  FROM outbox
  WHERE node = $1 AND position > $2 ORDER BY position LIMIT $3
 """
 

@@ -196,7 +196,8 @@ outbox = sa.Table(
         "node",
         sa.Text,
         primary_key=True,
-        comment="Node whose gateway holds the socket: the one that delivers the row",
+        comment="Node that delivers the row: the one holding the socket, or the one a reply "
+        "answers",
     ),
     sa.Column(
         "position",
@@ -206,16 +207,32 @@ outbox = sa.Table(
         comment="Delivery order; assigned under the flushes' lock, so it follows commits",
     ),
     sa.Column("object_id", sa.Text, nullable=False, comment="The object that sent it"),
-    sa.Column("socket_id", sa.Text, nullable=False),
-    sa.Column("kind", sa.Text, nullable=False, comment="text, binary or close"),
+    sa.Column(
+        "socket_id",
+        sa.Text,
+        nullable=False,
+        comment="The socket the row is for; empty for a reply that opens none",
+    ),
+    sa.Column("kind", sa.Text, nullable=False, comment="text, binary, close, resume or reply"),
     sa.Column("text", sa.Text, comment="A text frame's text"),
     sa.Column("data", pg.BYTEA, comment="A binary frame's bytes"),
     sa.Column("close_code", sa.Integer, comment="A close's code, if any"),
     sa.Column("close_reason", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now),
+    sa.Column(
+        "request_id",
+        sa.Text,
+        comment="A reply's request or call id, as the asking node waits for it",
+    ),
+    sa.Column(
+        "reply",
+        pg.JSONB,
+        comment="A reply's status and headers or outcome; a resume's range of the log",
+    ),
     comment="Frames and closes objects sent to sockets other nodes hold, committed with "
     "the events that caused them; deleted once the holding node has delivered them.",
 )
 
-#: ``durable_route_v1`` (migration c4e8a1b2d3f5) writes a flush's outbox rows and sends its
-#: NOTIFYs, one per destination node.
+#: ``durable_route_v2`` (migration d7a9c3e5f1b2) writes a flush's outbox rows (frames,
+#: closes, resumes, and replies to requests routed from other nodes) and sends its NOTIFYs,
+#: one per destination node.

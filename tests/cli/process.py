@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -153,7 +154,11 @@ def database_of(url: str) -> str:
 
 @contextlib.asynccontextmanager
 async def scratch_database(server_url: str, name: str) -> AsyncIterator[str]:
-    """An empty database (not migrated) on the server of ``server_url``, dropped afterwards."""
+    """An empty database (not migrated) on the server of ``server_url``, dropped afterwards.
+
+    Its name is ``name`` with a random suffix: suites running at once on one server (CI and a
+    developer's run) must not meet in it."""
+    name = f"{name}_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')

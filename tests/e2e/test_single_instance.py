@@ -24,8 +24,9 @@ class Counter(DurableObject):
 
 
 async def test_a_live_owners_object_is_not_taken(database_url):
-    """Another node refuses a request for an object a live node runs (503, Retry-After),
-    and takes nothing: the owner epoch does not move."""
+    """Another node carries a connection for an object a live node runs to that node (it
+    holds the socket, the owner runs the object), and takes nothing: the owner epoch does
+    not move."""
     app = Application({"C": Counter})
     async with (
         serve(database_url, app, node_id="node-a") as node_a,
@@ -37,17 +38,19 @@ async def test_a_live_owners_object_is_not_taken(database_url):
         connection = await asyncpg.connect(database_url)
         try:
             before = await connection.fetchrow("SELECT owner_node, owner_epoch FROM objects")
-            refused = await node_b.client.get("/c/shared")
-            assert refused.status == 503
-            assert refused.headers["Retry-After"] == "1"
-            assert "running on another node" in await refused.text()
+            second = await node_b.client.ws_connect("/c/shared")
+            await second.send_str("b1")
+            assert await second.receive_str(timeout=5) == "b1:2"
             after = await connection.fetchrow("SELECT owner_node, owner_epoch FROM objects")
+            held = await connection.fetch("SELECT node FROM presence ORDER BY connected_at")
         finally:
             await connection.close()
         assert tuple(before) == tuple(after) == ("node-a", before["owner_epoch"])
+        assert [row["node"] for row in held] == ["node-a", "node-b"]
         await first.send_str("a2")
-        assert await first.receive_str(timeout=5) == "a2:2"
+        assert await first.receive_str(timeout=5) == "a2:3"
         await first.close()
+        await second.close()
 
 
 async def test_a_stale_instance_is_fenced_off_and_rebuilt(database_url):

@@ -50,6 +50,10 @@ class Room(DurableObject):
             raise KeyError("seat")
         raise RoomFull("no seat left")
 
+    async def crash(self) -> None:
+        self.ctx.storage.kv.put("written before crashing", True)
+        self.ctx.abort("crashed on purpose")
+
     def unsendable(self) -> set[int]:
         self.ctx.storage.kv.put("written before refusing", True)
         return {1, 2}

@@ -10,9 +10,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service import DurableObjectError, RemoteError
+from service import DurableObjectError, ObjectResetError, RemoteError
 from service.api import rpc
-from service.api.errors import ObjectElsewhereError
 from tests.rpc.objects import application
 from tests.support import serve
 
@@ -196,15 +195,34 @@ async def test_calls_and_socket_frames_keep_their_order(database_url):
     assert inbound == items
 
 
-async def test_a_call_for_an_object_another_node_runs_is_refused_for_now(database_url):
+async def test_a_call_for_an_object_another_node_runs_is_carried_there_and_answered(
+    database_url,
+):
     app = application()
     async with (
         serve(database_url, app, node_id="node-a") as node_a,
         serve(database_url, app, node_id="node-b") as node_b,
     ):
         assert await node_a.runtime.env.ROOM.get_by_name("hall").add("a") == 1
-        with pytest.raises(ObjectElsewhereError, match="RPC calls are not forwarded"):
-            await node_b.runtime.env.ROOM.get_by_name("hall").add("b")
-        refused = await node_b.client.get("/members/hall")
-        assert refused.status == 503 and refused.headers["Retry-After"] == "1"
-        assert await node_a.runtime.env.ROOM.get_by_name("hall").items() == ["c:a"]
+        # Through the inbox to node-a, and back through the outbox: result, exception, bytes.
+        room_on_b = node_b.runtime.env.ROOM.get_by_name("hall")
+        assert await room_on_b.add("b") == 2
+        with pytest.raises(ValueError, match=r"^bad value"):
+            await room_on_b.fail("value")
+        with pytest.raises(RemoteError, match=r"^RoomFull: no seat left"):
+            await room_on_b.fail("full")
+        assert await room_on_b.echo(b"\x00\xff", k=[1, "two"]) == {
+            "args": [b"\x00\xff"],
+            "kwargs": {"k": [1, "two"]},
+        }
+        # A call that resets the object is answered with the reset, and not run again.
+        with pytest.raises(ObjectResetError, match=r"^crashed on purpose"):
+            await room_on_b.crash()
+        assert await room_on_b.add("c") == 3
+        # The router on node-b calls it too (an HTTP request that node-b answers).
+        response = await node_b.client.get("/members/hall")
+        assert response.status == 200 and await response.json() == {"members": 0}
+        assert await node_a.runtime.env.ROOM.get_by_name("hall").items() == ["c:a", "c:b", "c:c"]
+        # It ran on node-a all along.
+        assert str(room_on_b.id) in node_a.runtime.activations
+        assert str(room_on_b.id) not in node_b.runtime.activations

@@ -258,6 +258,12 @@ class EventLogContract:
         assert [(i.id, i.kind, i.socket_id, i.data) for i in items] == [
             (ids[n], "message", "s1", {"text": f"m{n}"}) for n in range(5)
         ]
+        # Several objects in one read (a wake that names them all): the same rows, by object.
+        quiet = object_id("quiet")
+        many = await store.inboxes([claim.object_id, other, quiet])
+        assert many[claim.object_id] == items
+        assert [(i.id, i.kind) for i in many[other]] == [(ids[5], "close")]
+        assert many[quiet] == []
 
         # A conflicting append consumes nothing.
         with pytest.raises(ConflictError):

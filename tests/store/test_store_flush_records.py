@@ -57,7 +57,10 @@ def test_every_array_of_records_has_its_row_function() -> None:
     assert arrays | flush_records.ROUTE_ROW_TYPES == set(flush_records.ROW_TYPES)
 
 
-async def test_the_outbox_rows_are_a_parameter_of_durable_route_v1(sql: asyncpg.Connection) -> None:
+async def test_the_outbox_rows_are_a_parameter_of_durable_route_v2(sql: asyncpg.Connection) -> None:
+    arguments = await sql.fetchval("SELECT pg_get_function_arguments('durable_route_v2'::regproc)")
+    assert arguments == "writer text, woken_ids text[], frames durable_outbox_v2[]"
+    # The previous version's stays for its nodes, through a rolling deploy.
     arguments = await sql.fetchval("SELECT pg_get_function_arguments('durable_route_v1'::regproc)")
     assert arguments == "writer text, woken_ids text[], frames durable_outbox_v1[]"
 

@@ -92,6 +92,26 @@ async def test_rows_go_to_the_holding_node_in_order_with_one_notify_per_flush(
     assert await sql.fetchval("SELECT count(*) FROM outbox") == 0
 
 
+async def test_a_read_deletes_what_the_reads_before_it_delivered(
+    stores: Stores, sql: asyncpg.Connection
+) -> None:
+    a, b = await joined(stores, "node-a"), await joined(stores, "node-b")
+    await accept_on(b, ["b1"])
+    claim = await room_on(a)
+    outbox = [text("b1", f"m{n}") for n in range(3)]
+    await a.append(after(claim, claim.last_seq, [put("k")], outbox=outbox))
+    first = await b.outbox_after(0, 2)
+    assert [o.text for o in first] == ["m0", "m1"]
+    # The next read returns what follows and deletes, in the same statement, what was read.
+    rest = await b.outbox_after(first[-1].position, 10, delivered=first[-1].position)
+    assert [o.text for o in rest] == ["m2"]
+    left = [r["position"] for r in await sql.fetch("SELECT position FROM outbox")]
+    assert left == [rest[0].position]
+    # Nothing past the delivered position is ever deleted, whatever a caller passes.
+    assert await b.outbox_after(rest[0].position, 10, delivered=rest[0].position) == []
+    assert await sql.fetchval("SELECT count(*) FROM outbox") == 0
+
+
 async def test_a_wake_and_rows_for_one_node_share_one_notify(
     stores: Stores, database_url: str
 ) -> None:
