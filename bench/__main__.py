@@ -22,6 +22,7 @@ WORKLOADS = (
     "rerun",
     "recovery",
     "crossnode",
+    "failover",
 )
 
 

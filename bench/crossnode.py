@@ -53,6 +53,8 @@ class Phase:
     near: list[float]
     far: list[float]
     cpu: dict[str, float]
+    #: Flushes, events and commit times of each node during the phase.
+    commits: dict[str, dict[str, float | None]]
 
 
 async def read(peer: Peer, expected: int, warmup: int, done: asyncio.Future[None]) -> None:
@@ -98,7 +100,11 @@ async def let_go(url: str, prefix: str, timeout: float) -> None:
 
 
 async def phase(
-    url: str, nodes: list[processes.Server], split: bool, args: argparse.Namespace
+    url: str,
+    nodes: list[processes.Server],
+    split: bool,
+    args: argparse.Namespace,
+    postmaster: int | None,
 ) -> Phase:
     """Join every room's two clients, run the chat, and time it."""
     prefix = "split-" if split else "local-"
@@ -117,14 +123,16 @@ async def phase(
             asyncio.create_task(read(p, args.messages, args.warmup, d))
             for p, d in zip(peers, dones, strict=True)
         ]
-        cpu_before = _cpu(nodes)
+        metrics_before = [await processes.scrape(node.base) for node in nodes]
+        cpu_before = _cpu(nodes, postmaster)
         started = time.perf_counter()
         writers = [asyncio.create_task(write(p, args.messages)) for p in peers]
         try:
             await asyncio.wait_for(asyncio.gather(*dones, *writers), args.timeout)
         finally:
             seconds = time.perf_counter() - started
-            cpu_after = _cpu(nodes)
+            cpu_after = _cpu(nodes, postmaster)
+            metrics_after = [await processes.scrape(node.base) for node in nodes]
             for peer in peers:
                 await peer.ws.close()
             await asyncio.gather(*readers, return_exceptions=True)
@@ -135,14 +143,20 @@ async def phase(
         near=[x for p in near for x in p.latencies],
         far=[x for p in far for x in p.latencies],
         cpu={name: cpu_after[name] - cpu_before[name] for name in cpu_after},
+        commits={
+            f"node {n}": processes.commit_figures(processes.metrics_delta(before, after))
+            for n, (before, after) in enumerate(
+                zip(metrics_before, metrics_after, strict=True), start=1
+            )
+        },
     )
 
 
-def _cpu(nodes: list[processes.Server]) -> dict[str, float]:
+def _cpu(nodes: list[processes.Server], postmaster: int | None) -> dict[str, float]:
     return {
         "node 1": nodes[0].cpu_seconds(),
         "node 2": nodes[1].cpu_seconds(),
-        "postgresql": processes.postgres_cpu_seconds(),
+        "postgresql": processes.postgres_cpu_seconds(postmaster),
     }
 
 
@@ -156,12 +170,15 @@ def summary(result: Phase) -> dict[str, Any]:
         "latency_to_far_clients": report.milliseconds(result.far),
         "latency_to_near_clients": report.milliseconds(result.near),
         "cpu_microseconds_per_message": per_message,
+        "commits": result.commits,
     }
 
 
 async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     """Two nodes; the local phase, then the split one, on the same processes."""
     server_version = await scratch.server_version(url)
+    # PostgreSQL's CPU is its own server's (all of it, if it runs elsewhere: then unknown).
+    postmaster = await processes.postmaster_of(url)
     loop = processes.event_loop_name(args.event_loop)
     node1 = processes.durable_node(
         url, "chat.py", args.startup, event_loop=loop, node_id="bench-n1", hibernate_after="60"
@@ -170,8 +187,8 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         url, "chat.py", args.startup, event_loop=loop, node_id="bench-n2", hibernate_after="0.2"
     )
     async with node1 as n1, node2 as n2:
-        local = summary(await phase(url, [n1, n2], False, args))
-        split = summary(await phase(url, [n1, n2], True, args))
+        local = summary(await phase(url, [n1, n2], False, args, postmaster))
+        split = summary(await phase(url, [n1, n2], True, args, postmaster))
     left = await _outbox_rows(url)
     return {
         "benchmark": "crossnode",
@@ -234,8 +251,32 @@ def render(result: dict[str, Any]) -> str:
             f"split / local: messages/s x{ratio['messages_per_second']:.2f}, median latency "
             f"x{ratio['median']:.1f}, p99 x{ratio['p99']:.1f}; outbox rows left: "
             f"{result['outbox_rows_left']}",
+            "",
+            report.table(
+                ["flushes of", "flushes/s", "events/flush", "avg commit ms", "commit p99 <= ms"],
+                _commit_rows(result),
+            ),
         ]
     )
+
+
+def _commit_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Each node's group commits in each phase: how many, how full, how long."""
+    rows = []
+    for label, key in (("local", "local"), ("split", "split")):
+        figures = result[key]
+        for node, c in figures["commits"].items():
+            flushes = c["flushes"] or 0.0
+            rows.append(
+                [
+                    f"{label}, {node}",
+                    f"{flushes / figures['seconds']:,.0f}",
+                    f"{c['events_appended'] / flushes:.1f}" if flushes else "-",
+                    f"{c['average_commit_ms']:.2f}" if c["average_commit_ms"] else "-",
+                    f"{c['commit_p99_at_most_ms']:g}" if c["commit_p99_at_most_ms"] else "-",
+                ]
+            )
+    return rows
 
 
 def _pg(microseconds: float) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 import aiohttp
+import asyncpg
 
 from service import tuning
 
@@ -243,12 +244,15 @@ def commit_figures(delta: dict[str, float]) -> dict[str, float | None]:
     }
 
 
-def postgres_cpu_seconds() -> float:
-    """User plus system CPU seconds of every PostgreSQL process on this machine so far.
+def postgres_cpu_seconds(postmaster: int | None = None) -> float:
+    """User plus system CPU seconds of PostgreSQL processes on this machine so far: those of
+    the server whose postmaster is ``postmaster`` (``postmaster_of``), or of every server.
 
     The database shares the machine's cores with the servers and load generators; its CPU
     is part of what persistence costs. Backends that ended between two readings are
-    missed, so take readings around a phase whose connections stay open.
+    missed, so take readings around a phase whose connections stay open. Other sessions of
+    the same server count too: for a figure of the benchmark's own, give it a server of its
+    own.
     """
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -257,7 +261,25 @@ def postgres_cpu_seconds() -> float:
         except OSError:
             continue
         name = text[text.find("(") + 1 : text.rfind(")")]
-        if name.startswith("postgres"):
-            fields = text.rsplit(")", 1)[1].split()
+        if not name.startswith("postgres"):
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        pid, parent = int(stat.parent.name), int(fields[1])
+        if postmaster is None or postmaster in (pid, parent):
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+async def postmaster_of(url: str) -> int | None:
+    """The pid of the postmaster of the server at ``url``, if it runs on this machine (the
+    parent of a backend of ours); None for a server elsewhere."""
+    connection = await asyncpg.connect(url)
+    try:
+        backend: int = await connection.fetchval("SELECT pg_backend_pid()")
+        try:
+            text = Path(f"/proc/{backend}/stat").read_text()
+        except OSError:
+            return None
+        return int(text.rsplit(")", 1)[1].split()[1])
+    finally:
+        await connection.close()

@@ -15,6 +15,7 @@ from types import ModuleType
 from pydantic import ValidationError
 
 from service.cli import (
+    cluster,
     diff,
     events,
     fork,
@@ -37,6 +38,7 @@ __all__ = ["CommandError", "main", "parser", "run"]
 #: The subcommands, in the order ``durable --help`` lists them.
 COMMANDS: tuple[ModuleType, ...] = (
     serve,
+    cluster,
     migrate,
     objects,
     events,

@@ -101,6 +101,7 @@ class EventStore(log_reads.LogReads):
         pool = await asyncpg.create_pool(
             self.dsn,
             min_size=0,
+            reset=connections.keep_session,
             max_size=size,
             command_timeout=self._command_timeout,
             timeout=self._command_timeout,

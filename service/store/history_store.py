@@ -59,6 +59,7 @@ class HistoryStore(log_reads.LogReads):
         pool = await asyncpg.create_pool(
             self.dsn,
             min_size=0,
+            reset=connections.keep_session,
             max_size=self._pool_size,
             command_timeout=self._command_timeout,
             timeout=self._command_timeout,

@@ -1,15 +1,19 @@
-"""docker/: no engine runs here, so the files are checked for structure, never run."""
+"""docker/: no engine runs here, so the files are checked for structure, never run (and
+the balancer's config by HAProxy itself)."""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from service.cli import haproxy
 
 ROOT = Path(__file__).parents[2]
 DOCKER = ROOT / "docker"
@@ -88,9 +92,12 @@ def test_the_yaml_subset_parser() -> None:
         parse_yaml("x: &anchor\n  y: 1\n")
 
 
-def test_compose_chain_db_then_migrate_then_nodes(compose: dict[str, Any]) -> None:
+NODES = ("node1", "node2")
+
+
+def test_compose_chain_db_then_migrate_then_nodes_then_balancer(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"db", "migrate", "node1", "node2"}
+    assert set(services) == {"db", "migrate", *NODES, "balancer"}
 
     db = services["db"]
     assert db["image"].startswith("postgres:16")
@@ -101,18 +108,69 @@ def test_compose_chain_db_then_migrate_then_nodes(compose: dict[str, Any]) -> No
     assert migrate["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert migrate["restart"] == "no"
 
-    for name in ("node1", "node2"):
+    for name in NODES:
         node = services[name]
         assert node["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
         assert node["command"] == ["serve", "examples/chat", "--host", "0.0.0.0"]
         assert node["environment"]["DURABLE_NODE_ID"] == name
-    assert services["node1"]["ports"] != services["node2"]["ports"]
+        assert "http://127.0.0.1:8787/healthz" in " ".join(node["healthcheck"]["test"])
+        assert "ports" not in node  # reached through the balancer only
+
+    balancer = services["balancer"]
+    assert balancer["image"].startswith("haproxy:")
+    assert balancer["ports"] == ["8787:8787"]
+    assert balancer["depends_on"] == {name: {"condition": "service_healthy"} for name in NODES}
+    assert balancer["stop_signal"] == "SIGUSR1"  # a soft stop
+
+
+def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if service.get("restart") != "no":
+            assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
+
+
+def _haproxy_cfg() -> str:
+    return (DOCKER / "haproxy.cfg").read_text()
+
+
+def test_the_balancer_runs_haproxy_cfg_over_every_node(compose: dict[str, Any]) -> None:
+    (volume,) = compose["services"]["balancer"]["volumes"]
+    source, target, mode = volume.split(":")
+    assert (DOCKER / source).resolve() == DOCKER / "haproxy.cfg"
+    assert target == "/usr/local/etc/haproxy/haproxy.cfg"  # where the image reads it
+    assert mode == "ro"
+    servers = re.findall(r"^\s*server (\S+) (\S+)", _haproxy_cfg(), re.M)
+    assert servers == [(name, f"{name}:8787") for name in NODES]
+    # Its health check asks the monitor frontend, which fails while no node is up.
+    (url,) = [a for a in compose["services"]["balancer"]["healthcheck"]["test"] if "://" in a]
+    port, path = urlsplit(url).port, urlsplit(url).path
+    assert re.search(rf"^\s*bind :{port}\n\s*monitor-uri {path}\n", _haproxy_cfg(), re.M)
+
+
+def test_haproxy_cfg_hashes_as_durable_cluster_does() -> None:
+    assert haproxy.OBJECT_HASH in _haproxy_cfg()
+
+
+def test_haproxy_cfg_is_valid_for_haproxy() -> None:
+    binary = haproxy.find("haproxy")
+    assert binary is not None, "HAProxy is not installed (CI installs it)"
+    checked = subprocess.run(
+        [binary, "-c", "-f", str(DOCKER / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Configuration file is valid" in checked.stdout
+    # Outside compose, the nodes' names do not resolve: the only warnings allowed.
+    warnings = [line for line in checked.stderr.splitlines() if "[WARNING]" in line]
+    assert all("could not resolve address 'node" in line for line in warnings), warnings
 
 
 def test_every_database_url_points_at_the_db_service(compose: dict[str, Any]) -> None:
     services = compose["services"]
     env = services["db"]["environment"]
-    for name in ("migrate", "node1", "node2"):
+    for name in ("migrate", *NODES):
         url = urlsplit(services[name]["environment"]["DATABASE_URL"])
         assert url.scheme == "postgresql"
         assert (url.hostname, url.port) == ("db", 5432)
@@ -121,7 +179,7 @@ def test_every_database_url_points_at_the_db_service(compose: dict[str, Any]) ->
 
 
 def test_images_build_from_the_project(compose: dict[str, Any]) -> None:
-    for name in ("migrate", "node1", "node2"):
+    for name in ("migrate", *NODES):
         build = compose["services"][name]["build"]
         context = (DOCKER / build["context"]).resolve()
         assert context == ROOT
