@@ -67,6 +67,7 @@ def create_app(
         limits=settings.limits(),
         metrics=metrics,
         address=f"{settings.host}:{settings.port}",
+        role=settings.role,
         on_fatal=on_fatal,
     )
     webapp = create_gateway(
@@ -78,6 +79,7 @@ def create_app(
         ping=store.ping,
         heartbeat=settings.heartbeat or None,
         compression=settings.websocket_compression,
+        role=settings.role,
     )
     metrics.watch(
         live=node.live_count,

@@ -69,6 +69,10 @@ class EventLog(ObjectLog, NodeDirectory, Protocol):
     async def nudge(self, object_ids: list[str]) -> None:
         """Wake the live owners of these objects now (this node for those nobody owns)."""
 
+    async def wake_on(self, node_id: str, object_ids: list[str]) -> bool:
+        """Wake the live owners of these objects, or ``node_id`` for those nobody live owns;
+        False if ``node_id`` is not live."""
+
     async def stale_sockets(self) -> list[tuple[str, str]]: ...
 
     async def outbox_after(self, position: int, limit: int) -> list[RemoteOutput]:

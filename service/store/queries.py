@@ -129,6 +129,13 @@ SELECT DISTINCT i.object_id
 # Wake the owners of these objects now, one NOTIFY per destination node, as a flush does.
 WAKE = "SELECT durable_wake_v1($1, $2::text[])"
 
+# Wake these objects' live owners, or the given node for those nobody live owns (a gateway
+# or a node handing its objects over chooses a host for them): no row, and no NOTIFY, if
+# that node is not live.
+WAKE_ON = """
+SELECT durable_wake_v1(l.node_id, $2::text[]) FROM live_nodes AS l WHERE l.node_id = $1
+"""
+
 # Sockets a previous run of this node id held (their clients are gone), except those whose
 # close is already waiting in the inbox.
 STALE_SOCKETS = """
