@@ -50,6 +50,10 @@ class ObjectLog(LogReader, PublishedLog, Protocol):
 
     async def release(self, object_id: str, epoch: int) -> None: ...
 
+    async def register(self, object_id: str, binding: str, name: str | None) -> None:
+        """Write the object's catalog row, owned by nobody, unless it exists: a node that
+        runs no objects sends work for a new one to a host, which must find it there."""
+
     async def inbox(self, object_id: str) -> list[InboxItem]: ...
 
 

@@ -69,6 +69,10 @@ _LEAVING = {"action": "shutdown"}
 #: Seconds a request waits for the database to answer a probe while it is taken to be away.
 PROBE_TIMEOUT = 1.0
 
+#: Object ids a node that runs no objects remembers having entered in the catalog (past it,
+#: it forgets them all: entering one again costs a round trip, and changes nothing).
+REGISTERED_KEPT = 100_000
+
 #: Largest body of a request carried to another node, unless ``max_message_bytes`` is larger
 #: (the gateway's own limit on request bodies is the larger of the two).
 ROUTED_BODY_BYTES = 1 << 20
@@ -150,6 +154,8 @@ class Node:
         )
         #: The live hosts, and the one an object nobody owns goes to from here.
         self.placement = Placement(event_log)
+        #: Objects this node entered in the catalog (or found there) for a host to claim.
+        self._registered: set[str] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
         self._handed_over = False
@@ -357,6 +363,15 @@ class Node:
         if binding not in self.app.bindings:
             raise LookupError(f"no binding named {binding!r}")
         await self._check_database()
+        key = str(object_id)
+        if key not in self._registered:
+            try:
+                await self.event_log.register(key, binding, object_id.name)
+            except StoreUnavailableError as error:
+                raise storage_errors.for_user(error) from error
+            if len(self._registered) >= REGISTERED_KEPT:
+                self._registered.clear()
+            self._registered.add(key)
         host = self.placement.choose(str(object_id))
         if host is None:
             await self._refresh_hosts()

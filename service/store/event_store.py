@@ -219,6 +219,9 @@ class EventStore(log_reads.LogReads):
     async def release(self, object_id: str, epoch: int) -> None:
         await self._call(lambda c: c.execute(queries.RELEASE_OBJECT, object_id, epoch))
 
+    async def register(self, object_id: str, binding: str, name: str | None) -> None:
+        await self._call(lambda c: c.execute(queries.REGISTER_OBJECT, object_id, binding, name))
+
     # -- reads --------------------------------------------------------------------------
 
     async def inbox(self, object_id: str) -> list[InboxItem]:

@@ -78,6 +78,14 @@ UPDATE objects AS o
 RETURNING binding, name, owner_epoch, last_seq
 """
 
+# Enter an object in the catalog, owned by nobody, unless it is there already: a gateway
+# does so before it sends a new object's first request to a host, which claims it as an
+# existing object (CLAIM_EXISTING).
+REGISTER_OBJECT = """
+INSERT INTO objects (object_id, binding, name) VALUES ($1, $2, $3)
+ON CONFLICT (object_id) DO NOTHING
+"""
+
 # Who owns an object a claim did not get (NULL: released since; no row: no such object).
 OWNER_OF = "SELECT owner_node FROM objects WHERE object_id = $1"
 
