@@ -242,8 +242,8 @@ class Node:
                 self.inbox.write(object_id, delivery)
         self._waiting.clear()
         await self.inbox.all_settled()
-        if self.role == "gateway":
-            return
+        if self.role == "gateway" or not self._loops:
+            return  # it ran no objects, or never started: it has nobody to wake
         try:
             waiting = await self.event_log.objects_with_inbox()
         except StoreUnavailableError as error:
@@ -309,7 +309,7 @@ class Node:
 
         An object another live node owns gets the request through the inbox, and its reply
         (a 101 included: the socket is then held here) comes back through the outbox."""
-        if not self.runs_objects:
+        if self._goes_elsewhere(str(object_id)):
             host = await self._host_for(binding, object_id)
             return await self._fetch_elsewhere(str(object_id), host, request)
         try:
@@ -327,7 +327,7 @@ class Node:
         An object no live node owns wakes here, as for a request; one that another live node
         owns gets the call through the inbox, and its outcome comes back through the outbox.
         """
-        if not self.runs_objects:
+        if self._goes_elsewhere(str(object_id)):
             host = await self._host_for(binding, object_id)
             delivery = Delivery("rpc", call=call, request_id=call.call_id)
             routed: rpc.Outcome = await self._elsewhere(str(object_id), host, delivery)
@@ -355,6 +355,18 @@ class Node:
         except StoreUnavailableError as error:
             raise storage_errors.for_user(error) from error
         return activation
+
+    def _goes_elsewhere(self, object_id: str) -> bool:
+        """Whether a request or call is sent to a host rather than run here: always on a
+        gateway; on the way out, unless the object is still live here (it runs it before
+        it leaves, as it does the turns in flight, and a call between two objects of this
+        node does not wait for both to move)."""
+        if self.role == "gateway":
+            return True
+        if not self._stopping:
+            return False
+        activation = self.activations.get(object_id)
+        return activation is None or not activation.accepting
 
     async def _host_for(self, binding: str, object_id: DurableObjectId) -> str:
         """For a node that runs no objects now: the host the object's work goes to if nobody
@@ -402,7 +414,8 @@ class Node:
         assert delivery.request_id is not None
         delivery.reply_to = self.callers.node_id
         future = self.callers.wait(delivery.request_id)
-        self.inbox.route(object_id, owner)
+        if self.runs_objects:  # its work goes there too, until the owner changes
+            self.inbox.route(object_id, owner)
         timeout = self.settings.route_timeout
         try:
             async with asyncio.timeout(timeout):

@@ -16,7 +16,7 @@ import pytest
 
 from service.runtime.placement import rendezvous
 from tests.cli.process import Durable
-from tests.cluster.support import VERSIONED, cluster_node
+from tests.cluster.support import LEASE, VERSIONED, cluster_node
 from tests.support import eventually
 
 pytestmark = pytest.mark.slow
@@ -121,6 +121,9 @@ async def test_a_rolling_restart_of_the_hosts_keeps_every_gateway_client_connect
             ),
         )
         http = await stack.enter_async_context(aiohttp.ClientSession())
+        # The gateways read the live hosts every heartbeat (a third of the lease): wait for
+        # one, so both know both hosts (they started together).
+        await asyncio.sleep(LEASE / 3 + 0.3)
         rooms = ["room0", "room1", "room2"]
         clients = []
         for room in rooms:  # one client of each room on each gateway
@@ -171,10 +174,10 @@ async def test_a_rolling_restart_of_the_hosts_keeps_every_gateway_client_connect
             # Every message once, to both clients, in one order, each sender's in its order.
             assert a.chat() == b.chat()
             chat = a.chat()
-            assert [count for _, count, _ in chat] == list(range(1, expected + 1))
             for sender in (a, b):
                 own = [text for _, _, text in chat if text.startswith(f"{sender.who}:")]
                 assert own == [f"{sender.who}:{sender.who}{i}" for i in range(sender.sent)]
+            assert [count for _, count, _ in chat] == list(range(1, expected + 1))
             # It ended on the new code, rebuilt from its log (the count went on).
             assert chat[-1][0] == "v2", chat[-5:]
             async with http.get(f"{g1.url}/room/{room}") as response:
