@@ -16,8 +16,9 @@ the database refuses because a survivor swept the node, or a newer run took its 
 the node was declared dead: its sockets are closed in the log, and it must stop for good
 (``on_dead``).
 
-Any live node sweeps dead ones (``NodeDirectory.sweep_dead_node``): the first to get a dead
-node's row closes that node's sockets in the log and wakes their objects.
+Any live node that runs objects (not a gateway) sweeps dead ones
+(``NodeDirectory.sweep_dead_node``): the first to get a dead node's row closes that node's
+sockets in the log and wakes their objects, which it may then run itself.
 """
 
 from __future__ import annotations

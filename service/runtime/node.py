@@ -214,7 +214,19 @@ class Node:
         its lease), and the work waiting for them (inbox rows, due alarms) wakes the host
         chosen for each, so they run there within moments. Requests this node routed keep
         waiting for their replies, and its sockets keep getting their objects' frames, until
-        ``stop``."""
+        ``stop``.
+
+        A node of role ``all`` with no other live host to hand them to keeps its objects
+        until ``stop``, after its sockets closed: their close handlers run here, as they
+        would on a node that runs alone."""
+        if self.role == "all" and not self._handed_over:
+            await self._refresh_hosts()
+            if not any(host != self.callers.node_id for host in self.placement.hosts):
+                await self.drain(self.settings.shutdown_timeout)
+                return
+        await self._release_all()
+
+    async def _release_all(self) -> None:
         if self._handed_over:
             return
         self._handed_over = True
@@ -277,7 +289,7 @@ class Node:
     async def stop(self) -> None:
         """Hand every object over (if not done yet), then answer the callers still waiting,
         finish the background work and the outbox, and leave the cluster."""
-        await self.hand_over()
+        await self._release_all()
         for task in self._loops:
             task.cancel()
         for task in self._loops:

@@ -77,14 +77,16 @@ class Placement:
             by_host: dict[str, list[str]] = {}
             for object_id in left:
                 host = self.choose(object_id)
-                if host is None:
-                    log.warning(
-                        "no live node runs objects: the object's work waits in the inbox "
-                        "until one starts",
-                        extra={"object_id": object_id, "action": "placement"},
-                    )
-                    continue
-                by_host.setdefault(host, []).append(object_id)
+                if host is not None:
+                    by_host.setdefault(host, []).append(object_id)
+            if len(left) > sum(map(len, by_host.values())):
+                # The inbox keeps their work; the next host to start polls it.
+                log.log(
+                    logging.INFO if leaving else logging.WARNING,
+                    "no other live node runs objects: %d objects wait for one to start",
+                    len(left) - sum(map(len, by_host.values())),
+                    extra={"action": "placement"},
+                )
             left = []
             try:
                 for host, ids in by_host.items():
