@@ -75,6 +75,7 @@ def create_app(
         limits=settings.limits(),
         metrics=metrics,
         address=f"{settings.host}:{settings.port}",
+        role=settings.role,
         on_fatal=on_fatal,
     )
     history_store = None
@@ -96,6 +97,7 @@ def create_app(
         heartbeat=settings.heartbeat or None,
         compression=settings.websocket_compression,
         mounts=mounts,
+        role=settings.role,
     )
     metrics.watch(
         live=node.live_count,

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         "refuses to start with the id of a live one (default: host name, process id and a "
         "random suffix, new for every run)",
     )
+    role: Literal["all", "gateway", "host"] = Field(
+        default="all",
+        description="what this node does: all (holds client sockets and runs objects), "
+        "gateway (holds client sockets, runs no object: their work goes to the hosts) or host "
+        "(runs objects, refuses clients with 421: a balancer sends them to the gateways)",
+    )
     lease_timeout: float = Field(
         default=5.0,
         gt=0,

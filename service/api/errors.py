@@ -27,3 +27,8 @@ class OwnerTimeoutError(DurableObjectError):
     """The object runs on another node, which did not reply to a request or call routed to it
     within the route timeout. It may still run there (or, if that node failed, on the node
     that takes the object over): it is not safe to send again unless it is idempotent."""
+
+
+class NoHostError(DurableObjectError):
+    """No live node runs objects: the node the request reached only holds sockets (a
+    gateway), so the object cannot run until a host starts. Nothing ran; try again."""

@@ -2,11 +2,14 @@
 
 The nodes are ``durable serve`` processes on free ports of 127.0.0.1, named node-1 to
 node-N; HAProxy listens on ``--host``/``--port`` and sends each request to a node by a hash
-of the object its path names (see ``haproxy``). All of them stop together: on SIGINT or
-SIGTERM the balancer stops taking connections, the nodes shut down gracefully (their clients
-get 1001 through it), and the balancer ends with them. A node that dies meanwhile is
-reported and the others go on serving, as a cluster does: the balancer's health checks move
-its share of objects to them.
+of the object its path names (see ``haproxy``). With ``--gateways G --hosts H`` instead, the
+nodes have roles: gateway-1 to gateway-G hold the clients (the balancer sends them there
+alone) and host-1 to host-H run the objects. All of them stop together: on SIGINT or SIGTERM
+the balancer stops taking connections, the nodes shut down gracefully (their clients get
+1001 through it; gateways before hosts, so that the hosts record their clients' closes),
+and the balancer ends with them. A node that dies meanwhile is reported and the others go
+on serving, as a cluster does: the balancer's health checks move its share of objects to
+them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from service.settings import Settings
 #: Settings of the cluster itself; every other one given as a flag is passed to each node.
 _OWN = frozenset({"host", "port", "node_id", "data_dir", "auto_migrate"})
 #: Flags of `durable serve` that `durable cluster` takes otherwise or not at all.
-_NOT_NODE = frozenset({"host", "port", "node_id"})
+_NOT_NODE = frozenset({"host", "port", "node_id", "role"})
 
 #: Seconds a node gets to print its "Serving" line (it imports the application first).
 _START_SECONDS = 120
@@ -63,8 +66,26 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="a directory with an app.py, a .py file, or a module, "
         "each optionally followed by :ATTRIBUTE (default app)",
     )
+    sizes = cluster.add_mutually_exclusive_group()
+    sizes.add_argument(
+        "--nodes",
+        type=_count,
+        metavar="N",
+        help="how many nodes of role all, each holding clients and running objects (default 2)",
+    )
+    sizes.add_argument(
+        "--gateways",
+        type=_count,
+        metavar="G",
+        help="how many gateways (role gateway: they hold the clients, and the balancer sends "
+        "clients to them alone); with --hosts, instead of --nodes",
+    )
     cluster.add_argument(
-        "--nodes", type=_count, default=2, metavar="N", help="how many nodes (default 2)"
+        "--hosts",
+        type=_count,
+        metavar="H",
+        help="how many hosts (role host: they run the objects, and serve no client); with "
+        "--gateways",
     )
     cluster.add_argument(
         "--haproxy",
@@ -105,6 +126,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from service.loader import load_application
     from service.store import migrate
 
+    if (args.gateways is None) != (args.hosts is None):
+        raise CommandError("--gateways and --hosts go together: give both, or --nodes alone")
+    if args.gateways is not None:
+        roles = [("gateway", args.gateways), ("host", args.hosts)]
+    else:
+        roles = [("all", 2 if args.nodes is None else args.nodes)]
     binary = haproxy.find(args.haproxy)
     if binary is None:
         raise CommandError(
@@ -122,7 +149,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         node_options = _passed_on(args)
         if embedded:  # the server this process started, shared by the nodes
             node_options += ["--database-url", url]
-        cluster = _Cluster(args.app, args.nodes, node_options, binary, settings)
+        cluster = _Cluster(args.app, roles, node_options, binary, settings)
         with asyncio.Runner() as runner:
             return runner.run(cluster.run())
 
@@ -145,10 +172,21 @@ class _Cluster:
     """The nodes and the balancer of one run, started and stopped in order."""
 
     def __init__(
-        self, app: str, count: int, node_options: list[str], binary: str, settings: Settings
+        self,
+        app: str,
+        roles: list[tuple[str, int]],
+        node_options: list[str],
+        binary: str,
+        settings: Settings,
     ) -> None:
         self.app = app
-        self.names = [f"node-{n}" for n in range(1, count + 1)]
+        #: Each node's name and role: node-N for role all, gateway-N and host-N otherwise.
+        self.roles = {
+            f"{'node' if role == 'all' else role}-{n}": role
+            for role, count in roles
+            for n in range(1, count + 1)
+        }
+        self.names = list(self.roles)
         self.node_options = node_options
         self.binary = binary
         self.settings = settings
@@ -193,7 +231,8 @@ class _Cluster:
         command = [sys.executable, "-m", "service", "serve", self.app, "--host", "127.0.0.1"]
         command += ["--port", "0", "--no-auto-migrate", *self.node_options]
         for name in self.names:
-            self.nodes.append(await Child.start(name, [*command, "--node-id", name], self.width))
+            own = ["--node-id", name, "--role", self.roles[name]]
+            self.nodes.append(await Child.start(name, [*command, *own], self.width))
         urls = await self._unless_stopped(
             asyncio.gather(*(node.wait_for(_SERVING) for node in self.nodes)), "serving"
         )
@@ -206,9 +245,11 @@ class _Cluster:
             self.failed = True
             return False
         addresses = [match.group(1) for match in urls if match is not None]
+        # Clients go to the nodes that hold them: not to hosts, which answer them 421.
         servers = [
             (name, "127.0.0.1", _port_of(url))
             for name, url in zip(self.names, addresses, strict=True)
+            if self.roles[name] != "host"
         ]
         path = directory / "haproxy.cfg"
         path.write_text(haproxy.config(self.settings.host, port, servers))
@@ -266,12 +307,17 @@ class _Cluster:
 
     def _banner(self, port: int, urls: list[str]) -> None:
         shown = f"[{self.settings.host}]" if ":" in self.settings.host else self.settings.host
+        balanced = [name for name in self.names if self.roles[name] != "host"]
+        hosts = len(self.names) - len(balanced)
+        over = f"{len(balanced)} gateways, {hosts} hosts" if hosts else f"{len(balanced)} nodes"
         lines = [
-            f"Balancing {self.app} over {len(self.nodes)} nodes at http://{shown}:{port}/ "
+            f"Balancing {self.app} over {over} at http://{shown}:{port}/ "
             "(HAProxy, by the object in the path: /<binding>/<name>)"
         ]
         lines += [
-            f"  {name:<{self.width}}  {url}/" for name, url in zip(self.names, urls, strict=True)
+            f"  {name:<{self.width}}  {url}/"
+            + ("  (host: runs objects, serves no client)" if self.roles[name] == "host" else "")
+            for name, url in zip(self.names, urls, strict=True)
         ]
         lines.append("Ctrl-C stops them all.")
         print("\n".join(lines), flush=True)
@@ -316,7 +362,20 @@ class _Cluster:
         the balancer, which has nothing left to carry."""
         if self.balancer is not None:
             self.balancer.signal(signal.SIGUSR1)  # a soft stop
-        running = [node for node in self.nodes if node.running]
+        # Gateways (and nodes of role all) first: the hosts then record their clients'
+        # closes, rather than leave them to whichever host starts next.
+        await self._stop_nodes([n for n in self.nodes if self.roles[n.name] != "host"])
+        await self._stop_nodes([n for n in self.nodes if self.roles[n.name] == "host"])
+        if self.balancer is not None and not await self.balancer.wait(_BALANCER_SECONDS):
+            self.balancer.signal(signal.SIGTERM)  # a hard stop
+            if not await self.balancer.wait(_BALANCER_SECONDS):
+                self.balancer.signal(signal.SIGKILL)
+                await self.balancer.process.wait()
+        await asyncio.gather(*(child.finish() for child in self._children()))
+
+    async def _stop_nodes(self, nodes: list[Child]) -> None:
+        """SIGTERM, then wait; killed after the shutdown timeout and a grace period."""
+        running = [node for node in nodes if node.running]
         for node in running:
             node.signal(signal.SIGTERM)
         timeout = self.settings.shutdown_timeout + _STOP_GRACE
@@ -331,12 +390,6 @@ class _Cluster:
             elif node.process.returncode not in (0, -signal.SIGTERM):
                 _say(f"error: {node.name} stopped with status {node.process.returncode}")
                 self.failed = True
-        if self.balancer is not None and not await self.balancer.wait(_BALANCER_SECONDS):
-            self.balancer.signal(signal.SIGTERM)  # a hard stop
-            if not await self.balancer.wait(_BALANCER_SECONDS):
-                self.balancer.signal(signal.SIGKILL)
-                await self.balancer.process.wait()
-        await asyncio.gather(*(child.finish() for child in self._children()))
 
 
 def _free_port(host: str, port: int) -> int:

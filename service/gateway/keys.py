@@ -22,5 +22,7 @@ LIMITS = web.AppKey("limits", Limits)
 PING: web.AppKey[Callable[[], Awaitable[None]]] = web.AppKey("ping")
 #: Seconds a client may stay silent before it is pinged (unset: no pings).
 HEARTBEAT = web.AppKey("heartbeat", float)
+#: The node's role: ``host`` refuses clients (421), ``all`` and ``gateway`` serve them.
+ROLE = web.AppKey("role", str)
 #: Whether to negotiate permessage-deflate with clients that offer it.
 COMPRESSION = web.AppKey("compression", bool)

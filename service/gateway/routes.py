@@ -10,7 +10,12 @@ from aiohttp import web
 from yarl import URL
 
 from service.api.application import Application
-from service.api.errors import ObjectResetError, OwnerTimeoutError, StorageUnavailableError
+from service.api.errors import (
+    NoHostError,
+    ObjectResetError,
+    OwnerTimeoutError,
+    StorageUnavailableError,
+)
 from service.api.http import Request, Response
 from service.api.namespace import DurableObjectNamespace
 from service.gateway import handshake, keys, session
@@ -35,6 +40,22 @@ _OWNER_TIMEOUT = (
     "request may still run there; send it again only if that is safe."
 )
 
+#: The answer of a host to a client: it runs objects, and clients belong on gateways.
+_MISDIRECTED = (
+    "Misdirected request: this node is a host (--role host): it runs objects and serves no "
+    "client. Send requests and WebSocket connections to a gateway (or a node of role all); "
+    "the load balancer should list only those."
+)
+
+#: The answer of a gateway while no node that runs objects is live.
+_NO_HOST = (
+    "Service unavailable: no host is running (no live node of role host or all), so the "
+    "object cannot run. Nothing was done; try again once a host has started."
+)
+
+#: Seconds a client is told to wait when no host runs (a host starts in about that long).
+_NO_HOST_RETRY_AFTER = "5"
+
 
 async def healthz(request: web.Request) -> web.Response:
     """200 when the database answers, 503 when it does not (the driver's error is logged)."""
@@ -52,7 +73,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
-    """Everything else: a static file, or a request for an object."""
+    """Everything else: a static file, or a request for an object (not on a host)."""
+    if request.app[keys.ROLE] == "host":
+        return _error(421, _MISDIRECTED)
     application = request.app[keys.APPLICATION]
     static = _static_file(application, request)
     if static is not None:
@@ -75,6 +98,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     except StorageUnavailableError as error:
         log.info("answered 503: %s", error)
         return _error(503, _UNAVAILABLE)
+    except NoHostError as error:
+        log.warning("answered 503: %s", error)
+        return web.Response(
+            status=503, text=_NO_HOST, headers={"Retry-After": _NO_HOST_RETRY_AFTER}
+        )
     except ObjectResetError as error:
         return _error(503, f"Service unavailable: {_reset_reason(error)}")
     except LookupError as error:

@@ -30,6 +30,7 @@ def create_gateway(
     heartbeat: float | None = None,
     compression: bool = False,
     mounts: Mapping[str, web.Application] | None = None,
+    role: str = "all",
 ) -> web.Application:
     """The web app, a front end over ``node``; ``registry`` holds its sockets (and is where
     the node's socket output goes). ``mounts`` are other front ends' apps, each served
@@ -42,6 +43,7 @@ def create_gateway(
     app[keys.LIMITS] = limits
     app[keys.PING] = ping
     app[keys.COMPRESSION] = compression
+    app[keys.ROLE] = role
     if heartbeat:
         app[keys.HEARTBEAT] = heartbeat
         app.cleanup_ctx.append(_heartbeats)
@@ -64,12 +66,13 @@ async def _heartbeats(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    """Going away: finish the work in flight and send its replies, then tell each object its
-    socket closed (1001) and close the connection."""
+    """Going away: hand the objects over (their turns in flight finish and send their
+    replies; they move to another node, and their frames keep reaching this node's sockets),
+    then tell each object its socket closed (1001) and close the connection."""
     registry = app[keys.REGISTRY]
     node = app[keys.NODE]
     timeout = node.shutdown_timeout
-    await node.drain(timeout)
+    await node.hand_over()
     await registry.drain(timeout)
     # A close is no reason to wake a hibernated object now: it waits in the inbox.
     node.stop_waking()

@@ -36,6 +36,9 @@ class NodeDirectory(Protocol):
     async def leave(self) -> None:
         """Mark this node stopped: whatever it still owns may be claimed at once."""
 
+    async def live_hosts(self) -> list[str]:
+        """The live nodes that run objects (role ``host`` or ``all``), this one included."""
+
     async def sweep_dead_node(self, close: dict[str, Any]) -> SweptNode | None:
         """Take one node that is no longer live and not yet swept, mark it swept, and queue
         ``close`` (the inbox data of a close) for each of its open sockets, waking their

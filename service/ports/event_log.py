@@ -50,6 +50,10 @@ class ObjectLog(LogReader, PublishedLog, Protocol):
 
     async def release(self, object_id: str, epoch: int) -> None: ...
 
+    async def register(self, object_id: str, binding: str, name: str | None) -> None:
+        """Write the object's catalog row, owned by nobody, unless it exists: a node that
+        runs no objects sends work for a new one to a host, which must find it there."""
+
     async def inbox(self, object_id: str) -> list[InboxItem]: ...
 
 
@@ -72,6 +76,10 @@ class EventLog(ObjectLog, NodeDirectory, Protocol):
 
     async def nudge(self, object_ids: list[str]) -> None:
         """Wake the live owners of these objects now (this node for those nobody owns)."""
+
+    async def wake_on(self, node_id: str, object_ids: list[str]) -> bool:
+        """Wake the live owners of these objects, or ``node_id`` for those nobody live owns;
+        False if ``node_id`` is not live."""
 
     async def stale_sockets(self) -> list[tuple[str, str]]: ...
 

@@ -26,5 +26,9 @@ class NodeService(SocketEvents, Protocol):
     async def drain(self, timeout: float) -> None:
         """Wait (up to ``timeout``) until every live object has run and released its work."""
 
+    async def hand_over(self) -> None:
+        """On the way out, before sockets close: finish the turns in flight and give every
+        object to another node (its work from now on goes there through the inbox)."""
+
     def stop_waking(self) -> None:
         """Shutting down: work for hibernated objects goes to the inbox, for the next node."""

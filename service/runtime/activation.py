@@ -246,8 +246,14 @@ class Activation(Core):
         self.mailbox.queue_inbox(items, first=False)
 
     async def _read_inbox(self) -> list[InboxItem]:
-        await self._host.inbox_settled(self.key)
-        return await self._event_log.inbox(self.key)
+        """The object's inbox rows; the caller hands them to ``mailbox.queue_inbox``."""
+        self.mailbox.reading_inbox()
+        try:
+            await self._host.inbox_settled(self.key)
+            return await self._event_log.inbox(self.key)
+        except BaseException:
+            self.mailbox.inbox_read_failed()
+            raise
 
     def fail_load(self, error: BaseException) -> None:
         """Loading failed: leave the registry; work that arrived meanwhile is carried over."""

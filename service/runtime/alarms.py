@@ -77,6 +77,10 @@ class AlarmScheduler:
             if object_id not in self._timers:
                 self.schedule(object_id, scheduled_ms)
 
+    def armed(self) -> list[str]:
+        """The objects whose alarms are due soon (their timers are set)."""
+        return list(self._timers)
+
     def close(self) -> None:
         for timer in self._timers.values():
             timer.cancel()

@@ -64,6 +64,11 @@ class Mailbox:
         self._queue: collections.deque[Delivery] = collections.deque()
         self._wakeup = asyncio.Event()
         self._seen_inbox: set[int] = set()
+        #: Inbox reads in flight, and the rows consumed while one was: a read that began
+        #: before the commit consuming some rows may return them after it, when they are no
+        #: longer in ``_seen_inbox``; they must not run again.
+        self._reads = 0
+        self._consumed_meanwhile: set[int] = set()
         self._blockers: list[asyncio.Future[Any]] = []
         self._block_depth = 0
         #: A turn is running.
@@ -97,13 +102,28 @@ class Mailbox:
 
     # -- the inbox ----------------------------------------------------------------------
 
+    def reading_inbox(self) -> None:
+        """An inbox read begins; ``queue_inbox`` (or ``inbox_read_failed``) ends it."""
+        self._reads += 1
+
+    def inbox_read_failed(self) -> None:
+        self._end_read()
+
+    def _end_read(self) -> None:
+        self._reads -= 1
+        if self._reads == 0:
+            self._consumed_meanwhile.clear()
+
     def queue_inbox(self, items: list[InboxItem], *, first: bool) -> None:
-        """Queue the rows not seen yet; ``first``: oldest first, before newer work."""
+        """Queue the rows of a read not seen yet; ``first``: oldest first, before newer
+        work."""
+        consumed = self._consumed_meanwhile
         fresh = [
             delivery_module.from_inbox(item)
             for item in items
-            if item.id is not None and item.id not in self._seen_inbox
+            if item.id is not None and item.id not in self._seen_inbox and item.id not in consumed
         ]
+        self._end_read()
         limit = self._max_attempts
         for delivery in fresh:
             assert delivery.inbox_id is not None
@@ -134,6 +154,8 @@ class Mailbox:
         """The commit consuming these rows landed: they are gone from the inbox."""
         for inbox_id in inbox_ids:
             self._seen_inbox.discard(inbox_id)
+            if self._reads:
+                self._consumed_meanwhile.add(inbox_id)
 
     # -- the run loop -------------------------------------------------------------------
 

@@ -16,8 +16,9 @@ the database refuses because a survivor swept the node, or a newer run took its 
 the node was declared dead: its sockets are closed in the log, and it must stop for good
 (``on_dead``).
 
-Any live node sweeps dead ones (``NodeDirectory.sweep_dead_node``): the first to get a dead
-node's row closes that node's sockets in the log and wakes their objects.
+Any live node that runs objects (not a gateway) sweeps dead ones
+(``NodeDirectory.sweep_dead_node``): the first to get a dead node's row closes that node's
+sockets in the log and wakes their objects, which it may then run itself.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Membership:
         *,
         address: str | None,
         role: str,
+        sweeps: bool = True,
         lease_timeout: float,
         close: dict[str, Any],
         on_lapsed: Callable[[], None],
@@ -56,6 +58,9 @@ class Membership:
         self._directory = directory
         self._address = address
         self._role = role
+        #: Whether this node sweeps dead ones: only a node that runs objects does, so the
+        #: objects whose sockets it closes wake where they can run (on it).
+        self._sweeps = sweeps
         self.lease_timeout = lease_timeout
         #: The inbox data of the close a sweep records for each socket of a dead node.
         self._close = close
@@ -90,10 +95,9 @@ class Membership:
 
     def start(self) -> None:
         """Heartbeat, and sweep dead nodes, until ``leave``."""
-        self._tasks = [
-            asyncio.create_task(self._heartbeats(), name="heartbeats"),
-            asyncio.create_task(self._sweeps(), name="takeover"),
-        ]
+        self._tasks = [asyncio.create_task(self._heartbeats(), name="heartbeats")]
+        if self._sweeps:
+            self._tasks.append(asyncio.create_task(self._sweep_dead(), name="takeover"))
 
     def stop_sweeping(self) -> None:
         """A node on its way out takes over nobody (it keeps its heartbeats until it leaves)."""
@@ -189,7 +193,7 @@ class Membership:
 
     # -- takeover -----------------------------------------------------------------------
 
-    async def _sweeps(self) -> None:
+    async def _sweep_dead(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             if not self._holds_lease:

@@ -12,6 +12,15 @@ replies to the requests, upgrades and RPC calls this node routed to their object
 
 The node holds its objects under a lease (``membership``): while its heartbeats do not get
 through it runs none of them, and once declared dead it stops for good.
+
+A node has a role. ``all`` does everything above. A ``gateway`` holds sockets and runs no
+object: all their work, and every request and call, goes to the inbox; the flush wakes the
+object's live owner, or this node when nobody owns it, and this node passes that wake on to
+a host chosen by rendezvous hashing (``placement``). A ``host`` runs objects and holds no
+client sockets (the gateway layer refuses clients). On its way out (SIGTERM) a node that
+runs objects hands them over first (``hand_over``): it takes no new work, finishes the turns
+in flight, hibernates every object (snapshot, release) and passes the work waiting for them
+on to another host, which wakes them at once; only then do its own sockets close.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from typing import Any
 from service.api import rpc
 from service.api.application import Application
 from service.api.durable_object import DurableObject
-from service.api.errors import ObjectResetError, OwnerTimeoutError
+from service.api.errors import NoHostError, ObjectResetError, OwnerTimeoutError
 from service.api.http import Request, Response
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
@@ -49,13 +58,20 @@ from service.runtime.inbox_writes import NOT_RECORDED, InboxWrites
 from service.runtime.membership import Membership
 from service.runtime.node_settings import NodeSettings
 from service.runtime.outbox_delivery import OutboxDelivery
+from service.runtime.placement import Placement
 from service.runtime.replies import Replies
 from service.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
+_LEAVING = {"action": "shutdown"}
+
 #: Seconds a request waits for the database to answer a probe while it is taken to be away.
 PROBE_TIMEOUT = 1.0
+
+#: Object ids a node that runs no objects remembers having entered in the catalog (past it,
+#: it forgets them all: entering one again costs a round trip, and changes nothing).
+REGISTERED_KEPT = 100_000
 
 #: Largest body of a request carried to another node, unless ``max_message_bytes`` is larger
 #: (the gateway's own limit on request bodies is the larger of the two).
@@ -76,9 +92,12 @@ class Node:
         limits: Limits | None = None,
         metrics: Metrics | None = None,
         address: str | None = None,
+        role: str = "all",
         on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.app = app
+        #: all, gateway (sockets only) or host (objects only).
+        self.role = role
         self.event_log = event_log
         self.settings = settings or NodeSettings()
         self.limits = limits or Limits()
@@ -107,7 +126,8 @@ class Node:
         self.membership = Membership(
             event_log,
             address=address,
-            role="all",
+            role=role,
+            sweeps=role != "gateway",
             lease_timeout=self.settings.lease_timeout,
             close=closed.to_inbox("").data,
             on_lapsed=self._lease_lapsed,
@@ -132,10 +152,16 @@ class Node:
             tasks=self.tasks,
             callers=self.callers,
         )
+        #: The live hosts, and the one an object nobody owns goes to from here.
+        self.placement = Placement(event_log)
+        #: Objects this node entered in the catalog (or found there) for a host to claim.
+        self._registered: set[str] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = False
-        #: Whether a frame for a hibernated object wakes it here (until shutdown begins).
-        self._waking = True
+        self._handed_over = False
+        #: Whether a frame for a hibernated object wakes it here (until shutdown begins; a
+        #: gateway never wakes one).
+        self._waking = role != "gateway"
 
     # -- start and stop -----------------------------------------------------------------
 
@@ -157,11 +183,18 @@ class Node:
             on_outbox=self.outbox.notified,
             probe_interval=self.settings.listener_probe_interval,
         )
+        await self._refresh_hosts()
         self._loops = [
             asyncio.create_task(self._sweep_loop(), name="hibernation-sweep"),
             asyncio.create_task(self._poll_loop(), name="inbox-poll"),
+            asyncio.create_task(self._hosts_loop(), name="live-hosts"),
         ]
         self.membership.start()
+
+    @property
+    def runs_objects(self) -> bool:
+        """Whether this node wakes objects now: not a gateway, not on its way out."""
+        return self.role != "gateway" and not self._stopping
 
     async def drain(self, timeout: float) -> None:
         """Wait (up to ``timeout``) until every live object has run, committed and released
@@ -173,30 +206,96 @@ class Node:
         ):
             await asyncio.sleep(0.01)
 
-    async def stop(self) -> None:
-        """Let live objects finish their work, then hibernate them all (snapshots, release)."""
+    async def hand_over(self) -> None:
+        """On the way out, before any socket closes: give every object to another host.
+
+        No new work is taken (wakes, alarms, polls; requests and frames go to the inbox),
+        the turns in flight finish and commit, every object hibernates (snapshot, release of
+        its lease), and the work waiting for them (inbox rows, due alarms) wakes the host
+        chosen for each, so they run there within moments. Requests this node routed keep
+        waiting for their replies, and its sockets keep getting their objects' frames, until
+        ``stop``.
+
+        A node of role ``all`` with no other live host to hand them to keeps its objects
+        until ``stop``, after its sockets closed: their close handlers run here, as they
+        would on a node that runs alone."""
+        if self.role == "all" and not self._handed_over:
+            await self._refresh_hosts()
+            if not any(host != self.callers.node_id for host in self.placement.hosts):
+                await self.drain(self.settings.shutdown_timeout)
+                return
+        await self._release_all()
+
+    async def _release_all(self) -> None:
+        if self._handed_over:
+            return
+        self._handed_over = True
+        started = time.monotonic()
         self._stopping = True
         self.stop_waking()
         self.membership.stop_sweeping()
-        for task in self._loops:
+        for task in self._loops[:2]:  # hibernation and polls; the hosts' list stays fresh
             task.cancel()
-        for task in self._loops:
+        for task in self._loops[:2]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.drain(self.settings.shutdown_timeout)
-        for activation in list(self.activations.values()):
-            with contextlib.suppress(Exception):
-                await activation.ready
-            if activation.status == "running":
-                await activation.hibernate()
+        armed = self.alarms.armed()
+        self.alarms.close()
+        await self._refresh_hosts()
+        # Each object as soon as its own turns are done: one may wait on a call to another
+        # that is leaving too, and runs on once that one has moved.
+        released = await asyncio.gather(
+            *(self._hand_over(a) for a in list(self.activations.values()))
+        )
         # Work no activation took (objects that could not be revived): to the inbox, in
         # order, for whichever node runs them next.
         for object_id, deliveries in list(self._waiting.items()):
             for delivery in self._keep(object_id, deliveries):
                 self.inbox.write(object_id, delivery)
         self._waiting.clear()
+        await self.inbox.all_settled()
+        if self.role == "gateway" or not self._loops:
+            return  # it ran no objects, or never started: it has nobody to wake
+        try:
+            waiting = await self.event_log.objects_with_inbox()
+        except StoreUnavailableError as error:
+            log.warning("could not read the inbox on the way out: %s", error, extra=_LEAVING)
+            waiting = []
+        await self.placement.pass_on(sorted({*waiting, *armed}), leaving=True)
+        log.info(
+            "handed %d objects over in %.3f s",
+            sum(released),
+            time.monotonic() - started,
+            extra=_LEAVING,
+        )
+
+    async def _hand_over(self, activation: Activation) -> bool:
+        """Finish the object's turns, hibernate it, and wake it on the host chosen for it
+        (its clients' next message then finds it running there)."""
+        with contextlib.suppress(Exception):
+            await activation.ready
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        while activation.accepting and (activation.busy or activation.has_work()):
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.005)
+        if activation.status != "running":
+            return False
+        await activation.hibernate()
+        await self.inbox.settled(activation.key)
+        await self.placement.pass_on([activation.key], leaving=True)
+        return True
+
+    async def stop(self) -> None:
+        """Hand every object over (if not done yet), then answer the callers still waiting,
+        finish the background work and the outbox, and leave the cluster."""
+        await self._release_all()
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self.callers.fail_all("this node is shutting down: the object's owner did not reply")
-        self.alarms.close()
         await self.tasks.wait(self.settings.shutdown_timeout)
         await self.inbox.all_settled()
         await self.outbox.stop()
@@ -222,6 +321,9 @@ class Node:
 
         An object another live node owns gets the request through the inbox, and its reply
         (a 101 included: the socket is then held here) comes back through the outbox."""
+        if self._goes_elsewhere(str(object_id)):
+            host = await self._host_for(binding, object_id)
+            return await self._fetch_elsewhere(str(object_id), host, request)
         try:
             activation = await self._activation(binding, object_id)
         except OwnedElsewhereError as error:
@@ -237,6 +339,11 @@ class Node:
         An object no live node owns wakes here, as for a request; one that another live node
         owns gets the call through the inbox, and its outcome comes back through the outbox.
         """
+        if self._goes_elsewhere(str(object_id)):
+            host = await self._host_for(binding, object_id)
+            delivery = Delivery("rpc", call=call, request_id=call.call_id)
+            routed: rpc.Outcome = await self._elsewhere(str(object_id), host, delivery)
+            return routed
         try:
             activation = await self._activation(binding, object_id)
         except OwnedElsewhereError as error:
@@ -261,6 +368,46 @@ class Node:
             raise storage_errors.for_user(error) from error
         return activation
 
+    def _goes_elsewhere(self, object_id: str) -> bool:
+        """Whether a request or call is sent to a host rather than run here: always on a
+        gateway; on the way out, unless the object is still live here (it runs it before
+        it leaves, as it does the turns in flight, and a call between two objects of this
+        node does not wait for both to move)."""
+        if self.role == "gateway":
+            return True
+        if not self._stopping:
+            return False
+        activation = self.activations.get(object_id)
+        return activation is None or not activation.accepting
+
+    async def _host_for(self, binding: str, object_id: DurableObjectId) -> str:
+        """For a node that runs no objects now: the host the object's work goes to if nobody
+        owns it (its owner, if it has one, gets it anyway: the flush wakes the owner). With no
+        live host, NoHostError: nothing could run it."""
+        if binding not in self.app.bindings:
+            raise LookupError(f"no binding named {binding!r}")
+        await self._check_database()
+        key = str(object_id)
+        if key not in self._registered:
+            try:
+                await self.event_log.register(key, binding, object_id.name)
+            except StoreUnavailableError as error:
+                raise storage_errors.for_user(error) from error
+            if len(self._registered) >= REGISTERED_KEPT:
+                self._registered.clear()
+            self._registered.add(key)
+        host = self.placement.choose(str(object_id))
+        if host is None:
+            await self._refresh_hosts()
+            host = self.placement.choose(str(object_id))
+        if host is None:
+            raise NoHostError(
+                "no node that runs objects is live: this node "
+                + ("is a gateway" if self.role == "gateway" else "is shutting down")
+                + ", so the object cannot run until a host starts"
+            )
+        return host
+
     async def _fetch_elsewhere(self, object_id: str, owner: str, request: Request) -> Response:
         limit = max(self.limits.max_message_bytes, ROUTED_BODY_BYTES)
         if len(request.body) > limit:
@@ -279,7 +426,8 @@ class Node:
         assert delivery.request_id is not None
         delivery.reply_to = self.callers.node_id
         future = self.callers.wait(delivery.request_id)
-        self.inbox.route(object_id, owner)
+        if self.runs_objects:  # its work goes there too, until the owner changes
+            self.inbox.route(object_id, owner)
         timeout = self.settings.route_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -359,8 +507,15 @@ class Node:
         another live node owns goes to the inbox too, behind what waited here for it.
         """
         activation = self.activations.get(object_id)
-        if activation is not None and activation.accepting:
+        if activation is not None and activation.accepting and not self._stopping:
             activation.enqueue(delivery)
+        elif self._stopping:
+            # Handing over: what the object was given runs here; this goes to its next host
+            # (which reads the inbox after this node released it), behind what waits here.
+            if object_id in self._waiting:
+                self._waiting[object_id].append(delivery)
+            else:
+                self.inbox.write(object_id, delivery)
         elif self.inbox.routed(object_id) and object_id not in self._waiting:
             self.inbox.write(object_id, delivery)
         elif self._waking or object_id in self._waiting:
@@ -417,6 +572,8 @@ class Node:
                 await asyncio.shield(activation.ready)
                 return activation
             await asyncio.shield(activation.closed)
+        if self.role == "gateway":
+            raise LookupError("a gateway runs no objects")
         if not self.membership.holds_lease:
             raise StoreUnavailableError(
                 "this node's lease has lapsed (its heartbeats do not get through): it runs no "
@@ -561,8 +718,14 @@ class Node:
     # -- notifications, polling, hibernation --------------------------------------------
 
     def _on_wake(self, object_ids: list[str] | None) -> None:
-        if self._stopping:
-            return  # a node on its way out takes on no work: the next one wakes for it
+        if not self.runs_objects:
+            # A gateway's writes for objects nobody owns wake it, and a node on its way out
+            # takes on no work: the host chosen for each object is woken instead. One that
+            # is still live here is passed on once it is released (``hand_over``).
+            if object_ids is not None:
+                passed = [o for o in object_ids if o not in self.activations]
+                self.tasks.spawn(self.placement.pass_on(passed, leaving=self._stopping))
+            return
         if object_ids is None:
             self.tasks.spawn(self._poll())
             return
@@ -631,7 +794,7 @@ class Node:
 
     async def _poll(self) -> None:
         self.outbox.read_soon()  # this node's sockets, whatever the lease
-        if self._stopping or not self.membership.holds_lease:
+        if not self.runs_objects or not self.membership.holds_lease:
             return
         try:
             object_ids = await self.event_log.objects_with_inbox()
@@ -646,6 +809,18 @@ class Node:
         while True:
             await asyncio.sleep(self.settings.poll_interval)
             await self._poll()
+
+    async def _hosts_loop(self) -> None:
+        """Read the live hosts once a heartbeat interval (rendezvous hashing over them)."""
+        while True:
+            await asyncio.sleep(self.membership.interval)
+            await self._refresh_hosts()
+
+    async def _refresh_hosts(self) -> None:
+        try:
+            await self.placement.refresh()
+        except StoreUnavailableError as error:
+            log.warning("could not read the live hosts: %s", error, extra={"action": "placement"})
 
     async def _sweep_loop(self) -> None:
         interval = max(0.05, min(1.0, self.settings.hibernate_after / 4))

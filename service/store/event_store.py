@@ -173,6 +173,9 @@ class EventStore(log_reads.LogReads):
     async def sweep_dead_node(self, close: dict[str, Any]) -> SweptNode | None:
         return await self._row.sweep_dead_node(close)
 
+    async def live_hosts(self) -> list[str]:
+        return await self._row.live_hosts()
+
     # -- writes -------------------------------------------------------------------------
 
     def append(self, append: Append) -> Awaitable[None]:
@@ -215,6 +218,9 @@ class EventStore(log_reads.LogReads):
 
     async def release(self, object_id: str, epoch: int) -> None:
         await self._call(lambda c: c.execute(queries.RELEASE_OBJECT, object_id, epoch))
+
+    async def register(self, object_id: str, binding: str, name: str | None) -> None:
+        await self._call(lambda c: c.execute(queries.REGISTER_OBJECT, object_id, binding, name))
 
     # -- reads --------------------------------------------------------------------------
 
@@ -261,6 +267,12 @@ class EventStore(log_reads.LogReads):
         """Wake the live owners of these objects (or this node, for those nobody live owns)
         now, as a flush that wrote inbox rows for them would."""
         await self._call(lambda c: c.fetchval(queries.WAKE, self.node_id, sorted(object_ids)))
+
+    async def wake_on(self, node_id: str, object_ids: list[str]) -> bool:
+        """Wake the live owners of these objects, or ``node_id`` for those nobody live owns;
+        False, and no NOTIFY, if ``node_id`` is not live (it stopped or died meanwhile)."""
+        woken = await self._call(lambda c: c.fetchrow(queries.WAKE_ON, node_id, sorted(object_ids)))
+        return woken is not None
 
     async def outbox_after(
         self, position: int, limit: int, *, delivered: int = 0

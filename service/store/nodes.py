@@ -100,6 +100,12 @@ DELETE FROM outbox AS x
  WHERE x.node = n.node_id AND (n.swept_at IS NOT NULL OR n.stopped_at IS NOT NULL)
 """
 
+# The live nodes that run objects: where a gateway, or a node handing its objects over,
+# sends an object nobody owns.
+LIVE_HOSTS = """
+SELECT node_id FROM live_nodes WHERE role IN ('host', 'all') ORDER BY node_id
+"""
+
 # Objects the swept node owned that have inbox rows: their wakes went to it, and were lost.
 ORPHANED_INBOX = """
 SELECT DISTINCT i.object_id
@@ -152,6 +158,9 @@ class NodeRow:
 
         return await self._pool.run(sweep)
 
+    async def live_hosts(self) -> list[str]:
+        return [r[0] for r in await self._run_rows(LIVE_HOSTS)]
+
     async def close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
@@ -166,10 +175,17 @@ class NodeRow:
         return None if row is None else row[0]
 
     async def _run_row(self, query: str, *args: Any) -> asyncpg.Record | None:
+        rows = await self._run_rows(query, *args)
+        return rows[0] if rows else None
+
+    async def _run_rows(self, query: str, *args: Any) -> list[asyncpg.Record]:
         async with self._lock:
             try:
                 connection = await self._connect()
-                return await connection.fetchrow(query, *args, timeout=self._timeout)
+                rows: list[asyncpg.Record] = await connection.fetch(
+                    query, *args, timeout=self._timeout
+                )
+                return rows
             except asyncio.CancelledError:
                 self._drop()  # cut off mid-statement (a heartbeat out of time): start afresh
                 raise

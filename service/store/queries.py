@@ -78,6 +78,14 @@ UPDATE objects AS o
 RETURNING binding, name, owner_epoch, last_seq
 """
 
+# Enter an object in the catalog, owned by nobody, unless it is there already: a gateway
+# does so before it sends a new object's first request to a host, which claims it as an
+# existing object (CLAIM_EXISTING).
+REGISTER_OBJECT = """
+INSERT INTO objects (object_id, binding, name) VALUES ($1, $2, $3)
+ON CONFLICT (object_id) DO NOTHING
+"""
+
 # Who owns an object a claim did not get (NULL: released since; no row: no such object).
 OWNER_OF = "SELECT owner_node FROM objects WHERE object_id = $1"
 
@@ -135,6 +143,13 @@ SELECT DISTINCT i.object_id
 
 # Wake the owners of these objects now, one NOTIFY per destination node, as a flush does.
 WAKE = "SELECT durable_wake_v1($1, $2::text[])"
+
+# Wake these objects' live owners, or the given node for those nobody live owns (a gateway
+# or a node handing its objects over chooses a host for them): no row, and no NOTIFY, if
+# that node is not live.
+WAKE_ON = """
+SELECT durable_wake_v1(l.node_id, $2::text[]) FROM live_nodes AS l WHERE l.node_id = $1
+"""
 
 # Sockets a previous run of this node id held (their clients are gone), except those whose
 # close is already waiting in the inbox.

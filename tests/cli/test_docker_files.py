@@ -92,7 +92,9 @@ def test_the_yaml_subset_parser() -> None:
         parse_yaml("x: &anchor\n  y: 1\n")
 
 
-NODES = ("node1", "node2")
+GATEWAYS = ("gateway1", "gateway2")
+HOSTS = ("host1", "host2")
+NODES = (*GATEWAYS, *HOSTS)
 
 
 def test_compose_chain_db_then_migrate_then_nodes_then_balancer(compose: dict[str, Any]) -> None:
@@ -113,13 +115,16 @@ def test_compose_chain_db_then_migrate_then_nodes_then_balancer(compose: dict[st
         assert node["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
         assert node["command"] == ["serve", "examples/chat", "--host", "0.0.0.0"]
         assert node["environment"]["DURABLE_NODE_ID"] == name
+        assert node["environment"]["DURABLE_ROLE"] == ("gateway" if name in GATEWAYS else "host")
         assert "http://127.0.0.1:8787/healthz" in " ".join(node["healthcheck"]["test"])
+        # Time for a host to hand its rooms over, and a gateway its replies, on SIGTERM.
+        assert node["stop_grace_period"] == "30s"
         assert "ports" not in node  # reached through the balancer only
 
     balancer = services["balancer"]
     assert balancer["image"].startswith("haproxy:")
     assert balancer["ports"] == ["8787:8787"]
-    assert balancer["depends_on"] == {name: {"condition": "service_healthy"} for name in NODES}
+    assert balancer["depends_on"] == {name: {"condition": "service_healthy"} for name in GATEWAYS}
     assert balancer["stop_signal"] == "SIGUSR1"  # a soft stop
 
 
@@ -133,15 +138,15 @@ def _haproxy_cfg() -> str:
     return (DOCKER / "haproxy.cfg").read_text()
 
 
-def test_the_balancer_runs_haproxy_cfg_over_every_node(compose: dict[str, Any]) -> None:
+def test_the_balancer_runs_haproxy_cfg_over_the_gateways(compose: dict[str, Any]) -> None:
     (volume,) = compose["services"]["balancer"]["volumes"]
     source, target, mode = volume.split(":")
     assert (DOCKER / source).resolve() == DOCKER / "haproxy.cfg"
     assert target == "/usr/local/etc/haproxy/haproxy.cfg"  # where the image reads it
     assert mode == "ro"
     servers = re.findall(r"^\s*server (\S+) (\S+)", _haproxy_cfg(), re.M)
-    assert servers == [(name, f"{name}:8787") for name in NODES]
-    # Its health check asks the monitor frontend, which fails while no node is up.
+    assert servers == [(name, f"{name}:8787") for name in GATEWAYS]  # never a host (421)
+    # Its health check asks the monitor frontend, which fails while no gateway is up.
     (url,) = [a for a in compose["services"]["balancer"]["healthcheck"]["test"] if "://" in a]
     port, path = urlsplit(url).port, urlsplit(url).path
     assert re.search(rf"^\s*bind :{port}\n\s*monitor-uri {path}\n", _haproxy_cfg(), re.M)
@@ -164,7 +169,7 @@ def test_haproxy_cfg_is_valid_for_haproxy() -> None:
     assert "Configuration file is valid" in checked.stdout
     # Outside compose, the nodes' names do not resolve: the only warnings allowed.
     warnings = [line for line in checked.stderr.splitlines() if "[WARNING]" in line]
-    assert all("could not resolve address 'node" in line for line in warnings), warnings
+    assert all("could not resolve address 'gateway" in line for line in warnings), warnings
 
 
 def test_every_database_url_points_at_the_db_service(compose: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from tests.support import eventually
 
 ROOM = str(Path(__file__).parent / "apps" / "room.py")
 CHAT = str(Path(__file__).parent / "apps" / "chat.py")
+VERSIONED = str(Path(__file__).parent / "apps" / "versioned.py")
 
 #: Seconds after its last heartbeat that a test node counts as dead (short, and still long
 #: enough that a node starved of CPU by a busy machine does not miss a whole lease).
@@ -33,17 +34,22 @@ POSITIONS_LOCK = 7305528449176000001
 
 @contextlib.asynccontextmanager
 async def cluster_node(
-    database_url: str, node_id: str | None, *options: str, app: str = ROOM
+    database_url: str,
+    node_id: str | None,
+    *options: str,
+    app: str = ROOM,
+    env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Durable]:
     """``durable serve`` of the room app (or ``app``), serving; ``node_id`` None: the
-    default id.
+    default id; ``env``: more environment for the process.
 
     Polls are a minute apart, so only NOTIFY (and the catch-up after a listener's
     reconnect) can move work in a test's time."""
     args = ["serve", app, "--port", "0", "--lease-timeout", str(LEASE), "--poll-interval", "60"]
     if node_id is not None:
         args += ["--node-id", node_id]
-    async with durable(*args, *options, env=child_env(database_url=database_url)) as node:
+    environment = child_env(env, database_url=database_url)
+    async with durable(*args, *options, env=environment) as node:
         await node.serving()
         yield node
 

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 CHAT = str(EXAMPLES / "chat")
 
 _BALANCER = re.compile(r"^Balancing .* at (http://\S+?)/? \(HAProxy")
-_NODE = re.compile(r"^  (node-\d+)\s+(http://\S+?)/$")
+_NODE = re.compile(r"^  ((?:node|gateway|host)-\d+)\s+(http://\S+?)/(?:  \(host: .*\))?$")
 
 
 @dataclass
@@ -80,10 +80,13 @@ def _alive(pid: int) -> bool:
 
 @contextlib.asynccontextmanager
 async def cluster(
-    *args: str, env: dict[str, str], nodes: int = 2, timeout: float = 90
+    *args: str,
+    env: dict[str, str],
+    size: tuple[str, ...] = ("--nodes", "2"),
+    timeout: float = 90,
 ) -> AsyncIterator[Cluster]:
     """`durable cluster` serving; whatever it started is killed on the way out if alive."""
-    async with durable("cluster", "--nodes", str(nodes), "--port", "0", *args, env=env) as p:
+    async with durable("cluster", *size, "--port", "0", *args, env=env) as p:
         running = Cluster(p)
         try:
             running.url = (await p.wait_for(_BALANCER.pattern, timeout)).group(1)
@@ -223,6 +226,55 @@ async def test_a_node_that_dies_is_reported_and_the_rest_serve_its_rooms(
         # A node died on the way: the cluster stops cleanly, and says it failed.
         assert await running.process.stop(signal.SIGTERM, timeout=60) == 1
         assert not [pid for pid in running.children if _alive(pid)]
+
+
+async def test_gateways_and_hosts_behind_the_balancer_which_sends_clients_to_gateways_alone(
+    database_url: str, sql: asyncpg.Connection
+) -> None:
+    env = child_env(database_url=database_url)
+    size = ("--gateways", "2", "--hosts", "2")
+    async with (
+        cluster(CHAT, "--lease-timeout", "2", env=env, size=size) as running,
+        aiohttp.ClientSession() as http,
+    ):
+        assert set(running.nodes) == {"gateway-1", "gateway-2", "host-1", "host-2"}
+        assert "over 2 gateways, 2 hosts at" in running.process.output
+        roles = dict(await sql.fetch("SELECT node_id, role FROM live_nodes"))
+        assert roles == {
+            "gateway-1": "gateway",
+            "gateway-2": "gateway",
+            "host-1": "host",
+            "host-2": "host",
+        }
+        # A host sends clients away; the balancer sends them to gateways only.
+        async with http.get(f"{running.nodes['host-1']}/chat/lobby") as response:
+            assert response.status == 421
+        rooms = [f"room-{n}" for n in range(8)]
+        clients = [await join(http, running.url, room, "u") for room in rooms]
+        for chat, room in zip(clients, rooms, strict=True):
+            await chat.say(f"in {room}")
+            await chat.expect("message", text=f"in {room}")
+        held = set().union(*[await socket_nodes(sql, room) for room in rooms])
+        assert held <= {"gateway-1", "gateway-2"}
+        owners = {await room_owner(sql, room) for room in rooms}
+        assert owners == {"host-1", "host-2"}  # rendezvous hashing spreads eight rooms
+
+        assert await running.process.stop(signal.SIGTERM, timeout=60) == 0
+        for chat in clients:
+            message = await chat.ws.receive(timeout=10)
+            while message.type == aiohttp.WSMsgType.TEXT:
+                message = await chat.ws.receive(timeout=10)
+            assert (message.type, message.data) == (aiohttp.WSMsgType.CLOSE, 1001), message
+        assert not [pid for pid in running.children if _alive(pid)]
+        assert "Traceback" not in running.process.output
+        # The gateways stopped first: the hosts recorded every client's close.
+        assert await sql.fetchval("SELECT count(*) FROM presence") == 0
+
+
+def test_gateways_go_with_hosts() -> None:
+    result = run("cluster", CHAT, "--gateways", "2", env=child_env())
+    assert result.returncode == 1
+    assert "--gateways and --hosts go together" in result.stderr
 
 
 @pytest.fixture
