@@ -54,6 +54,8 @@ class OutboxLog(PublishedLog, Protocol):
         self, position: int, limit: int, *, delivered: int = 0
     ) -> list[RemoteOutput]: ...
 
+    async def outbox_delivered(self, position: int) -> None: ...
+
 
 class OutboxDelivery:
     """Reads this node's outbox from the last position delivered; one read at a time."""
@@ -93,6 +95,18 @@ class OutboxDelivery:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._answer(self._asked)  # nobody waits for a read that will not come
+        if self.delivered > self._deleted:
+            # What the last reads delivered, which no later read will delete now.
+            try:
+                await self._outbox.outbox_delivered(self.delivered)
+                self._deleted = self.delivered
+            except Exception as error:
+                log.warning(
+                    "could not delete this node's delivered outbox rows: %s (the next node "
+                    "of this id, or the sweep of this one, deletes them)",
+                    error,
+                    extra={"action": "outbox"},
+                )
 
     def notified(self, position: int) -> None:
         """A flush wrote rows for this node up to ``position``."""
