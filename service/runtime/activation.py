@@ -241,9 +241,18 @@ class Activation(Core):
         """Queue this object's inbox rows not seen yet, after the work already queued."""
         self.mailbox.queue_inbox(await self._read_inbox(), first=False)
 
-    def queue_inbox(self, items: list[InboxItem]) -> None:
-        """Queue inbox rows read for this object with others' (``Node._take_inboxes``)."""
-        self.mailbox.queue_inbox(items, first=False)
+    def inbox_read_begins(self) -> None:
+        """A read of this object's inbox with others' begins (``Node._take_inboxes``): as
+        for ``_read_inbox``, rows consumed from now on are not queued again by it."""
+        self.mailbox.reading_inbox()
+
+    def inbox_read_ends(self, items: list[InboxItem] | None) -> None:
+        """That read ended: queue its rows not seen yet, or nothing (None: it failed, or the
+        object changed meanwhile)."""
+        if items is None:
+            self.mailbox.inbox_read_failed()
+        else:
+            self.mailbox.queue_inbox(items, first=False)
 
     async def _read_inbox(self) -> list[InboxItem]:
         """The object's inbox rows; the caller hands them to ``mailbox.queue_inbox``."""

@@ -110,6 +110,9 @@ class Mailbox:
         self._end_read()
 
     def _end_read(self) -> None:
+        # Every read is begun (``reading_inbox``): a count gone negative would stop
+        # ``consumed`` from remembering rows for the reads still out.
+        assert self._reads > 0, "an inbox read ended that was never begun"
         self._reads -= 1
         if self._reads == 0:
             self._consumed_meanwhile.clear()

@@ -747,18 +747,29 @@ class Node:
     async def _take_inboxes(self, object_ids: list[str]) -> None:
         """The inbox rows of several live objects, in one read: a flush that wrote to many
         objects of this node woke them all with one notification."""
-        for object_id in object_ids:
-            await self.inbox.settled(object_id)
+        reading = {
+            object_id: activation
+            for object_id in object_ids
+            if self._running(object_id) and (activation := self.activations.get(object_id))
+        }
+        for activation in reading.values():
+            activation.inbox_read_begins()
         try:
-            found = await self.event_log.inboxes(object_ids)
-        except StoreUnavailableError as error:
+            for object_id in reading:
+                await self.inbox.settled(object_id)
+            found = await self.event_log.inboxes(list(reading))
+        except BaseException as error:
+            for activation in reading.values():
+                activation.inbox_read_ends(None)
+            if not isinstance(error, StoreUnavailableError):
+                raise
             log.warning("wake failed, the poll will retry: %s", error, extra={"action": "wake"})
             return
-        for object_id, items in found.items():
-            activation = self.activations.get(object_id)
-            if activation is not None and self._running(object_id):
-                activation.queue_inbox(items)
+        for object_id, activation in reading.items():
+            if self.activations.get(object_id) is activation and self._running(object_id):
+                activation.inbox_read_ends(found.get(object_id, []))
             else:  # it changed meanwhile (hibernating, reset): wake it as one
+                activation.inbox_read_ends(None)
                 self.tasks.spawn(self._wake(object_id))
 
     async def _on_connect(self) -> None:
