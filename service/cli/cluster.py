@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from service.cli import haproxy, options
 from service.cli.children import Child
-from service.cli.database import database, upgrade
+from service.cli.database import bring_up_to_date, database
 from service.cli.errors import CommandError
 from service.settings import Settings
 
@@ -124,7 +124,6 @@ def _count(text: str) -> int:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Check the application and the database once, then run the nodes and the balancer."""
     from service.loader import load_application
-    from service.store import migrate
 
     if (args.gateways is None) != (args.hosts is None):
         raise CommandError("--gateways and --hosts go together: give both, or --nodes alone")
@@ -140,12 +139,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     load_application(args.app)  # its errors, once, before anything starts
     with database(settings) as (url, embedded):
         # Migrated here, once, as `durable serve` would; the nodes only check.
-        if embedded or settings.auto_migrate:
-            upgrade(url)
-        else:
-            problem = migrate.check(url)
-            if problem:
-                raise CommandError(problem)
+        bring_up_to_date(url, embedded=embedded, auto_migrate=settings.auto_migrate)
         node_options = _passed_on(args)
         if embedded:  # the server this process started, shared by the nodes
             node_options += ["--database-url", url]

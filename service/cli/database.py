@@ -62,3 +62,13 @@ def require_migrated(url: str) -> None:
     problem = migrate.check(url)
     if problem:
         raise CommandError(problem)
+
+
+def bring_up_to_date(url: str, *, embedded: bool, auto_migrate: bool) -> None:
+    """What a command that runs nodes does with their database: migrate it when this command
+    started it (embedded) or was asked to (``auto_migrate``), else stop with a clear error
+    unless it is already at the newest revision."""
+    if embedded or auto_migrate:
+        upgrade(url)
+    else:
+        require_migrated(url)

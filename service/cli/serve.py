@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from service import tuning
 from service.cli import options
-from service.cli.database import database, upgrade
+from service.cli.database import bring_up_to_date, database
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Load the application, make sure the database is migrated, and serve."""
     from service.app import create_app
     from service.loader import load_application
-    from service.store import migrate
 
     target: str = args.app
     application = load_application(target)
@@ -50,13 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     with database(settings) as (url, embedded):
-        if embedded or settings.auto_migrate:
-            upgrade(url)
-        else:
-            problem = migrate.check(url)
-            if problem:
-                print(f"error: {problem}", file=sys.stderr)
-                return 1
+        bring_up_to_date(url, embedded=embedded, auto_migrate=settings.auto_migrate)
         settings = settings.model_copy(update={"database_url": url})
         stop = _Stop()
         webapp = create_app(settings, application, on_fatal=stop.fatal)
