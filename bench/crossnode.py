@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 
-from bench import processes, report, scratch
+from bench import processes, pyspy, report, scratch
 
 #: Rooms of a phase not yet let go by node 2 (the far clients' node).
 _HELD = "SELECT count(*) FROM objects WHERE name LIKE $1 AND owner_node IS NOT NULL"
@@ -55,6 +57,8 @@ class Phase:
     cpu: dict[str, float]
     #: Flushes, events and commit times of each node during the phase.
     commits: dict[str, dict[str, float | None]]
+    #: py-spy's summary of each node's samples (with --profile).
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 async def read(peer: Peer, expected: int, warmup: int, done: asyncio.Future[None]) -> None:
@@ -124,6 +128,7 @@ async def phase(
             for p, d in zip(peers, dones, strict=True)
         ]
         metrics_before = [await processes.scrape(node.base) for node in nodes]
+        spies = await _spy(nodes, prefix, args) if args.profile else []
         cpu_before = _cpu(nodes, postmaster)
         started = time.perf_counter()
         writers = [asyncio.create_task(write(p, args.messages)) for p in peers]
@@ -132,6 +137,7 @@ async def phase(
         finally:
             seconds = time.perf_counter() - started
             cpu_after = _cpu(nodes, postmaster)
+            profiles = await _unspy(spies)
             metrics_after = [await processes.scrape(node.base) for node in nodes]
             for peer in peers:
                 await peer.ws.close()
@@ -149,7 +155,30 @@ async def phase(
                 zip(metrics_before, metrics_after, strict=True), start=1
             )
         },
+        profiles=profiles,
     )
+
+
+async def _spy(
+    nodes: list[processes.Server], prefix: str, args: argparse.Namespace
+) -> list[tuple[str, asyncio.subprocess.Process, Path]]:
+    """py-spy on each node for the phase (stopped by ``_unspy`` when it ends)."""
+    spies = []
+    for n, node in enumerate(nodes, start=1):
+        path = report.RESULTS / f"crossnode-{prefix}node{n}.pyspy.txt"
+        spy = await pyspy.start(node.process.pid, args.timeout, path)
+        if spy is not None:
+            spies.append((f"node {n}", spy, path))
+    return spies
+
+
+async def _unspy(
+    spies: list[tuple[str, asyncio.subprocess.Process, Path]],
+) -> dict[str, dict[str, Any]]:
+    """Stop each py-spy (it writes its samples on SIGINT) and sum them up."""
+    for _, spy, _ in spies:
+        spy.send_signal(signal.SIGINT)
+    return {name: await pyspy.finish(spy, path) for name, spy, path in spies}
 
 
 def _cpu(nodes: list[processes.Server], postmaster: int | None) -> dict[str, float]:
@@ -171,6 +200,7 @@ def summary(result: Phase) -> dict[str, Any]:
         "latency_to_near_clients": report.milliseconds(result.near),
         "cpu_microseconds_per_message": per_message,
         "commits": result.commits,
+        **({"profiles": result.profiles} if result.profiles else {}),
     }
 
 
@@ -298,6 +328,11 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per phase")
     processes.add_event_loop_option(parser)
     parser.add_argument("--startup", type=float, default=60.0, help="seconds to wait per server")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy each node during each phase (raw stacks and a summary in the JSON)",
+    )
     return parser
 
 
