@@ -285,20 +285,14 @@ class EventStore(log_reads.LogReads):
         else:
             query, args = queries.OUTBOX_AFTER, (position, limit)
         rows = await self._call(lambda c: c.fetch(query, self.node_id, *args))
-        return [
-            RemoteOutput(
-                r["socket_id"],
-                r["kind"],
-                r["text"],
-                r["data"],
-                r["close_code"],
-                r["close_reason"],
-                r["position"],
-                request_id=r["request_id"],
-                reply=None if r["reply"] is None else json.loads(r["reply"]),
-            )
-            for r in rows
-        ]
+        outputs: list[RemoteOutput] = []
+        for row in rows:
+            position = row["position"]
+            if row["kind"] == FRAMES:
+                outputs.extend(_remote_output(frame, position) for frame in row["frames"])
+            else:
+                outputs.append(_remote_output(row, position))
+        return outputs
 
     async def outbox_delivered(self, position: int) -> None:
         """Delete this node's outbox rows up to ``position``: they were delivered."""
@@ -369,3 +363,23 @@ class EventStore(log_reads.LogReads):
 
 def _claim(object_id: str, row: asyncpg.Record) -> Claim:
     return Claim(object_id, row["binding"], row["name"], row["owner_epoch"], row["last_seq"])
+
+
+#: The kind of an outbox row that holds many rows, all with its position (durable_route_v3).
+FRAMES = "frames"
+
+
+def _remote_output(row: asyncpg.Record, position: int) -> RemoteOutput:
+    """An outbox row, or one of a ``frames`` row's (an outbox record of the same fields)."""
+    reply = row["reply"]
+    return RemoteOutput(
+        row["socket_id"],
+        row["kind"],
+        row["text"],
+        row["data"],
+        row["close_code"],
+        row["close_reason"],
+        position,
+        request_id=row["request_id"],
+        reply=None if reply is None else json.loads(reply),
+    )

@@ -3,7 +3,8 @@
 Each kind of row a flush writes has one function here that makes it: its parameters name
 the row's fields in order, with their SQL types, and the composite type of migration
 dd9f2007840a that it is registered under declares the same fields (a test compares the
-two in the migrated database); the outbox's type is d7a9c3e5f1b2's, for durable_route_v2.
+two in the migrated database); the outbox's type is d7a9c3e5f1b2's, for durable_route_v2
+and v3.
 A row is a plain tuple: asyncpg sends a tuple as a composite value field by field, and
 COPY takes the events' rows as they are, with no codec to register. Not a NamedTuple: the
 garbage collector never untracks instances of a tuple subclass, and thousands of them alive
@@ -162,7 +163,7 @@ def outbox(
     reply: Annotated[str | None, Sql("jsonb")],
 ) -> OutboxRow:
     """A row of ``outbox``: a frame, close or resume for a socket another node holds
-    (``node`` None: durable_route_v2 addresses it to the node ``websockets`` says holds the
+    (``node`` None: durable_route_v3 addresses it to the node ``websockets`` says holds the
     socket), or a reply to a request or call routed from ``node``."""
     return (
         node,
@@ -178,7 +179,7 @@ def outbox(
     )
 
 
-#: The composite types that are not parameters of durable_flush_v1: durable_route_v2's.
+#: The composite types that are not parameters of durable_flush_v1: durable_route_v3's.
 ROUTE_ROW_TYPES = frozenset({"durable_outbox_v2"})
 
 

@@ -30,13 +30,15 @@ from service.store import connections, queries
 log = logging.getLogger(__name__)
 
 # Take the node id for this run: a new row, or the row of a run that is no longer live
-# (stopped, swept, or silent past its lease). No row while a live node holds the id.
+# (stopped, swept, or silent past its lease). No row while a live node holds the id. This
+# version reads outbox rows that carry many frames (durable_route_v3).
 JOIN = """
-INSERT INTO nodes AS n (node_id, address, role, lease_timeout)
-VALUES ($1, $2, $3, make_interval(secs => $4))
+INSERT INTO nodes AS n (node_id, address, role, lease_timeout, reads_frames)
+VALUES ($1, $2, $3, make_interval(secs => $4), true)
 ON CONFLICT (node_id) DO UPDATE
    SET address = EXCLUDED.address, role = EXCLUDED.role,
-       lease_timeout = EXCLUDED.lease_timeout, started_at = now(), heartbeat_at = now(),
+       lease_timeout = EXCLUDED.lease_timeout, reads_frames = true,
+       started_at = now(), heartbeat_at = now(),
        stopped_at = NULL, swept_at = NULL, swept_by = NULL
  WHERE n.stopped_at IS NOT NULL OR n.swept_at IS NOT NULL
     OR n.heartbeat_at + n.lease_timeout <= now()
@@ -92,7 +94,7 @@ RETURNING object_id
 """
 
 # Output for sockets of nodes that are gone (swept, this one among them, or stopped): nobody
-# delivers it. durable_route_v2 writes none for such a node, but a flush that read its row
+# delivers it. durable_route_v3 writes none for such a node, but a flush that read its row
 # before the sweep or stop committed may have written some since; a later sweep takes those.
 FORGET_OUTBOX = """
 DELETE FROM outbox AS x

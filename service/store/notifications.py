@@ -2,7 +2,7 @@
 
 Each node listens on a channel of its own (``channel_of``); a flush that writes inbox or
 outbox rows notifies each destination node once, naming the objects woken there and the
-newest outbox position written for it (``durable_route_v2`` and ``durable_wake_v1`` build
+newest outbox position written for it (``durable_route_v3`` and ``durable_wake_v1`` build
 the same payloads in SQL).
 """
 

@@ -20,9 +20,10 @@ _FLUSH_CALL = "durable_flush_v1({})".format(
 FLUSH = "SELECT xid, stale, inbox_ids FROM " + _FLUSH_CALL
 
 # The same flush, for one that writes inbox rows, output for sockets other nodes hold or
-# replies to requests routed here (durable_route_v2, migration d7a9c3e5f1b2): it writes the
+# replies to requests routed here (durable_route_v3, migration b3d5f7a9c1e2): it writes the
 # outbox rows, each addressed to the node holding its socket or to the node a reply answers
-# (recording that node as the holder of a socket the reply opens), and sends one NOTIFY
+# (recording that node as the holder of a socket the reply opens), one row per flush for a
+# node that reads rows of many frames (as this version does), and sends one NOTIFY
 # per destination node, carrying the ids
 # of the objects woken there (an object no live node owns wakes the writer, which claims it)
 # and the newest outbox position written for it. Two more parameters after the flush's: the
@@ -32,7 +33,7 @@ FLUSH = "SELECT xid, stale, inbox_ids FROM " + _FLUSH_CALL
 # drops them with the rows.
 FLUSH_AND_ROUTE = (
     "SELECT f.xid, f.stale, f.inbox_ids,"
-    " CASE WHEN cardinality(f.stale) = 0 THEN durable_route_v2(${}, ${}, ${}) END"
+    " CASE WHEN cardinality(f.stale) = 0 THEN durable_route_v3(${}, ${}, ${}) END"
     " FROM {} AS f".format(
         flush_records.Arguments._fields.index("node_id") + 1,
         len(flush_records.Arguments._fields) + 1,
@@ -174,9 +175,10 @@ SELECT a.object_id, (extract(epoch FROM a.scheduled_at) * 1000)::bigint AS ms
 """
 
 # This node's outbox rows after a position, in position order, which is commit order (see
-# durable_route_v2): a range of the primary key.
+# durable_route_v3): a range of the primary key. A ``frames`` row holds many rows, in order.
 OUTBOX_AFTER = """
-SELECT position, socket_id, kind, text, data, close_code, close_reason, request_id, reply
+SELECT position, socket_id, kind, text, data, close_code, close_reason, request_id, reply,
+       frames
   FROM outbox
  WHERE node = $1 AND position > $2 ORDER BY position LIMIT $3
 """
@@ -186,7 +188,8 @@ SELECT position, socket_id, kind, text, data, close_code, close_reason, request_
 # before the DELETE, and reads only rows past $2 >= $4, which it does not touch.
 OUTBOX_AFTER_DELETING = """
 WITH delivered AS (DELETE FROM outbox WHERE node = $1 AND position <= $4)
-SELECT position, socket_id, kind, text, data, close_code, close_reason, request_id, reply
+SELECT position, socket_id, kind, text, data, close_code, close_reason, request_id, reply,
+       frames
   FROM outbox
  WHERE node = $1 AND position > $2 ORDER BY position LIMIT $3
 """

@@ -19,6 +19,21 @@ metadata = sa.MetaData(
 
 _now = sa.text("now()")
 
+
+class OutboxRowType(sa.types.UserDefinedType[object]):
+    """``durable_outbox_v2``, the composite type of a flush's outbox rows (migration
+    d7a9c3e5f1b2): what a ``frames`` row of ``outbox`` holds."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "durable_outbox_v2"
+
+
+# So that reflecting the database (Alembic's comparison with this schema) knows the type.
+pg.base.ischema_names["durable_outbox_v2"] = OutboxRowType
+
+
 objects = sa.Table(
     "objects",
     metadata,
@@ -181,6 +196,13 @@ nodes = sa.Table(
         comment="When a live node closed the sockets it left open",
     ),
     sa.Column("swept_by", sa.Text, comment="The node that swept it"),
+    sa.Column(
+        "reads_frames",
+        sa.Boolean,
+        nullable=False,
+        server_default=sa.false(),
+        comment="Whether the node reads outbox rows that carry many frames",
+    ),
     comment="Nodes sharing this database, with their heartbeats: "
     "a node owns objects only while it is live.",
 )
@@ -213,7 +235,12 @@ outbox = sa.Table(
         nullable=False,
         comment="The socket the row is for; empty for a reply that opens none",
     ),
-    sa.Column("kind", sa.Text, nullable=False, comment="text, binary, close, resume or reply"),
+    sa.Column(
+        "kind",
+        sa.Text,
+        nullable=False,
+        comment="text, binary, close, resume, reply, or frames (many of these in one row)",
+    ),
     sa.Column("text", sa.Text, comment="A text frame's text"),
     sa.Column("data", pg.BYTEA, comment="A binary frame's bytes"),
     sa.Column("close_code", sa.Integer, comment="A close's code, if any"),
@@ -229,10 +256,13 @@ outbox = sa.Table(
         pg.JSONB,
         comment="A reply's status and headers or outcome; a resume's range of the log",
     ),
+    sa.Column(
+        "frames", pg.ARRAY(OutboxRowType()), comment="A frames row's rows, in delivery order"
+    ),
     comment="Frames and closes objects sent to sockets other nodes hold, committed with "
     "the events that caused them; deleted once the holding node has delivered them.",
 )
 
-#: ``durable_route_v2`` (migration d7a9c3e5f1b2) writes a flush's outbox rows (frames,
-#: closes, resumes, and replies to requests routed from other nodes) and sends its NOTIFYs,
-#: one per destination node.
+#: ``durable_route_v3`` (migration b3d5f7a9c1e2) writes a flush's outbox rows (frames,
+#: closes, resumes, and replies to requests routed from other nodes; one ``frames`` row per
+#: destination node that reads them) and sends its NOTIFYs, one per destination node.

@@ -217,3 +217,31 @@ def test_offline_sql_builds_the_same_schema(
     assert migrate.check(empty_database_url) is None
     assert _relations(empty_database_url)["presence"] == "VIEW"
     assert _differences(empty_database_url) == []
+
+
+#: A ``frames`` outbox row of two rows, and a row of the previous kind after it.
+FRAMES_ROWS = """
+INSERT INTO outbox (node, object_id, socket_id, kind, text, frames)
+VALUES ('n1', 'o', '', 'frames', NULL,
+        ARRAY[ROW(NULL, 'o', 's1', 'text', 'one', NULL, NULL, NULL, NULL, NULL),
+              ROW(NULL, 'o', 's2', 'close', NULL, NULL, 4000, 'bye', NULL, NULL)
+             ]::durable_outbox_v2[]),
+       ('n2', 'o', 's3', 'text', 'two', NULL)
+"""
+
+
+def test_stepping_down_from_rows_of_many_frames_keeps_each_frame_in_order(
+    empty_database_url: str,
+) -> None:
+    url = empty_database_url
+    migrate.upgrade(url, "b3d5f7a9c1e2")
+    _fetch_sync(url, FRAMES_ROWS)
+    migrate.downgrade(url, "d7a9c3e5f1b2")
+    rows = _fetch_sync(
+        url, "SELECT node, socket_id, kind, text, close_code FROM outbox ORDER BY position"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("n2", "s3", "text", "two", None),
+        ("n1", "s1", "text", "one", None),
+        ("n1", "s2", "close", None, 4000),
+    ]
