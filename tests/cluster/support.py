@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +55,13 @@ async def cluster_node(
 
 
 class Client:
-    """A room's WebSocket client that keeps every frame it receives, and how it closed."""
+    """A WebSocket client that keeps every frame it receives (text and binary apart), and
+    how it closed."""
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
         self.frames: list[str] = []
+        self.binary: list[bytes] = []
         self.close_code: int | None = None
         self._changed = asyncio.Event()
         self._reader = asyncio.ensure_future(self._read())
@@ -68,7 +70,9 @@ class Client:
         async for message in self.ws:
             if message.type == aiohttp.WSMsgType.TEXT:
                 self.frames.append(message.data)
-                self._changed.set()
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                self.binary.append(message.data)
+            self._changed.set()
         self.close_code = self.ws.close_code
         self._changed.set()
 
@@ -79,13 +83,26 @@ class Client:
     async def send(self, text: str) -> None:
         await self.ws.send_str(text)
 
-    async def expect(self, frame: str, timeout: float = 10) -> None:
-        """Wait until ``frame`` has arrived; fail if the socket closes first."""
+    async def _until(self, done: Callable[[], bool], what: str, timeout: float) -> None:
         async with asyncio.timeout(timeout):
-            while frame not in self.frames:
-                assert not self.closed, f"closed ({self.close_code}) before {frame!r}"
+            while not done():
+                assert not self.closed, f"closed ({self.close_code}) before {what}: {self.frames}"
                 self._changed.clear()
                 await self._changed.wait()
+
+    async def expect(self, frame: str, timeout: float = 10) -> None:
+        """Wait until ``frame`` has arrived; fail if the socket closes first."""
+        await self._until(lambda: frame in self.frames, repr(frame), timeout)
+
+    async def received(self, count: int, timeout: float = 20) -> list[str]:
+        """Wait until ``count`` text frames have arrived; fail if the socket closes first."""
+        await self._until(lambda: len(self.frames) >= count, f"{count} frames", timeout)
+        return self.frames
+
+    async def received_binary(self, count: int, timeout: float = 20) -> list[bytes]:
+        """Wait until ``count`` binary frames have arrived."""
+        await self._until(lambda: len(self.binary) >= count, f"{count} binary frames", timeout)
+        return self.binary
 
     async def wait_closed(self, timeout: float = 10) -> None:
         await asyncio.wait_for(asyncio.shield(self._reader), timeout)

@@ -18,7 +18,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.cluster.support import LEASE, MARGIN, cluster_node
+from tests.cluster.support import LEASE, MARGIN, Client, cluster_node
 from tests.support import eventually
 
 pytestmark = pytest.mark.slow
@@ -27,35 +27,6 @@ ROUTED = str(Path(__file__).parent / "apps" / "routed.py")
 
 #: Long enough for a test to finish anything: no request waits on a routed reply that long.
 TIMEOUT = aiohttp.ClientTimeout(total=30)
-
-
-class Client:
-    """A board's WebSocket client that keeps every text frame it receives."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.frames: list[str] = []
-        self._changed = asyncio.Event()
-        self._reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        async for message in self.ws:
-            if message.type == aiohttp.WSMsgType.TEXT:
-                self.frames.append(message.data)
-                self._changed.set()
-        self._changed.set()
-
-    async def received(self, count: int, timeout: float = 15) -> list[str]:
-        async with asyncio.timeout(timeout):
-            while len(self.frames) < count:
-                assert not self._reader.done(), f"closed after {self.frames}"
-                self._changed.clear()
-                await self._changed.wait()
-        return self.frames
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await asyncio.gather(self._reader, return_exceptions=True)
 
 
 async def board_runs_on(http: aiohttp.ClientSession, node_url: str, sql: asyncpg.Connection) -> str:
