@@ -5,6 +5,7 @@ and rerun without divergence."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
@@ -47,13 +48,19 @@ class Tally(DurableObject):
     async def websocket_message(self, ws: WebSocket, message: str | bytes) -> None:
         if message == "alarm":
             await self.ctx.storage.set_alarm(time.time() * 1000 + 3_600_000)
+        elif message == "slow":
+            await asyncio.sleep(0.5)
         self.count += 1
-        self.ctx.storage.kv.put("count", self.count)
+        # A socket an operator closed is closing: it is no longer OPEN.
+        others = [
+            other
+            for other in self.ctx.get_websockets()
+            if other is not ws and other.ready_state == WebSocket.OPEN
+        ]
+        self.ctx.storage.kv.put({"count": self.count, "listeners": len(others)})
         ws.send(f"count {self.count}")
-        for other in self.ctx.get_websockets():
-            # A socket an operator closed is closing: it is no longer OPEN.
-            if other is not ws and other.ready_state == WebSocket.OPEN:
-                other.send(f"counted {self.count}")
+        for other in others:
+            other.send(f"counted {self.count}")
 
     async def websocket_close(self, ws: WebSocket, code: int, reason: str, was_clean: bool) -> None:
         self.ctx.storage.kv.put(f"closed:{ws.deserialize_attachment()['username']}", [code, reason])
@@ -135,7 +142,7 @@ async def test_a_restore_puts_storage_back_and_the_object_is_rebuilt_on_it(
         then = await get(session, api(node, f"/objects/{TALLY}/state"), {"at": str(at)})
         assert now.body["storage"] == then.body["storage"]
         assert now.body["alarm_ms"] == then.body["alarm_ms"] == restored.alarm_ms is not None
-        assert restored.keys == len(then.body["storage"]) == 1
+        assert restored.keys == len(then.body["storage"]) == 2
         # The socket stayed open; the object was rebuilt on the restored count.
         assert await count(ws) == "count 3"
 
@@ -151,8 +158,8 @@ async def test_a_restore_puts_storage_back_and_the_object_is_rebuilt_on_it(
         events = await events_of(session, node)
         (first,) = [e for e in events if e["seq"] == restored.seq]
         assert first["type"] == "storage_restored" and first["data"]["by"] == BY
-        assert first["text"] == f"storage restored to its state after seq {at} (1 keys) by {BY}"
-    assert f"storage_restored  storage restored to its state after seq {at} (1 keys) by {BY}" in (
+        assert first["text"] == f"storage restored to its state after seq {at} (2 keys) by {BY}"
+    assert f"storage_restored  storage restored to its state after seq {at} (2 keys) by {BY}" in (
         await printed(database_url)
     )
     report = await rerun(history, APP, "TALLY/t")
@@ -213,6 +220,41 @@ async def test_a_closed_socket_gets_the_code_leaves_presence_and_its_close_handl
         assert event["data"] == {"socket_id": socket_id, "code": 4001, "reason": "spam", "by": BY}
         assert event["sender"] == "bob"
     assert f'bob: socket {socket_id} closed by {BY}: 4001 "spam"' in await printed(database_url)
+    report = await rerun(history, APP, "TALLY/t")
+    assert report.divergence is None, report.divergence
+
+
+async def test_a_socket_closing_is_not_open_to_the_object_and_the_rerun_agrees(
+    database_url: str, history: HistoryService
+) -> None:
+    async with (
+        tally_node(database_url, admin_write=True) as node,
+        aiohttp.ClientSession() as session,
+    ):
+        ada = await node.client.ws_connect("/tally/t?who=ada")
+        bob = await node.client.ws_connect("/tally/t?who=bob")
+        assert await count(ada) == "count 1"
+        assert await bob.receive_str(timeout=10) == "counted 1"
+        socket_id = await socket_of(session, node, "bob")
+        # While ada's slow turn runs, the close and ada's next frame queue up behind it, in
+        # that order: the frame's turn runs between the close and its end (bob's close
+        # reaches the object only once the close is committed and sent).
+        await ada.send_str("slow")
+        await asyncio.sleep(0.1)
+        closing = asyncio.ensure_future(
+            post(session, api(node, f"/objects/{TALLY}/sockets/{socket_id}/close"), {})
+        )
+        await asyncio.sleep(0.1)
+        await ada.send_str("tick")
+        assert (await closing).status == 200
+        assert await ada.receive_str(timeout=10) == "count 2"
+        assert await ada.receive_str(timeout=10) == "count 3"
+        await ada.close()
+        kinds = [e["type"] for e in await events_of(session, node)]
+        closed = kinds.index("operator_close_sent")
+        assert kinds[closed + 1 : closed + 3] == ["message_received", "storage_put"]
+        state = await get(session, api(node, f"/objects/{TALLY}/state"))
+        assert state.body["storage"]["listeners"] == 0  # bob was closing, not open
     report = await rerun(history, APP, "TALLY/t")
     assert report.divergence is None, report.divergence
 
