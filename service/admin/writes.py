@@ -65,10 +65,9 @@ CODE_HELP = "a close code from 1000 to 4999, except 1004, 1005, 1006 and 1015"
 #: The answer of an admin API that runs beside no node (built without one).
 _NO_NODE = "this admin API runs beside no node, so it cannot change a live object"
 
-#: Statuses of the node's errors when the object cannot be reached.
-_UNREACHABLE = (
-    "the object could not run the change: {error} Nothing may have been done; try again shortly"
-)
+#: The answer when the object could not run the change (reset before it, the database
+#: away, no host running): nothing of it was committed.
+_UNREACHABLE = "the object could not run the change: {error} Nothing was done; try again shortly"
 
 
 async def fork(request: web.Request) -> web.Response:

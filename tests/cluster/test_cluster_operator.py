@@ -215,3 +215,35 @@ async def test_a_paused_owner_times_a_change_out_with_504(
         assert (await owner(sql))[0] == "n1"
         await a.close()
         await b.close()
+
+
+async def test_a_gateway_hands_changes_to_the_host_running_the_object(
+    database_url: str, sql: asyncpg.Connection, history: HistoryService
+) -> None:
+    async with (
+        cluster_node(database_url, "h", "--role", "host", "--hibernate-after", "60") as _,
+        cluster_node(database_url, "g", "--role", "gateway", *ADMIN) as gateway,
+        aiohttp.ClientSession() as http,
+    ):
+        a = await connect(http, gateway, "a")
+        assert (await owner(sql))[0] == "h"
+        await acked(a, "one")
+        at = (await history.find("ROOM/r")).last_seq
+        await acked(a, "two")
+        a_socket = await socket_of(sql, "a")
+        status, sent = await change(
+            http, gateway, f"/objects/{R}/sockets/{a_socket}/send", {"text": "from the gateway"}
+        )
+        assert status == 200, sent
+        await a.expect("from the gateway")
+        status, restored = await change(http, gateway, f"/objects/{R}/restore", {"at": at})
+        assert status == 200, restored
+        await acked(a, "three")
+        assert (await history.state("ROOM/r")).state.storage["count"] == 2
+        status, closed = await change(
+            http, gateway, f"/objects/{R}/sockets/{a_socket}/close", {"code": 4000}
+        )
+        assert status == 200, closed
+        await a.wait_closed()
+        assert a.close_code == 4000
+        assert (await owner(sql))[0] == "h"
