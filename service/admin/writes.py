@@ -189,9 +189,7 @@ async def send(request: web.Request) -> web.Response:
         try:
             data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
-            raise params.BadRequest(
-                "base64 is not valid base64: give the frame's bytes so"
-            ) from None
+            raise params.BadRequest("base64 is not valid base64 (RFC 4648)") from None
         size = len(data)
     if size > limit:
         raise params.BadRequest(
@@ -224,9 +222,7 @@ async def _operate(
     """The action done by the object's owner, or the answer saying why not."""
     node = request.app.get(keys.NODE)
     if node is None:
-        return reads.answer(
-            {"error": "this admin API runs beside no node: it changes no object"}, 503
-        )
+        return reads.answer({"error": _NO_NODE}, 503)
     try:
         return await node.operate(found.object_id, found.binding, found.name, action)
     except SocketNotOpenError as error:

@@ -56,9 +56,8 @@ def operator_frame(event: types.OperatorMessageSent, width: int = VALUE_WIDTH) -
         size = len(event.binary) * 3 // 4 - event.binary[-2:].count("=")
         return f"<{size} bytes binary>"
     text = values.decode(event.text)
-    return shorten(
-        json.dumps(text if isinstance(text, str) else str(text), ensure_ascii=False), width
-    )
+    shown = json.dumps(text if isinstance(text, str) else str(text), ensure_ascii=False)
+    return shorten(shown, width)
 
 
 def milliseconds(ms: int | None) -> str:

@@ -68,12 +68,6 @@ log = logging.getLogger(__name__)
 
 _LEAVING = {"action": "shutdown"}
 
-
-def _operator(action: OperatorAction) -> Delivery:
-    """An operator's action, as a delivery routed to another node."""
-    return Delivery("operator", action=action, request_id=uuid.uuid4().hex)
-
-
 #: Seconds a request waits for the database to answer a probe while it is taken to be away.
 PROBE_TIMEOUT = 1.0
 
@@ -891,3 +885,8 @@ class Node:
     def live_count(self) -> int:
         """Objects in memory: loading, running, or still closing on their way out."""
         return len(self.activations)
+
+
+def _operator(action: OperatorAction) -> Delivery:
+    """An operator's action, as a delivery routed to another node."""
+    return Delivery("operator", action=action, request_id=uuid.uuid4().hex)
