@@ -85,7 +85,11 @@ def create_app(
             database_url, pool_size=ADMIN_POOL_SIZE, acquire_timeout=settings.pool_timeout
         )
         mounts[ADMIN_PREFIX] = create_admin(
-            LogHistory(history_store), admin_access(settings), unique_keys=application.unique_keys
+            LogHistory(history_store),
+            admin_access(settings),
+            unique_keys=application.unique_keys,
+            node=node,
+            limits=settings.limits(),
         )
     webapp = create_gateway(
         application,

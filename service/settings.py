@@ -70,9 +70,9 @@ class Settings(BaseSettings):
     route_timeout: float = Field(
         default=30.0,
         gt=0,
-        description="seconds a request or RPC call for an object another node runs waits for "
-        "that node's reply (it travels through the database); past it, a request gets 504 "
-        "and a call raises OwnerTimeoutError",
+        description="seconds a request, RPC call or admin API change for an object another "
+        "node runs waits for that node's reply (it travels through the database); past it, a "
+        "request or a change gets 504 and a call raises OwnerTimeoutError",
     )
     hibernate_after: float = Field(
         default=10.0, gt=0, description="idle seconds before an object hibernates"
@@ -172,8 +172,8 @@ class Settings(BaseSettings):
     )
     admin_write: bool = Field(
         default=False,
-        description="let the admin API change objects (fork); each change is recorded in the "
-        "log with who made it",
+        description="let the admin API change objects (fork, restore, close a socket, send a "
+        "socket a frame); each change is recorded in the object's log with who made it",
     )
     admin_operator: str | None = Field(
         default=None,

@@ -39,7 +39,7 @@ class Access:
 
     #: The bearer token; None: loopback clients only. Kept out of the repr (and so the logs).
     token: str | None = field(default=None, repr=False)
-    #: Whether it may change objects (fork).
+    #: Whether it may change objects (fork, restore, a socket's close or frame).
     write: bool = False
     #: Who holds the token, as the log records the changes made with it.
     operator: str | None = None

@@ -34,17 +34,20 @@ ERRORS = {
     401: "the token is missing or wrong (only when a token is set)",
     403: "no token is set and the client is not on loopback, or came through a proxy; or a "
     "change while the API is read-only",
-    404: "no object by that name or id",
-    409: "the object to make exists already",
+    404: "no object by that name or id (or, for a socket, none open by that id)",
+    409: "the object to make exists already, or the socket is closing already",
     422: "the history cannot answer (e.g. a log this version cannot replay)",
-    503: "the database did not answer",
+    503: "the database did not answer (or the object could not run the change)",
+    504: "the object runs on another node, which did not answer within the route timeout "
+    "(the change may still be made there)",
 }
 
 DESCRIPTION = (
     "The history of every object, as the durable history commands show it: the same JSON "
     "shapes as their --json output. Protected by a bearer token (DURABLE_ADMIN_TOKEN); with "
     "none set, served only to clients on the node's loopback. Read-only unless the node "
-    "runs with --admin-write."
+    "runs with --admin-write: then it forks objects, restores their storage, and closes "
+    "their sockets or sends them frames, each recorded in the object's log with who did it."
 )
 
 
@@ -143,6 +146,8 @@ def _errors(route: Route) -> list[int]:
         statuses.append(409)
     if route.params:
         statuses.append(422)
+    if route.routed:
+        statuses.append(504)
     return sorted(statuses)
 
 

@@ -38,6 +38,8 @@ class Route:
     body: type[BaseModel] | None = None
     #: Changes an object (served only with --admin-write).
     writes: bool = False
+    #: Runs on the object's owner, which may be another node (a 504 past the route timeout).
+    routed: bool = False
 
 
 ROUTES: tuple[Route, ...] = (
@@ -108,6 +110,44 @@ ROUTES: tuple[Route, ...] = (
         status=201,
         body=shapes.ForkRequestShape,
         writes=True,
+    ),
+    Route(
+        "POST",
+        "/objects/{ref}/restore",
+        "restore_object",
+        writes.restore,
+        "Put the object's storage and alarm back as they were after an event or at a time, "
+        "in one of its turns; it is rebuilt on them. Needs --admin-write",
+        writes.RESTORE_PARAMS,
+        shapes.RestoredShape,
+        body=shapes.RestoreRequestShape,
+        writes=True,
+        routed=True,
+    ),
+    Route(
+        "POST",
+        "/objects/{ref}/sockets/{socket_id}/close",
+        "close_socket",
+        writes.close,
+        "Close one of the object's sockets with a code and a reason, as ws.close() in the "
+        "object would. Needs --admin-write",
+        writes.SOCKET_PARAMS,
+        shapes.SocketActionShape,
+        body=shapes.CloseRequestShape,
+        writes=True,
+        routed=True,
+    ),
+    Route(
+        "POST",
+        "/objects/{ref}/sockets/{socket_id}/send",
+        "send_to_socket",
+        writes.send,
+        "Send one of the object's sockets a text or a binary frame. Needs --admin-write",
+        writes.SOCKET_PARAMS,
+        shapes.SocketActionShape,
+        body=shapes.SendRequestShape,
+        writes=True,
+        routed=True,
     ),
     Route(
         "GET",

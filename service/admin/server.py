@@ -11,6 +11,7 @@ from aiohttp import web
 
 from service.admin import access, keys, openapi, params, reads, writes
 from service.admin.routes import PREFIX, ROUTES, Handler, Route
+from service.api.limits import Limits
 from service.ports.errors import ConflictError, StoreUnavailableError
 from service.ports.history import (
     AmbiguousObjectError,
@@ -20,6 +21,7 @@ from service.ports.history import (
     OutOfHistoryError,
     UnknownObjectError,
 )
+from service.ports.node import NodeService
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +34,18 @@ def create_admin(
     rules: access.Access,
     *,
     unique_keys: Mapping[str, str],
+    node: NodeService | None = None,
+    limits: Limits | None = None,
     poll: float = POLL,
 ) -> web.Application:
     """The admin app over ``history``, guarded by ``rules``; ``unique_keys`` maps each
-    binding to its namespace's key (a fork's id is derived with it)."""
+    binding to its namespace's key (a fork's id is derived with it). ``node`` runs the
+    changes to live objects (restores, a socket's close or frame), within ``limits``."""
     app = web.Application(middlewares=[_guard])
     app[keys.HISTORY] = history
+    if node is not None:
+        app[keys.NODE] = node
+    app[keys.LIMITS] = limits or Limits()
     app[keys.ACCESS] = rules
     app[keys.UNIQUE_KEYS] = dict(unique_keys)
     app[keys.STOPPING] = asyncio.Event()

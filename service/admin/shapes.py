@@ -181,6 +181,54 @@ class ForkRequestShape(_Shape):
     as_: str = Field(alias="as", description="the fork's name (id_from_name in its namespace)")
 
 
+class RestoreRequestShape(_Shape):
+    """The state to restore: the object's storage and alarm after a seq or at a time."""
+
+    at: int | str = Field(
+        description="a seq, a bookmark (20 digits), or an ISO 8601 time with its zone, or 'now'"
+    )
+
+
+class RestoredShape(_Shape):
+    """A restore, done and committed: its event, and the state storage holds now."""
+
+    object_id: str
+    seq: int = Field(description="the storage_restored event that records it")
+    from_seq: int = Field(description="the event whose state storage went back to")
+    bookmark: str = Field(description="that state's bookmark")
+    by: str = Field(description="who restored it, as the event records")
+    keys: int = Field(description="keys storage holds now")
+    alarm_ms: int | None = Field(description="the alarm now, epoch milliseconds")
+
+
+class CloseRequestShape(_Shape):
+    """How to close the socket: the Close frame's code and reason."""
+
+    code: int = Field(
+        1000,
+        ge=1000,
+        le=4999,
+        description="1000 to 4999, except 1004, 1005, 1006 and 1015 (default 1000)",
+    )
+    reason: str = Field("", description="at most 123 bytes of UTF-8")
+
+
+class SendRequestShape(_Shape):
+    """The frame to send: give exactly one of text and base64."""
+
+    text: str | None = Field(None, description="a text frame")
+    base64: str | None = Field(None, description="a binary frame, its bytes base64-encoded")
+
+
+class SocketActionShape(_Shape):
+    """A close or a send, done and committed (the frame or Close frame then leaves)."""
+
+    object_id: str
+    socket_id: str
+    seq: int = Field(description="the event that records it")
+    by: str = Field(description="who did it, as the event records")
+
+
 class TailStartShape(_Shape):
     """The first message of a tail (SSE event ``ready``, its id the position it starts
     after): later ones are events (SSE event ``event``, data an EventShape, id its position

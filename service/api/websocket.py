@@ -319,6 +319,13 @@ def closed_by_peer(ws: WebSocket) -> None:
     ws._closed_by_peer()
 
 
+def close_started(ws: WebSocket) -> None:
+    """An operator closed the socket: the object sees it closing, as after its own close()."""
+    if not ws._released:
+        ws._closed_outgoing = True
+        ws._ready_state = WebSocket.CLOSING
+
+
 def release(ws: WebSocket) -> None:
     """The socket is gone: send() and close() quietly do nothing from now on."""
     ws._release()

@@ -81,7 +81,7 @@ def _attachment(state: ObjectState, event: types.AttachmentSet) -> None:
         socket.attachment = event.attachment
 
 
-def _close_sent(state: ObjectState, event: types.CloseSent) -> None:
+def _close_sent(state: ObjectState, event: types.CloseSent | types.OperatorCloseSent) -> None:
     socket = state.sockets.get(event.socket_id)
     if socket is not None:
         socket.close_sent = True
@@ -117,6 +117,10 @@ def _inbound(state: ObjectState, event: types.RequestReceived | types.AlarmFired
 
 def _published(state: ObjectState, event: types.MessagePublished) -> None:
     """A published message changes no state: it lives in the log, where resumes read it."""
+
+
+def _operator_sent(state: ObjectState, event: types.OperatorMessageSent) -> None:
+    """A frame an operator sent changes no state: the log keeps it for the audit."""
 
 
 def _put(state: ObjectState, event: types.StoragePut) -> None:
@@ -192,6 +196,8 @@ _APPLY: dict[type, Callable[[ObjectState, Any], None]] = {
     types.AlarmDeleted: _alarm_deleted,
     types.RestoreRequested: _restore_requested,
     types.StorageRestored: _storage_restored,
+    types.OperatorCloseSent: _close_sent,
+    types.OperatorMessageSent: _operator_sent,
     types.ObjectForked: _forked,
     types.RpcCalled: _rpc,
     types.RpcReturned: _rpc,
@@ -216,7 +222,7 @@ def undo_of(state: ObjectState, event: types.Event) -> Undo:
 
 def _capture(state: ObjectState, event: types.Event) -> Undo:
     kind = event.type  # isinstance on pydantic models goes through ABCMeta: slow per event
-    if kind == "message_published":
+    if kind == "message_published" or kind == "operator_message_sent":
         return _unchanged
     if kind == "message_received":
         messages = state.messages
@@ -264,7 +270,7 @@ def _capture_socket(state: ObjectState, event: types.Event) -> Undo:
             return lambda target: None
         position = list(state.sockets).index(closing.socket_id)
         return lambda target: _reinsert(target, closing, position)
-    if isinstance(event, types.AttachmentSet | types.CloseSent):
+    if isinstance(event, types.AttachmentSet | types.CloseSent | types.OperatorCloseSent):
         socket = state.sockets.get(event.socket_id)
         if socket is None:
             return lambda target: None

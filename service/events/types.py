@@ -10,7 +10,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    model_serializer,
+)
 
 
 class _Event(BaseModel):
@@ -205,6 +212,42 @@ class StorageRestored(_Event):
     storage: dict[str, Any]
     #: The alarm then, in epoch milliseconds, or None.
     alarm_ms: int | None = None
+    #: Who restored it through the admin API (``NAME (admin-api from ADDRESS)``); None for
+    #: the restore an object asked for, whose stored data then has no ``by`` at all, as
+    #: before operators could restore (a node of an older version reads it still).
+    by: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("by", "") is None:
+            del data["by"]
+        return data
+
+
+class OperatorCloseSent(_Event):
+    """An operator closed the socket through the admin API, with ``code`` and ``reason``:
+    as after ``ws.close()`` in the object, the socket stays listed (closing) until its
+    connection ends, and then ``websocket_close`` runs and ``websocket_closed`` follows."""
+
+    type: Literal["operator_close_sent"] = "operator_close_sent"
+    socket_id: str
+    code: int
+    reason: str = ""
+    #: Who closed it (``NAME (admin-api from ADDRESS)``).
+    by: str
+
+
+class OperatorMessageSent(_Event):
+    """An operator sent the socket a frame through the admin API: exactly one of ``text``
+    (an encoded string) and ``binary`` (base64) is set. It changes no state."""
+
+    type: Literal["operator_message_sent"] = "operator_message_sent"
+    socket_id: str
+    text: Any = None
+    binary: str | None = None
+    #: Who sent it (``NAME (admin-api from ADDRESS)``).
+    by: str
 
 
 class ObjectForked(_Event):
@@ -280,6 +323,8 @@ Event = Annotated[
     | AlarmDeleted
     | RestoreRequested
     | StorageRestored
+    | OperatorCloseSent
+    | OperatorMessageSent
     | ObjectForked
     | RpcCalled
     | RpcReturned,

@@ -50,6 +50,16 @@ def frame(event: types.MessageReceived, width: int = VALUE_WIDTH) -> str:
     return shorten(text if isinstance(text, str) else str(text), width)
 
 
+def operator_frame(event: types.OperatorMessageSent, width: int = VALUE_WIDTH) -> str:
+    """A frame an operator sent: its text, quoted, or the size of a binary one."""
+    if event.binary is not None:
+        size = len(event.binary) * 3 // 4 - event.binary[-2:].count("=")
+        return f"<{size} bytes binary>"
+    text = values.decode(event.text)
+    shown = json.dumps(text if isinstance(text, str) else str(text), ensure_ascii=False)
+    return shorten(shown, width)
+
+
 def milliseconds(ms: int | None) -> str:
     """Epoch milliseconds as an ISO 8601 instant (UTC)."""
     if ms is None:
@@ -112,8 +122,8 @@ def describe(event: types.Event | UnknownEvent) -> str:
 
 
 def _describe_more(event: types.Event | UnknownEvent) -> str:
-    """``describe`` for published messages, requests, alarm runs, restores and forks, and
-    generically for any other type."""
+    """``describe`` for published messages, requests, alarm runs, restores, forks and the
+    operator's closes and frames, and generically for any other type."""
     if isinstance(event, types.MessagePublished):
         to = "every socket" if event.tag is None else f"sockets tagged {event.tag}"
         shown = f"<{len(event.binary) * 3 // 4} bytes>" if event.binary else value(event.data)
@@ -126,9 +136,16 @@ def _describe_more(event: types.Event | UnknownEvent) -> str:
     if isinstance(event, types.RestoreRequested):
         return f"restore to bookmark {event.bookmark} asked for (undo: {event.undo_bookmark})"
     if isinstance(event, types.StorageRestored):
+        by = f" by {event.by}" if event.by is not None else ""
+        keys = f"{len(event.storage)} keys"
+        return f"storage restored to its state after seq {event.from_seq} ({keys}){by}"
+    if isinstance(event, types.OperatorCloseSent):
         return (
-            f"storage restored to its state after seq {event.from_seq} ({len(event.storage)} keys)"
+            f"socket {event.socket_id} closed by {event.by}: {event.code} "
+            f"{json.dumps(event.reason)}"
         )
+    if isinstance(event, types.OperatorMessageSent):
+        return f"sent {operator_frame(event)} to socket {event.socket_id} by {event.by}"
     if isinstance(event, types.ObjectForked):
         source = (
             f"{event.source_binding}/{event.source_name}"

@@ -119,6 +119,10 @@ class LogHistory:
         after = await self._state_of(found, second_seq, continued)
         return DiffBetween(found, first_seq, second_seq, state_diff.diff(before.state, after.state))
 
+    async def seq_of(self, ref: str, at: Point) -> int:
+        _check_times(at)
+        return await self._seq_of(await self.find(ref), at)
+
     async def objects(
         self,
         *,

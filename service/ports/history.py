@@ -270,6 +270,11 @@ class HistoryService(Protocol):
     ) -> DiffBetween:
         """What changed in its state from point ``first`` to point ``second``."""
 
+    async def seq_of(self, ref: str, at: Point) -> int:
+        """The seq whose state point ``at`` names: a seq of its log (0: before the first
+        event), or the last event recorded at or before a time. OutOfHistoryError outside
+        its log."""
+
     async def objects(
         self,
         *,

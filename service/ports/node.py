@@ -1,7 +1,8 @@
-"""The running node as its front ends see it (the gateway now; an admin API later).
+"""The running node as its front ends see it (the gateway, the admin API).
 
 Live objects, their mailboxes, wake, hibernation and ownership are the node's business:
-a front end hands it socket events and requests and asks it to wind down, nothing more.
+a front end hands it socket events, requests and an operator's actions, and asks it to
+wind down, nothing more.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from service.api.namespace import Env
+from service.ports.operator_actions import Operated, OperatorAction
 from service.ports.socket_events import SocketEvents
 
 
@@ -18,6 +20,16 @@ class NodeService(SocketEvents, Protocol):
     @property
     def env(self) -> Env:
         """The application's ``env``: a namespace per binding, whose stubs reach objects."""
+
+    async def operate(
+        self, object_id: str, binding: str, name: str | None, action: OperatorAction
+    ) -> Operated:
+        """Run an operator's action as a turn of the object (woken if it sleeps, on its
+        owner wherever that is), and return once the event recording it is committed.
+
+        Raises a kind of ``OperatorActionError`` when the owner refuses it, and as a request
+        does when the object cannot be reached (``OwnerTimeoutError`` past the route
+        timeout, ``StorageUnavailableError``, ``NoHostError``, ``ObjectResetError``)."""
 
     @property
     def shutdown_timeout(self) -> float:

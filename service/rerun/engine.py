@@ -10,8 +10,10 @@ no longer start from the same state.
 
 Turns are told apart in the log by their inbound events: a frame, a request or an alarm run
 is recorded first in its turn, a close or an error last (its socket stays listed while its
-handler runs). Events that no inbound event explains (a constructor that writes at every
-wake, a background task, work of an operator) show as a divergence of the turn before them.
+handler runs). An operator's events are taken as given: a fork or a restore is folded in
+and the object constructed again (as the wake after it did), a socket's close or a frame
+sent to it is folded in. Events that no inbound event explains (a constructor that writes
+at every wake, a background task) show as a divergence of the turn before them.
 
 An RPC call is one more inbound event that starts its turn (``rpc_called``); the
 ``rpc_returned`` that ends the turn is compared like any event, so a method that now returns
@@ -37,6 +39,7 @@ from service.ports.history import EventPage, HistoryService, LoggedEvent, Object
 from service.rerun.compare import TIME_TOLERANCE, Clocks, Matcher
 from service.rerun.report import (
     ENDS_TURN,
+    GIVEN,
     INBOUND,
     STARTS_TURN,
     WAKES,
@@ -236,12 +239,13 @@ def _range(info: ObjectInfo, start: int | None, end: int | None) -> tuple[int, i
 
 
 async def _check_start(history: HistoryService, recorded: _Recorded, first: int) -> None:
-    """A rerun starts at seq 1, at an inbound event that starts its turn or at a wake's
-    event, never inside a turn: a close or an error is recorded after its handler's writes."""
+    """A rerun starts at seq 1, at an inbound event that starts its turn, at a wake's event or
+    at an operator's, never inside a turn: a close or an error is recorded after its
+    handler's writes."""
     if first == 1:
         return
     event = await recorded.get(first)
-    if event is None or event.event.type in STARTS_TURN | WAKES:
+    if event is None or event.event.type in STARTS_TURN | WAKES | GIVEN:
         return
     kind = event.event.type
     if kind in ENDS_TURN:
@@ -314,6 +318,10 @@ class _Run:
             if marker.event.type in WAKES:
                 if not await self._wake(marker):
                     return
+                continue
+            if marker.event.type in GIVEN:
+                self.scratch.take(self._as_rerun(known(marker.event)))
+                self.position = marker.seq + 1
                 continue
             step = await self._run(marker)
             matched = (
@@ -532,6 +540,13 @@ class _Run:
         last = end if marker is None else min(end, marker.seq - 1)
         if last >= self.position:
             self._blame_previous(await self.recorded.slice(self.position, last - self.position + 1))
+
+    def _as_rerun(self, event: types.Event) -> types.Event:
+        """An event of the log naming its socket by the rerun's id for it."""
+        socket_id = getattr(event, "socket_id", None)
+        if socket_id is None or self.matcher.rerun_id(socket_id) == socket_id:
+            return event
+        return event.model_copy(update={"socket_id": self.matcher.rerun_id(socket_id)})
 
     def _as_recorded(self, event: types.Event) -> types.Event:
         """An event of the rerun with its paired ids shown as the log's."""

@@ -33,10 +33,15 @@ def known(event: Event | UnknownEvent) -> Event:
 STARTS_TURN = frozenset({"message_received", "request_received", "alarm_fired", "rpc_called"})
 ENDS_TURN = frozenset({"websocket_closed", "websocket_error"})
 #: Events no handler writes, after which the object was constructed again: a fork's first
-#: event (written by the operator) and the restore a wake appends. A rerun takes them as
-#: given, as inbound events are: it folds them in and runs the constructor, as the wake did.
+#: event (written by the operator) and a restore (appended by a wake, or by an operator's
+#: turn, after which the object was reset). A rerun takes them as given, as inbound events
+#: are: it folds them in and runs the constructor, as the wake did.
 WAKES = frozenset({"object_forked", "storage_restored"})
-INBOUND = STARTS_TURN | ENDS_TURN | WAKES
+#: Events an operator wrote in turns of their own, which no handler writes and no wake
+#: follows: a socket closed, a frame sent. A rerun takes them as given too: it folds them
+#: in (the socket is closing from then on, as it was live) and goes on.
+GIVEN = frozenset({"operator_close_sent", "operator_message_sent"})
+INBOUND = STARTS_TURN | ENDS_TURN | WAKES | GIVEN
 
 #: Events shown per side in the text report (the JSON has them all).
 _SHOWN = 12

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from service.api import rpc
+from service.api import rpc, websocket
 from service.api.application import Application
 from service.api.durable_object import DurableObject
 from service.api.errors import DurableObjectError
@@ -28,7 +28,7 @@ from service.api.limits import Limits
 from service.api.namespace import DurableObjectNamespace, Env
 from service.events import fold
 from service.events.fold import ObjectState
-from service.events.types import Event
+from service.events.types import Event, OperatorCloseSent
 from service.ports.records import Append, PublishedMessage
 from service.runtime.alarms import MAX_RETRIES, AlarmScheduler
 from service.runtime.delivery import Delivery
@@ -239,6 +239,11 @@ class ScratchObject(Core):
     def reset(self, reason: str) -> None:
         self._reset = reason
 
+    async def state_at(self, seq: int) -> ObjectState:
+        raise DurableObjectError(
+            "A rerun runs no operator's restore: it takes the one the log holds as given."
+        )
+
     def new_socket_id(self) -> str:
         if self.socket_ids:
             return self.socket_ids.popleft()
@@ -256,10 +261,16 @@ class ScratchObject(Core):
     # -- running ------------------------------------------------------------------------
 
     def take(self, event: Event) -> None:
-        """Fold in an event the log holds and no handler wrote (a fork's first, a restore):
-        the next ``construct_turn`` runs on the state it made, as the wake after it did."""
+        """Fold in an event the log holds and no handler wrote (a fork's first, a restore,
+        an operator's close or frame): after a fork or a restore, the next
+        ``construct_turn`` runs on the state it made, as the wake after it did."""
         fold.apply(self.state, event)
         self.seq = self.state.seq
+        if isinstance(event, OperatorCloseSent):
+            # As live: the object sees the socket closing from now on.
+            handle = self.handles.get(event.socket_id)
+            if handle is not None:
+                websocket.close_started(handle)
 
     async def construct_turn(self) -> TurnResult:
         """Run the constructor (as a wake does), and what it blocks deliveries on."""

@@ -33,6 +33,7 @@ from service.api.ids import DurableObjectId
 from service.api.limits import Limits
 from service.api.namespace import Env
 from service.events import bookmarks, snapshot, types
+from service.events.fold import ObjectState
 from service.history import replay
 from service.metrics import Metrics
 from service.ports.auto_responses import AutoResponses
@@ -236,6 +237,14 @@ class Activation(Core):
             len(target.storage),
             extra=self.log_extra("restore"),
         )
+
+    async def state_at(self, seq: int) -> ObjectState:
+        # Writes are pipelined: the events up to ``seq`` may still be on their way.
+        await self.gate.sync()
+        target = (await replay.state(self._event_log, self.key, until_seq=seq)).state
+        if target.seq != seq:
+            raise ConflictError(f"object {self.key}: replaying to seq {seq} reached {target.seq}")
+        return target
 
     async def take_inbox(self) -> None:
         """Queue this object's inbox rows not seen yet, after the work already queued."""

@@ -10,11 +10,13 @@ from typing import Any, Literal
 from service.api import rpc
 from service.api.http import Request
 from service.events import values
+from service.ports.operator_actions import OperatorAction
 from service.ports.records import InboxItem
 
 #: "drop" consumes an inbox row that failed too often, without running a handler; "rpc"
-#: calls a method of the object (through a stub).
-Kind = Literal["fetch", "message", "close", "error", "alarm", "drop", "rpc"]
+#: calls a method of the object (through a stub); "operator" is an operator's action
+#: (``operator_turns``).
+Kind = Literal["fetch", "message", "close", "error", "alarm", "drop", "rpc", "operator"]
 
 #: Deliveries of a socket's events (the others are requests, calls and alarms).
 SOCKET_KINDS = frozenset({"message", "close", "error"})
@@ -45,6 +47,8 @@ class Delivery:
     reply_to: str | None = None
     #: What the reply to a routed "fetch" or "rpc" is matched by (an rpc call's call id).
     request_id: str | None = None
+    #: The action of an "operator" delivery.
+    action: OperatorAction | None = None
 
     def fail(self, error: Exception) -> None:
         """Tell the caller waiting for this delivery's response, if any, that it failed."""
@@ -65,6 +69,8 @@ class Delivery:
             data = _rpc_data(self.call, self.reply_to)
         elif self.kind == "fetch" and self.request is not None:
             data = _fetch_data(self.request, self.request_id, self.reply_to)
+        elif self.kind == "operator" and self.action is not None:
+            data = _operator_data(self.action, self.request_id, self.reply_to)
         else:
             raise ValueError(f"{self.kind} deliveries do not go through the inbox")
         data["attempts"] = self.attempts
@@ -96,6 +102,15 @@ def from_inbox(item: InboxItem) -> Delivery:
             call=call,
             reply_to=data.get("reply_to"),
             request_id=call.call_id,
+            inbox_id=item.id,
+            attempts=attempts,
+        )
+    if item.kind == "operator":
+        return Delivery(
+            "operator",
+            action=_operator_action(data["action"]),
+            reply_to=data.get("reply_to"),
+            request_id=data.get("request_id"),
             inbox_id=item.id,
             attempts=attempts,
         )
@@ -149,6 +164,42 @@ def _fetch_data(request: Request, request_id: str | None, reply_to: str | None) 
         "headers": [[name, value] for name, value in request.headers.items()],
         "body": base64.b64encode(request.body).decode("ascii"),
     }
+
+
+def _operator_data(
+    action: OperatorAction, request_id: str | None, reply_to: str | None
+) -> dict[str, Any]:
+    """An operator's action as an inbox row holds it (a binary frame base64-encoded), and
+    the node to reply to. The row names no socket: a row dropped after failed commits must
+    not close the socket the action is about (``dispatch``'s "drop")."""
+    fields: dict[str, Any] = {
+        "kind": action.kind,
+        "by": action.by,
+        "seq": action.seq,
+        "socket_id": action.socket_id,
+        "code": action.code,
+        "reason": action.reason,
+    }
+    if isinstance(action.data, bytes):
+        fields["binary"] = base64.b64encode(action.data).decode("ascii")
+    else:
+        fields["text"] = values.encode_str(action.data)
+    return {"request_id": request_id, "reply_to": reply_to, "action": fields}
+
+
+def _operator_action(fields: dict[str, Any]) -> OperatorAction:
+    data: str | bytes = (
+        base64.b64decode(fields["binary"]) if "binary" in fields else values.decode(fields["text"])
+    )
+    return OperatorAction(
+        kind=fields["kind"],
+        by=str(fields["by"]),
+        seq=int(fields["seq"]),
+        socket_id=str(fields["socket_id"]),
+        code=int(fields["code"]),
+        reason=str(fields["reason"]),
+        data=data,
+    )
 
 
 def _rpc_call(data: dict[str, Any]) -> rpc.Call:

@@ -18,9 +18,12 @@ from service.api.errors import DurableObjectError
 from service.api.http import Request, Response
 from service.api.websocket import CloseEvent, ErrorEvent, MessageEvent, WebSocket
 from service.events import types, values
+from service.events.fold import ObjectState
+from service.runtime import operator_turns
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
 from service.runtime.inbox_writes import NOT_RECORDED
+from service.runtime.operator_turns import OperatorOutcome
 from service.runtime.turn import ResetRequested, Turn, rollback
 
 
@@ -36,6 +39,8 @@ class Activation(ObjectCore, Protocol):
     def alarms(self) -> AlarmScheduler: ...
 
     def log_extra(self, action: str = "activation") -> dict[str, str]: ...
+
+    async def state_at(self, seq: int) -> ObjectState: ...
 
 
 log = logging.getLogger(__name__)
@@ -53,10 +58,13 @@ class AlarmInfo:
 
 async def run(
     activation: Activation, delivery: Delivery, turn: Turn
-) -> Response | rpc.Outcome | None:
+) -> Response | rpc.Outcome | OperatorOutcome | None:
     """Run the handler for ``delivery`` inside ``turn``; return the response of a fetch, the
-    outcome of an rpc call."""
+    outcome of an rpc call or of an operator's action."""
     kind = delivery.kind
+    if kind == "operator":
+        assert delivery.action is not None
+        return await operator_turns.run(activation, delivery.action)
     if kind == "fetch":
         return await _fetch(activation, delivery, turn)
     if kind == "alarm":

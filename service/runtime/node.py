@@ -47,6 +47,7 @@ from service.ports.auto_responses import AutoResponses
 from service.ports.cluster import SweptNode
 from service.ports.errors import OwnedElsewhereError, StoreUnavailableError
 from service.ports.event_log import EventLog
+from service.ports.operator_actions import Operated, OperatorAction
 from service.ports.records import RemoteOutput
 from service.ports.socket_events import DISCONNECTED_REASON
 from service.ports.socket_output import SocketOutput
@@ -57,6 +58,7 @@ from service.runtime.delivery import Delivery
 from service.runtime.inbox_writes import NOT_RECORDED, InboxWrites
 from service.runtime.membership import Membership
 from service.runtime.node_settings import NodeSettings
+from service.runtime.operator_turns import OperatorOutcome
 from service.runtime.outbox_delivery import OutboxDelivery
 from service.runtime.placement import Placement
 from service.runtime.replies import Replies
@@ -354,6 +356,29 @@ class Node:
         activation.enqueue(Delivery("rpc", call=call, future=future))
         return await future
 
+    async def operate(
+        self, object_id: str, binding: str, name: str | None, action: OperatorAction
+    ) -> Operated:
+        """Run an operator's action as one of the object's turns, in order with its other
+        work, on its owner: here when this node owns it or nobody does (it wakes here), else
+        through the inbox as a request goes. Returns once the event recording it is
+        committed; raises the owner's refusal (``OperatorActionError``)."""
+        target = DurableObjectId(object_id, name)
+        if self._goes_elsewhere(object_id):
+            host = await self._host_for(binding, target)
+            routed: OperatorOutcome = await self._elsewhere(object_id, host, _operator(action))
+            return routed.result()
+        try:
+            activation = await self._activation(binding, target)
+        except OwnedElsewhereError as error:
+            outcome: OperatorOutcome = await self._elsewhere(
+                object_id, error.owner, _operator(action)
+            )
+            return outcome.result()
+        future: asyncio.Future[OperatorOutcome] = asyncio.get_running_loop().create_future()
+        activation.enqueue(Delivery("operator", action=action, future=future))
+        return (await future).result()
+
     async def _activation(self, binding: str, object_id: DurableObjectId) -> Activation:
         """The object's live activation here, woken if need be; OwnedElsewhereError if
         another live node owns it."""
@@ -630,7 +655,7 @@ class Node:
                 delivery.future.set_exception(
                     ObjectResetError("The object was reset before it handled this request.")
                 )
-            if delivery.kind == "fetch" or delivery.kind == "alarm" or delivery.kind == "rpc":
+            if delivery.kind in ("fetch", "alarm", "rpc", "operator"):
                 continue  # the caller got an error / the alarms table still has it
             if delivery.inbox_id is not None:
                 continue  # still in the inbox: the next activation drains it
@@ -860,3 +885,8 @@ class Node:
     def live_count(self) -> int:
         """Objects in memory: loading, running, or still closing on their way out."""
         return len(self.activations)
+
+
+def _operator(action: OperatorAction) -> Delivery:
+    """An operator's action, as a delivery routed to another node."""
+    return Delivery("operator", action=action, request_id=uuid.uuid4().hex)

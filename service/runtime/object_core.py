@@ -51,6 +51,7 @@ from service.runtime import dispatch, replies, storage_errors
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
 from service.runtime.mailbox import Mailbox
+from service.runtime.operator_turns import OperatorOutcome
 from service.runtime.output_gate import OutputGate
 from service.runtime.replies import Replies
 from service.runtime.turn import Output, ResetRequested, Resume, Turn, rollback
@@ -140,6 +141,11 @@ class Core(abc.ABC):
     def reset(self, reason: str) -> None:
         """Throw the instance away; unfinished work is redone by the next one."""
 
+    @abc.abstractmethod
+    async def state_at(self, seq: int) -> ObjectState:
+        """The object's state after its event ``seq``, rebuilt by the one replay (the state
+        an operator's restore goes back to)."""
+
     # -- turns --------------------------------------------------------------------------
 
     def construct(self, env: Env) -> None:
@@ -170,7 +176,7 @@ class Core(abc.ABC):
         if routed and delivery.kind == "fetch":
             self._accepting_for = delivery.reply_to
         token = core_module.current_core.set(self)
-        result: Response | Outcome | None = None
+        result: Response | Outcome | OperatorOutcome | None = None
         try:
             result = await dispatch.run(self, delivery, turn)
         except ResetRequested as reset:
@@ -191,6 +197,10 @@ class Core(abc.ABC):
             _respond(delivery.future, gate, result)
         elif delivery.kind == "drop":
             delivery.fail(ObjectResetError(replies.DROPPED))
+        if isinstance(result, OperatorOutcome) and result.rebuild is not None:
+            # A restore: the object is rebuilt on the restored state (its commit is already
+            # handed to the log, and the reset lets it land before the object goes).
+            self.reset(result.rebuild)
 
     def _answer_reset(self, delivery: Delivery, turn: Turn, reason: str) -> None:
         """A request or call from the inbox reset the object: as for one made here, it is
@@ -470,10 +480,10 @@ class Core(abc.ABC):
 def _respond(
     future: asyncio.Future[Any],
     gate: asyncio.Future[None] | None,
-    response: Response | Outcome,
+    response: Response | Outcome | OperatorOutcome,
 ) -> None:
-    """Settle a fetch with its response (an rpc call with its outcome) once its turn's gate
-    has landed, or with the error."""
+    """Settle a fetch with its response (an rpc call or an operator's action with its
+    outcome) once its turn's gate has landed, or with the error."""
 
     def settle(_: object = None) -> None:
         if future.done():

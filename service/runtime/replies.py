@@ -1,7 +1,9 @@
-"""Requests and RPC calls routed to the node that owns their object, and their replies.
+"""Requests, RPC calls and operators' actions routed to the node that owns their object, and
+their replies.
 
-A request (or upgrade, or call) for an object another live node owns is written to the inbox
-with this node's id as ``reply_to`` and an id of its own; its caller waits here, by that id.
+A request (or upgrade, or call, or action) for an object another live node owns is written
+to the inbox with this node's id as ``reply_to`` and an id of its own; its caller waits
+here, by that id.
 The owner runs it as a turn, and the turn's commit writes the reply to the outbox, addressed
 to this node, in the same transaction as the turn's events and ahead of the frames the turn
 sent: nothing is answered before it is durable, and a socket the reply opens exists here
@@ -27,6 +29,7 @@ from service.api.http import Response
 from service.api.websocket import WebSocket
 from service.ports.records import RemoteOutput
 from service.runtime.delivery import Delivery
+from service.runtime.operator_turns import OperatorOutcome
 
 
 class Replies:
@@ -69,13 +72,15 @@ DROPPED = (
 
 def answer(
     delivery: Delivery,
-    result: Response | rpc.Outcome | None,
+    result: Response | rpc.Outcome | OperatorOutcome | None,
     socket_of: Callable[[str], dict[str, Any] | None],
 ) -> RemoteOutput:
     """The reply to a routed delivery, from what its turn came to (None: its row was dropped);
     ``socket_of`` describes a socket the response opens."""
     if isinstance(result, rpc.Outcome):
         return reply(delivery, of_outcome(result))
+    if isinstance(result, OperatorOutcome):
+        return reply(delivery, result.to_reply())
     if isinstance(result, Response):
         ws = result.websocket
         if ws is None:
@@ -130,11 +135,13 @@ def of_failure(message: str) -> dict[str, Any]:
 # -- the asking side: a reply as the caller's result ------------------------------------------
 
 
-def result_of(row: RemoteOutput) -> Response | rpc.Outcome | ObjectResetError:
+def result_of(row: RemoteOutput) -> Response | rpc.Outcome | OperatorOutcome | ObjectResetError:
     """What a reply gives its caller: a Response (a 101 with the opened socket's handle), an
-    rpc outcome, or the error to raise."""
+    rpc outcome, an operator's action's outcome, or the error to raise."""
     body = row.reply or {}
     kind = body.get("kind")
+    if kind == "operated":
+        return OperatorOutcome.from_reply(body)
     if kind == "outcome":
         return rpc.Outcome(
             result=body.get("result"),

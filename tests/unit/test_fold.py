@@ -256,6 +256,12 @@ def one_of_each(state: ObjectState) -> list[types.Event]:
         types.StorageRestored(
             bookmark=bookmarks.of_seq(6), from_seq=6, storage={"b": 2, "old": 1}, alarm_ms=None
         ),
+        types.StorageRestored(
+            bookmark=bookmarks.of_seq(0), from_seq=0, storage={}, alarm_ms=7, by="grace"
+        ),
+        types.OperatorCloseSent(socket_id="s2", code=4000, reason="spam", by="grace"),
+        types.OperatorCloseSent(socket_id="unknown", code=1000, by="grace"),
+        types.OperatorMessageSent(socket_id="s1", text="notice", by="grace"),
         forked(),
         types.RpcCalled(
             call_id="c" * 32,
@@ -338,6 +344,25 @@ def random_event(rng: random.Random, state: ObjectState, counter: list[int]) -> 
         ),
         lambda: types.MessagePublished(tag=rng.choice([None, "a"]), binary="AA=="),
     ][choice - 1]()
+
+
+def test_an_operator_close_leaves_the_socket_listed_and_closing():
+    state = fold(accepted("s", "t"))
+    apply(state, types.OperatorCloseSent(socket_id="s", code=4000, reason="spam", by="grace"))
+    assert state.sockets["s"].close_sent and state.tag_index == {"t": {"s": None}}
+    apply(state, types.OperatorMessageSent(socket_id="s", text="x", by="grace"))
+    assert state.seq == 3
+    apply(state, types.WebSocketClosed(socket_id="s", code=4000, reason="spam", was_clean=True))
+    assert state.sockets == {} and state.tag_index == {}
+
+
+def test_a_restore_by_nobody_is_stored_as_before_operators_could_restore():
+    restored = types.StorageRestored(bookmark=bookmarks.of_seq(1), from_seq=1, storage={})
+    assert "by" not in json.loads(types.to_data(restored))
+    assert types.from_row("storage_restored", 1, types.to_data(restored)) == restored
+    by = restored.model_copy(update={"by": "grace"})
+    assert json.loads(types.to_data(by))["by"] == "grace"
+    assert types.from_row("storage_restored", 1, types.to_data(by)) == by
 
 
 @pytest.mark.parametrize("seed", range(40))

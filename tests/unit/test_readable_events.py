@@ -32,3 +32,17 @@ def test_operator_events_say_where_state_came_from() -> None:
         storage={},
     )
     assert describe(forked) == "forked from CHAT/lobby at seq 12 by ada@host"
+
+
+def test_an_operators_restore_close_and_frame_say_who() -> None:
+    by = "grace (admin-api from 10.0.0.7)"
+    restored = types.StorageRestored(bookmark="0" * 20, from_seq=7, storage={"a": 1}, by=by)
+    assert describe(restored) == f"storage restored to its state after seq 7 (1 keys) by {by}"
+    closed = types.OperatorCloseSent(socket_id="ab12", code=4000, reason="spam", by=by)
+    assert describe(closed) == f'socket ab12 closed by {by}: 4000 "spam"'
+    text = types.OperatorMessageSent(socket_id="ab12", text="restart at 6", by=by)
+    assert describe(text) == f'sent "restart at 6" to socket ab12 by {by}'
+    binary = types.OperatorMessageSent(socket_id="ab12", binary="AAEC", by=by)
+    assert describe(binary) == f"sent <3 bytes binary> to socket ab12 by {by}"
+    padded = types.OperatorMessageSent(socket_id="ab12", binary="AA==", by=by)
+    assert describe(padded) == f"sent <1 bytes binary> to socket ab12 by {by}"

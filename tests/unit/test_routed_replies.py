@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from service.api import rpc
 from service.api.errors import ObjectResetError
 from service.api.http import Request, Response
 from service.api.websocket import WebSocket
+from service.ports.operator_actions import Operated, OperatorAction, SocketClosingError
 from service.ports.records import InboxItem
 from service.runtime import delivery as delivery_module
 from service.runtime import replies
 from service.runtime.delivery import Delivery
+from service.runtime.operator_turns import OperatorOutcome
 
 
 def through_json(item: InboxItem) -> InboxItem:
@@ -79,3 +83,39 @@ def test_an_outcome_and_a_failure_come_back_as_such() -> None:
     dropped = replies.result_of(replies.answer(asked("drop"), None, lambda _: None))
     assert isinstance(dropped, ObjectResetError)
     assert str(dropped) == replies.DROPPED
+
+
+def test_an_operators_action_travels_whole_and_names_no_socket_of_the_row() -> None:
+    for frame in ("notice \x00 ünï", b"\x00\xff"):
+        action = OperatorAction("send", "grace (admin-api)", socket_id="s" * 32, data=frame)
+        sent = Delivery("operator", action=action, reply_to="n2", request_id="r" * 32)
+        row = sent.to_inbox("o" * 64)
+        # A row dropped after failed commits closes its socket: this one must close none.
+        assert row.socket_id == ""
+        back = delivery_module.from_inbox(through_json(row))
+        assert (back.kind, back.action, back.reply_to, back.request_id) == (
+            "operator",
+            action,
+            "n2",
+            "r" * 32,
+        )
+    close = OperatorAction("close", "grace", socket_id="s" * 32, code=4000, reason="spam")
+    restore = OperatorAction("restore", "grace", seq=42)
+    for action in (close, restore):
+        row = Delivery("operator", action=action).to_inbox("o" * 64)
+        assert delivery_module.from_inbox(through_json(row)).action == action
+
+
+def test_an_operators_outcome_comes_back_done_or_refused() -> None:
+    done = OperatorOutcome(Operated(12, keys=3, alarm_ms=99))
+    row = replies.answer(asked("operator"), done, lambda _: None)
+    row.reply = json.loads(json.dumps(row.reply))
+    back = replies.result_of(row)
+    assert isinstance(back, OperatorOutcome) and back.result() == Operated(12, 3, 99)
+    refused = OperatorOutcome(refused="socket_closing", message="socket s is closing already")
+    row = replies.answer(asked("operator"), refused, lambda _: None)
+    row.reply = json.loads(json.dumps(row.reply))
+    back = replies.result_of(row)
+    assert isinstance(back, OperatorOutcome)
+    with pytest.raises(SocketClosingError, match="socket s is closing already"):
+        back.result()
