@@ -18,9 +18,10 @@ object: all their work, and every request and call, goes to the inbox; the flush
 object's live owner, or this node when nobody owns it, and this node passes that wake on to
 a host chosen by rendezvous hashing (``placement``). A ``host`` runs objects and holds no
 client sockets (the gateway layer refuses clients). On its way out (SIGTERM) a node that
-runs objects hands them over first (``hand_over``): it takes no new work, finishes the turns
-in flight, hibernates every object (snapshot, release) and passes the work waiting for them
-on to another host, which wakes them at once; only then do its own sockets close.
+runs objects marks itself draining, so that nobody sends it new objects, and hands them over
+first (``hand_over``): it takes no new work, finishes the turns in flight, hibernates every
+object (snapshot, release) and passes the work waiting for them on to another host that is
+not draining, which wakes them at once; only then do its own sockets close.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class Node:
             role=role,
             sweeps=role != "gateway",
             lease_timeout=self.settings.lease_timeout,
+            retention=self.settings.node_retention,
             close=closed.to_inbox("").data,
             on_lapsed=self._lease_lapsed,
             on_renewed=self._lease_renewed,
@@ -191,6 +193,10 @@ class Node:
         ]
         self.membership.start()
 
+    async def serving_at(self, address: str) -> None:
+        """Record in ``nodes`` the address the node's server listens on, once it does."""
+        await self.membership.serving_at(address)
+
     @property
     def runs_objects(self) -> bool:
         """Whether this node wakes objects now: not a gateway, not on its way out."""
@@ -216,12 +222,18 @@ class Node:
         waiting for their replies, and its sockets keep getting their objects' frames, until
         ``stop``.
 
-        A node of role ``all`` with no other live host to hand them to keeps its objects
-        until ``stop``, after its sockets closed: their close handlers run here, as they
-        would on a node that runs alone."""
+        The node marks itself draining first (``nodes.draining_at``), and only then reads
+        the hosts it hands its objects to: nobody sends it new objects, and of two hosts
+        leaving together at least one sees the other draining, so neither passes an object
+        to a host that passes it back.
+
+        A node of role ``all`` with no other live host to hand them to (none, or only
+        draining ones) keeps its objects until ``stop``, after its sockets closed: their
+        close handlers run here, as they would on a node that runs alone."""
         if self.role == "all" and not self._handed_over:
+            await self.membership.drain()
             await self._refresh_hosts()
-            if not any(host != self.callers.node_id for host in self.placement.hosts):
+            if not self.placement.ready():
                 await self.drain(self.settings.shutdown_timeout)
                 return
         await self._release_all()
@@ -241,6 +253,9 @@ class Node:
                 await task
         armed = self.alarms.armed()
         self.alarms.close()
+        # Marked before the hosts are read (see hand_over); from now on, what this node is
+        # sent it passes on (``_on_wake``).
+        await self.membership.drain()
         await self._refresh_hosts()
         # Each object as soon as its own turns are done: one may wait on a call to another
         # that is leaving too, and runs on once that one has moved.
@@ -396,10 +411,10 @@ class Node:
             if len(self._registered) >= REGISTERED_KEPT:
                 self._registered.clear()
             self._registered.add(key)
-        host = self.placement.choose(str(object_id))
+        host = self.placement.choose(key, leaving=self._stopping)
         if host is None:
             await self._refresh_hosts()
-            host = self.placement.choose(str(object_id))
+            host = self.placement.choose(key, leaving=self._stopping)
         if host is None:
             raise NoHostError(
                 "no node that runs objects is live: this node "

@@ -181,12 +181,19 @@ nodes = sa.Table(
         comment="When a live node closed the sockets it left open",
     ),
     sa.Column("swept_by", sa.Text, comment="The node that swept it"),
+    sa.Column(
+        "draining_at",
+        sa.DateTime(timezone=True),
+        comment="When it began handing its objects over (SIGTERM); it is draining until it "
+        "stops. NULL while it serves",
+    ),
     comment="Nodes sharing this database, with their heartbeats: "
     "a node owns objects only while it is live.",
 )
 
 #: The ``live_nodes`` view (nodes that may own objects now) and the wake functions
-#: ``durable_channel_v1`` and ``durable_wake_v1`` are created by migration a15b3d0f7906.
+#: ``durable_channel_v1`` and ``durable_wake_v1`` are created by migration a15b3d0f7906;
+#: the view's ``draining_at`` by a8d0f2b4c6e9.
 
 outbox = sa.Table(
     "outbox",
