@@ -632,6 +632,11 @@ class Node:
             self._waiting[object_id] = kept + waiting
             if not self._stopping:
                 self._revive_soon(object_id)
+        elif self.runs_objects and any(d.inbox_id is not None and d.attempts for d in undelivered):
+            # Inbox rows whose commit the database refused are read again now, not at the
+            # next poll: each refusal counts, and a row refused ``max_attempts`` times is
+            # dropped and its sender told (a routed request's caller gets its answer).
+            self.tasks.spawn(self._wake(object_id))
 
     def _keep(self, object_id: str, deliveries: list[Delivery]) -> list[Delivery]:
         """The deliveries worth handing to the next activation; callers of the others hear
