@@ -1,4 +1,4 @@
-"""Draining nodes: a node on its way out says so, and hosts that are leaving get no objects
+"""Draining nodes (no new objects for a node on its way out); auto-response pairs in the outbox
 
 A node that begins its hand-over (SIGTERM) sets ``nodes.draining_at`` before it gives its
 objects away. It is still live (it holds its lease, finishes the turns in flight, and its
@@ -9,6 +9,11 @@ hosts leaving together do not hand objects to each other.
 
 ``live_nodes`` gains the column, last, so that nodes of the previous version, which read
 it by name, read it as before (and go on choosing among every live host).
+
+``outbox.kind`` gets one more value, ``auto_response``: an object's new auto-response pair
+for the node holding one of its sockets (``reply`` holds the object and the pair), which
+answers that socket's auto-responses itself. Nodes of the previous version ignore such a
+row (with a warning), as they ignore any kind they do not know.
 
 Revision ID: a8d0f2b4c6e9
 Revises: d7a9c3e5f1b2
@@ -65,6 +70,12 @@ PREVIOUS_COMMENTS = (
 )
 
 
+OUTBOX_KIND = (
+    "COMMENT ON COLUMN outbox.kind IS 'text, binary, close, resume, reply or auto_response'"
+)
+PREVIOUS_OUTBOX_KIND = "COMMENT ON COLUMN outbox.kind IS 'text, binary, close, resume or reply'"
+
+
 def upgrade() -> None:
     op.add_column(
         "nodes",
@@ -77,9 +88,11 @@ def upgrade() -> None:
         "COMMENT ON COLUMN live_nodes.draining_at IS "
         "'When it began handing its objects over; NULL unless it is on its way out'"
     )
+    op.execute(OUTBOX_KIND)
 
 
 def downgrade() -> None:
+    op.execute(PREVIOUS_OUTBOX_KIND)
     op.execute("DROP VIEW live_nodes")
     op.execute(PREVIOUS_LIVE_NODES)
     for statement in PREVIOUS_COMMENTS:

@@ -112,7 +112,9 @@ class Node:
         self._output = output
         self._auto_responses = auto_responses
         self.inbox = InboxWrites(event_log, output, self.log_extra)
-        self.outbox = OutboxDelivery(event_log, output, on_reply=self.replied)
+        self.outbox = OutboxDelivery(
+            event_log, output, auto_responses=auto_responses, on_reply=self.replied
+        )
         #: Callers of this node waiting for the owners of their objects to reply.
         self.callers = Replies(event_log.node_id)
         #: Work for objects that no activation takes now (asleep, waking, leaving memory or

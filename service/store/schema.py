@@ -220,7 +220,12 @@ outbox = sa.Table(
         nullable=False,
         comment="The socket the row is for; empty for a reply that opens none",
     ),
-    sa.Column("kind", sa.Text, nullable=False, comment="text, binary, close, resume or reply"),
+    sa.Column(
+        "kind",
+        sa.Text,
+        nullable=False,
+        comment="text, binary, close, resume, reply or auto_response",
+    ),
     sa.Column("text", sa.Text, comment="A text frame's text"),
     sa.Column("data", pg.BYTEA, comment="A binary frame's bytes"),
     sa.Column("close_code", sa.Integer, comment="A close's code, if any"),
