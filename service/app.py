@@ -12,6 +12,7 @@ from service.admin.access import Access
 from service.admin.routes import PREFIX as ADMIN_PREFIX
 from service.admin.server import create_admin
 from service.api.application import Application
+from service.gateway import keys
 from service.gateway.registry import SocketRegistry
 from service.gateway.server import create_gateway
 from service.history.service import LogHistory
@@ -71,10 +72,12 @@ def create_app(
             shutdown_timeout=settings.shutdown_timeout,
             lease_timeout=settings.lease_timeout,
             route_timeout=settings.route_timeout,
+            node_retention=settings.node_retention,
         ),
         limits=settings.limits(),
         metrics=metrics,
-        address=f"{settings.host}:{settings.port}",
+        # A port of 0 is chosen when the server listens: recorded then (``serving_at``).
+        address=f"{settings.host}:{settings.port}" if settings.port else None,
         role=settings.role,
         on_fatal=on_fatal,
     )
@@ -125,6 +128,12 @@ def create_app(
 
     webapp.cleanup_ctx.append(resources)
     return webapp
+
+
+async def serving_at(webapp: web.Application, address: str) -> None:
+    """Tell the node of ``webapp`` the address its server listens on, once it does (with
+    ``--port 0`` the port is known only then), for ``nodes.address``."""
+    await webapp[keys.NODE].serving_at(address)
 
 
 def admin_access(settings: Settings) -> Access:

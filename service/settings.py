@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         "node runs waits for that node's reply (it travels through the database); past it, a "
         "request or a change gets 504 and a call raises OwnerTimeoutError",
     )
+    node_retention: float = Field(
+        default=86400.0,
+        gt=0,
+        description="seconds the row of a node that stopped or died stays in the nodes table "
+        "(it stays longer while an object, an outbox row, an open socket or a waiting request "
+        "still refers to it)",
+    )
     hibernate_after: float = Field(
         default=10.0, gt=0, description="idle seconds before an object hibernates"
     )

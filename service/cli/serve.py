@@ -79,7 +79,7 @@ async def _run(webapp: web.Application, settings: Settings, target: str, stop: _
     a new one."""
     from aiohttp import web
 
-    from service.app import admin_banner, server_options
+    from service.app import admin_banner, server_options, serving_at
 
     loop = asyncio.get_running_loop()
 
@@ -119,6 +119,7 @@ async def _run(webapp: web.Application, settings: Settings, target: str, stop: _
             return 1
         host, port = runner.addresses[0][:2]
         shown = f"[{host}]" if ":" in host else host
+        await serving_at(webapp, f"{shown}:{port}")
         loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
         print(
             f"Serving {target} at http://{shown}:{port}/ as node {settings.node_id} "

@@ -49,6 +49,15 @@ async def upgrade(
         return web.Response(status=426, text="Expected Upgrade: websocket")
     try:
         await ws.prepare(request)
+    except ConnectionResetError:
+        # The client left while its object accepted the socket (an upgrade routed to another
+        # node waits for the owner's reply): the object hears that it closed (1006), and
+        # the answer goes nowhere.
+        ended(entry, registry, node)
+        log.info(
+            "the client left before its WebSocket opened", extra={"object_id": entry.object_id}
+        )
+        return web.Response(status=400, text="The client left before the WebSocket opened.")
     except BaseException:  # cancelled too (the client vanished): the object hears of it
         ended(entry, registry, node)
         raise

@@ -77,9 +77,10 @@ class EventLog(ObjectLog, NodeDirectory, Protocol):
     async def nudge(self, object_ids: list[str]) -> None:
         """Wake the live owners of these objects now (this node for those nobody owns)."""
 
-    async def wake_on(self, node_id: str, object_ids: list[str]) -> bool:
+    async def wake_on(self, node_id: str, object_ids: list[str], *, draining: bool = False) -> bool:
         """Wake the live owners of these objects, or ``node_id`` for those nobody live owns;
-        False if ``node_id`` is not live."""
+        False if ``node_id`` is not live, or is draining (unless ``draining``: it was
+        chosen knowing that)."""
 
     async def stale_sockets(self) -> list[tuple[str, str]]: ...
 

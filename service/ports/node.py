@@ -35,6 +35,10 @@ class NodeService(SocketEvents, Protocol):
     def shutdown_timeout(self) -> float:
         """Seconds the node gives its objects to finish their work when it stops."""
 
+    async def serving_at(self, address: str) -> None:
+        """The front end's server listens at ``address`` (host:port) now: the node records
+        it (a port of 0 is chosen only once the server listens)."""
+
     async def drain(self, timeout: float) -> None:
         """Wait (up to ``timeout``) until every live object has run and released its work."""
 

@@ -34,8 +34,8 @@ class RemoteOutput:
     made it, delivered by the node holding the socket (or waiting for the reply)."""
 
     socket_id: str
-    #: "text", "binary", "close", "resume" (``reply`` holds the range of the log to send)
-    #: or "reply".
+    #: "text", "binary", "close", "resume" (``reply`` holds the range of the log to send),
+    #: "auto_response" (``reply`` holds the object and its new pair) or "reply".
     kind: str
     text: str | None = None
     #: A binary frame's bytes, or a reply's body.

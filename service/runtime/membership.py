@@ -19,6 +19,11 @@ the node was declared dead: its sockets are closed in the log, and it must stop 
 Any live node that runs objects (not a gateway) sweeps dead ones
 (``NodeDirectory.sweep_dead_node``): the first to get a dead node's row closes that node's
 sockets in the log and wakes their objects, which it may then run itself.
+
+A node on its way out marks its row draining (``drain``) before it hands its objects over,
+so that nobody sends it new ones; it keeps its lease until it leaves. Every node, at start
+and then every ``PRUNE_EVERY`` seconds, deletes the rows of nodes gone for longer than the
+retention that nothing refers to any more (``NodeDirectory.prune``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ log = logging.getLogger(__name__)
 
 _EXTRA = {"action": "lease"}
 
+#: Seconds between two prunes of the rows of nodes long gone (each node also prunes as it
+#: starts): they are few, and only the retention's age matters.
+PRUNE_EVERY = 3600.0
+
 
 class Membership:
     """The node's row in ``nodes``, its heartbeats, and its sweeps of dead nodes."""
@@ -49,6 +58,7 @@ class Membership:
         role: str,
         sweeps: bool = True,
         lease_timeout: float,
+        retention: float = 86400.0,
         close: dict[str, Any],
         on_lapsed: Callable[[], None],
         on_renewed: Callable[[], None],
@@ -62,6 +72,10 @@ class Membership:
         #: objects whose sockets it closes wake where they can run (on it).
         self._sweeps = sweeps
         self.lease_timeout = lease_timeout
+        #: Seconds the rows of nodes gone are kept (see ``prune``).
+        self.retention = retention
+        #: The node has marked itself draining (or tried to).
+        self.draining = False
         #: The inbox data of the close a sweep records for each socket of a dead node.
         self._close = close
         self._on_lapsed = on_lapsed
@@ -94,8 +108,11 @@ class Membership:
         self._renewed(sent)
 
     def start(self) -> None:
-        """Heartbeat, and sweep dead nodes, until ``leave``."""
-        self._tasks = [asyncio.create_task(self._heartbeats(), name="heartbeats")]
+        """Heartbeat, prune the nodes long gone, and sweep dead nodes, until ``leave``."""
+        self._tasks = [
+            asyncio.create_task(self._heartbeats(), name="heartbeats"),
+            asyncio.create_task(self._prune(), name="prune-nodes"),
+        ]
         if self._sweeps:
             self._tasks.append(asyncio.create_task(self._sweep_dead(), name="takeover"))
 
@@ -103,6 +120,34 @@ class Membership:
         """A node on its way out takes over nobody (it keeps its heartbeats until it leaves)."""
         for task in self._tasks[1:]:
             task.cancel()
+
+    async def serving_at(self, address: str) -> None:
+        """Record the address the node's server listens on, known once it listens (a port
+        of 0 is chosen then)."""
+        self._address = address
+        try:
+            async with asyncio.timeout(self.interval):
+                await self._directory.serving_at(address)
+        except (StoreError, TimeoutError) as error:
+            log.warning("could not record the node's address %s: %s", address, error, extra=_EXTRA)
+
+    async def drain(self) -> None:
+        """Mark the node draining, once: it is handing its objects over, and other nodes
+        send it none from now on (its stop ends the mark). A node that cannot mark itself
+        goes on leaving: what it is sent meanwhile, it passes on."""
+        if self.draining:
+            return
+        self.draining = True
+        try:
+            async with asyncio.timeout(self.interval):
+                await self._directory.drain()
+        except (StoreError, TimeoutError) as error:
+            log.warning(
+                "could not mark the node draining (other nodes may still send it objects, "
+                "which it passes on): %s",
+                str(error) or "no answer in time",
+                extra=_EXTRA,
+            )
 
     async def leave(self) -> None:
         """Stop heartbeating and mark the node stopped: its objects are free to claim."""
@@ -190,6 +235,25 @@ class Membership:
         )
         log.critical("%s", reason, extra=_EXTRA)
         self._on_dead(reason)
+
+    # -- the rows of nodes long gone ----------------------------------------------------
+
+    async def _prune(self) -> None:
+        while True:
+            try:
+                pruned = await self._directory.prune(self.retention)
+            except StoreError as error:
+                log.warning("could not prune the nodes long gone: %s", error, extra=_EXTRA)
+            else:
+                if pruned:
+                    log.info(
+                        "forgot %d nodes gone for more than %g s: %s",
+                        len(pruned),
+                        self.retention,
+                        ", ".join(sorted(pruned)),
+                        extra=_EXTRA,
+                    )
+            await asyncio.sleep(PRUNE_EVERY)
 
     # -- takeover -----------------------------------------------------------------------
 

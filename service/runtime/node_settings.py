@@ -22,3 +22,6 @@ class NodeSettings:
     #: Seconds a request or RPC call routed to the node that owns its object waits for
     #: the reply.
     route_timeout: float = 30.0
+    #: Seconds the row of a node that stopped or died is kept in ``nodes`` (unless
+    #: something still refers to it).
+    node_retention: float = 86400.0

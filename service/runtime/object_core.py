@@ -231,6 +231,8 @@ class Core(abc.ABC):
         """Hand the turn's events (and its output for other nodes' sockets, after its reply
         to the node it was routed from, if any) to the log; queue its output for this
         node's sockets behind the commit."""
+        if turn.auto_response_changed:
+            self._announce_auto_response(turn)
         # The turn is over: its lists are not changed again, and go to the log as they are.
         events = turn.events[turn.committed :] if turn.committed else turn.events
         outbox = self._outbox_of(turn) if turn.outputs else None
@@ -240,6 +242,16 @@ class Core(abc.ABC):
         gate = self._commit(turn, events, outbox) if committing else self.gate.last_pending()
         self.gate.hold(turn, gate, committing=committing)
         return gate
+
+    def _announce_auto_response(self, turn: Turn) -> None:
+        """The pair changed: every node holding a socket of this object answers its
+        auto-responses itself, so each such socket's row tells its node the new pair (ahead
+        of the turn's frames). This node's registry has it already (``record``)."""
+        holds, accepted = self._output_port.holds, self._accepted_here
+        pair = self.state.auto_response
+        elsewhere = [s for s in self.state.sockets if s not in accepted and not holds(s)]
+        if elsewhere:
+            turn.outputs[:0] = [("auto_response", socket_id, pair) for socket_id in elsewhere]
 
     def _outbox_of(self, turn: Turn) -> list[RemoteOutput] | None:
         """Take the turn's output for sockets other nodes hold out of it, as outbox rows."""
@@ -275,6 +287,11 @@ class Core(abc.ABC):
             if kind == "close":
                 code, reason = cast(tuple[int | None, str], payload)
                 outbox.append(RemoteOutput(socket_id, "close", code=code, reason=reason))
+                continue
+            if kind == "auto_response":
+                pair = cast(tuple[str, str] | None, payload)
+                change = {"object_id": self.key, "pair": None if pair is None else list(pair)}
+                outbox.append(RemoteOutput(socket_id, "auto_response", reply=change))
                 continue
             # A send, or a published message's frame.
             data = cast(
@@ -389,6 +406,7 @@ class Core(abc.ABC):
             turn.alarm_changed = True
         elif kind == "auto_response_set":
             self._auto_responses.set_auto_response(self.key, self.state.auto_response)
+            turn.auto_response_changed = True
         elif kind == "websocket_accepted":
             assert isinstance(event, types.WebSocketAccepted)
             if self._accepting_for is None:

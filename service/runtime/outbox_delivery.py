@@ -11,7 +11,9 @@ order, and deletes them. Per-socket order therefore holds end to end: the owner 
 socket's output in turn order, and it is delivered in that order. A row for a socket this
 node no longer holds is dropped by the gateway (``SocketOutput`` ignores unknown sockets).
 
-Two kinds of rows are not frames. A reply answers a request or call this node routed to the
+Three kinds of rows are not frames. An auto-response row gives the object's new
+auto-response pair to this node, which answers its sockets' auto-responses itself. A reply
+answers a request or call this node routed to the
 object's owner (``service.runtime.replies``): it is handed to the node as it is read, so a
 socket the reply opens is known to the gateway before the rows that follow it, its frames,
 are delivered. A resume asks for the messages a socket accepted elsewhere missed: they are
@@ -29,6 +31,7 @@ from typing import Any, Protocol
 
 from service.api import published
 from service.backoff import Backoff
+from service.ports.auto_responses import AutoResponses
 from service.ports.event_log import PublishedLog
 from service.ports.records import RemoteOutput
 from service.ports.socket_output import SocketOutput
@@ -65,11 +68,13 @@ class OutboxDelivery:
         outbox: OutboxLog,
         output: SocketOutput,
         *,
+        auto_responses: AutoResponses | None = None,
         on_reply: Callable[[RemoteOutput], None] | None = None,
         page: int = PAGE,
     ) -> None:
         self._outbox = outbox
         self._output = output
+        self._auto_responses = auto_responses
         self._on_reply = on_reply
         self._page = page
         #: Sockets whose missed messages are being read, with their rows read meanwhile.
@@ -192,6 +197,12 @@ class OutboxDelivery:
                 self._on_reply(row)
         elif row.kind == "resume" and row.reply is not None:
             self._resume(row.socket_id, row.reply)
+        elif row.kind == "auto_response" and row.reply is not None:
+            if self._auto_responses is not None:
+                pair = row.reply.get("pair")
+                self._auto_responses.set_auto_response(
+                    str(row.reply["object_id"]), None if pair is None else (pair[0], pair[1])
+                )
         else:
             log.warning("ignoring an outbox row of kind %r", row.kind, extra={"action": "outbox"})
 

@@ -96,8 +96,15 @@ class OutputGate:
         else the newest one pending, or None), and release what may go."""
         delivery = turn.delivery
         # A socket's delivery is redone if its turn's gate fails, whether or not the turn
-        # wrote anything: what it did was decided on state that is then rolled back.
-        redo = delivery if delivery is not None and delivery.kind in SOCKET_KINDS else None
+        # wrote anything: what it did was decided on state that is then rolled back. So is
+        # one from the inbox (a request or call routed here): its row is read again, and the
+        # node must hear how often its commit was refused (past a limit, it is dropped).
+        redo = (
+            delivery
+            if delivery is not None
+            and (delivery.kind in SOCKET_KINDS or delivery.inbox_id is not None)
+            else None
+        )
         if turn.outputs or turn.accepted or (redo is not None and gate is not None):
             outputs = turn.outputs
             if turn.accepted:

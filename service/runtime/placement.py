@@ -5,14 +5,20 @@ Rendezvous (highest-random-weight) hashing of the object id over the live nodes 
 objects: every node that asks picks the same host for an object, without talking to the
 others, and a host that leaves moves only the objects it would have had; the others keep
 theirs. The list of hosts is read from ``live_nodes``, at least once a heartbeat interval,
-and at once when a host chosen from it turns out to be gone.
+and at once when a host chosen from it turns out to be gone or draining.
+
+A host that is draining (handing its objects over, on its way out) is chosen by nobody
+while another host is live, and never by a node that is leaving itself: such a node marks
+itself draining before it reads the hosts it passes its objects to, so of two hosts leaving
+together, at least one sees the other draining; and a wake is passed to a host only if it
+is not draining at that moment (``wake_on``). So an object is never passed back and forth:
+it goes to a host that takes it, or waits in the inbox for one to start.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Iterable
 
 from service.ports.errors import StoreError
@@ -20,10 +26,7 @@ from service.ports.event_log import EventLog
 
 log = logging.getLogger(__name__)
 
-#: Seconds during which a node on its way out passes on the wake of an object once only:
-#: two nodes leaving together, each taking the other for a host, must not pass it back and
-#: forth as fast as NOTIFY goes. (A gateway passes on every wake its own writes bring it.)
-PASS_ON_QUIET = 0.2
+_PLACEMENT = {"action": "placement"}
 
 
 def weight(host: str, object_id: str) -> int:
@@ -45,38 +48,43 @@ class Placement:
         self._node_id = event_log.node_id
         #: Live nodes that run objects, this one included if it does, as last read.
         self.hosts: tuple[str, ...] = ()
-        #: When each object's wake was last passed on (see PASS_ON_QUIET).
-        self._passed: dict[str, float] = {}
+        #: Those of them that were draining (on their way out) when read.
+        self.draining: frozenset[str] = frozenset()
 
     async def refresh(self) -> tuple[str, ...]:
         """Read the live hosts again (StoreError if the database does not answer)."""
-        self.hosts = tuple(await self._event_log.live_hosts())
+        live = await self._event_log.live_hosts()
+        self.hosts = tuple(host.node_id for host in live)
+        self.draining = frozenset(host.node_id for host in live if host.draining)
         return self.hosts
 
-    def choose(self, object_id: str, *, exclude_self: bool = True) -> str | None:
-        """The host for an object nobody owns: not this node unless asked (a gateway is
-        never among the hosts; a node handing its objects over must not get them back)."""
-        hosts = self.hosts
-        if exclude_self:
-            hosts = tuple(h for h in hosts if h != self._node_id)
-        return rendezvous(object_id, hosts)
+    def ready(self) -> tuple[str, ...]:
+        """The live hosts other than this node that take new objects (not draining)."""
+        return tuple(h for h in self.hosts if h != self._node_id and h not in self.draining)
+
+    def choose(self, object_id: str, *, leaving: bool = False) -> str | None:
+        """The host for an object nobody owns: never this node (a gateway is never among
+        the hosts; a node handing its objects over must not get them back), and one that is
+        not draining if there is one. With only draining hosts left, a gateway chooses among
+        them (one of role ``all`` with nobody to hand its objects to keeps running them), a
+        node that is ``leaving`` chooses none (None: the work waits in the inbox)."""
+        ready = self.ready()
+        if ready or leaving:
+            return rendezvous(object_id, ready)
+        return rendezvous(object_id, (h for h in self.hosts if h != self._node_id))
 
     async def pass_on(self, object_ids: Iterable[str], *, leaving: bool = False) -> None:
         """Wake, for each object, its live owner or else the host chosen for it: this node
-        will not run it. A chosen host found gone (it stopped or died since the list was
-        read) makes the list be read again and the choice made anew."""
+        will not run it. A chosen host found gone or draining (it stopped, died or began to
+        leave since the list was read) makes the list be read again and the choice made
+        anew."""
         left = list(object_ids)
-        if leaving:
-            now = time.monotonic()
-            self._passed = {o: t for o, t in self._passed.items() if now - t < PASS_ON_QUIET}
-            left = [o for o in left if o not in self._passed]
-            self._passed.update(dict.fromkeys(left, now))
         for _ in range(3):
             if not left:
                 return
             by_host: dict[str, list[str]] = {}
             for object_id in left:
-                host = self.choose(object_id)
+                host = self.choose(object_id, leaving=leaving)
                 if host is not None:
                     by_host.setdefault(host, []).append(object_id)
             if len(left) > sum(map(len, by_host.values())):
@@ -85,19 +93,27 @@ class Placement:
                     logging.INFO if leaving else logging.WARNING,
                     "no other live node runs objects: %d objects wait for one to start",
                     len(left) - sum(map(len, by_host.values())),
-                    extra={"action": "placement"},
+                    extra=_PLACEMENT,
                 )
             left = []
             try:
                 for host, ids in by_host.items():
-                    if not await self._event_log.wake_on(host, ids):
+                    draining = host in self.draining
+                    if not await self._event_log.wake_on(host, ids, draining=draining):
                         left.extend(ids)
+                    elif leaving:  # rare, and what an operator wants to follow
+                        log.info(
+                            "passed %d objects on to %s (or their live owners)",
+                            len(ids),
+                            host,
+                            extra=_PLACEMENT,
+                        )
                 if left:
                     await self.refresh()
             except StoreError as error:
                 log.warning(
                     "could not wake a host (the hosts' polls will find the work): %s",
                     error,
-                    extra={"action": "placement"},
+                    extra=_PLACEMENT,
                 )
                 return

@@ -13,6 +13,9 @@ comes later finds nobody and is dropped (a socket it opened is closed: its clien
 
 If the owner dies before its turn commits, the inbox row is still there: the node that takes
 the object over runs it and replies, so a routed request may run once on the new owner. If
+the database refuses the commits of its turn (not an outage: the data itself), the owner
+reads the row again at once, and after ``max_attempts`` refusals drops it with a reply that
+says so (``DROPPED``): the caller gets that error, not a timeout. If
 the row comes back to this node (its owner let the object go before reading it), this node
 runs it and settles the waiting caller directly (``take``).
 """

@@ -11,8 +11,9 @@ from service.runtime.delivery import Delivery
 
 #: ("send", socket_id, data), ("close", socket_id, (code, reason)), ("publish", socket_id,
 #: (frame, events)): a published message's frame, sent unless the turn is rolled back to
-#: fewer than ``events`` events (its own is the last of them), or ("resume", socket_id,
-#: Resume).
+#: fewer than ``events`` events (its own is the last of them), ("resume", socket_id,
+#: Resume), or ("auto_response", socket_id, pair): the object's auto-response pair (None:
+#: none), for the node holding a socket another node holds (only such sockets get it).
 Output = tuple[str, str, object]
 
 
@@ -42,6 +43,8 @@ class Turn:
     kept: int = 0
     #: An event of this turn sets, deletes or clears the alarm.
     alarm_changed: bool = False
+    #: An event of this turn changes the auto-response pair.
+    auto_response_changed: bool = False
     #: Events before this index were committed while the turn ran (a restore request is
     #: durable before it returns): no rollback takes them back, and the turn's own commit
     #: carries only the events after them.

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from service.ports.cluster import SweptNode
+from service.ports.cluster import LiveHost, SweptNode
 from service.ports.errors import OwnedElsewhereError
 from service.ports.records import Append, Claim, InboxItem, PublishedMessage, RemoteOutput
 from service.store import connections, database_url, log_reads, notifications, queries
@@ -167,13 +167,22 @@ class EventStore(log_reads.LogReads):
     async def heartbeat(self) -> bool:
         return await self._row.heartbeat()
 
+    async def serving_at(self, address: str) -> None:
+        await self._row.serving_at(address)
+
+    async def drain(self) -> None:
+        await self._row.drain()
+
     async def leave(self) -> None:
         await self._row.leave()
+
+    async def prune(self, retention: float) -> list[str]:
+        return await self._row.prune(retention)
 
     async def sweep_dead_node(self, close: dict[str, Any]) -> SweptNode | None:
         return await self._row.sweep_dead_node(close)
 
-    async def live_hosts(self) -> list[str]:
+    async def live_hosts(self) -> list[LiveHost]:
         return await self._row.live_hosts()
 
     # -- writes -------------------------------------------------------------------------
@@ -268,10 +277,13 @@ class EventStore(log_reads.LogReads):
         now, as a flush that wrote inbox rows for them would."""
         await self._call(lambda c: c.fetchval(queries.WAKE, self.node_id, sorted(object_ids)))
 
-    async def wake_on(self, node_id: str, object_ids: list[str]) -> bool:
+    async def wake_on(self, node_id: str, object_ids: list[str], *, draining: bool = False) -> bool:
         """Wake the live owners of these objects, or ``node_id`` for those nobody live owns;
-        False, and no NOTIFY, if ``node_id`` is not live (it stopped or died meanwhile)."""
-        woken = await self._call(lambda c: c.fetchrow(queries.WAKE_ON, node_id, sorted(object_ids)))
+        False, and no NOTIFY, if ``node_id`` is not live (it stopped or died meanwhile), or
+        is draining unless ``draining`` says that will do."""
+        woken = await self._call(
+            lambda c: c.fetchrow(queries.WAKE_ON, node_id, sorted(object_ids), draining)
+        )
         return woken is not None
 
     async def outbox_after(

@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from service.ports.cluster import SweptNode
+from service.ports.cluster import LiveHost, SweptNode
 from service.ports.errors import NodeIdInUseError, StoreUnavailableError
 from service.store import connections, queries
 
@@ -39,7 +39,7 @@ ON CONFLICT (node_id) DO UPDATE
    SET address = EXCLUDED.address, role = EXCLUDED.role,
        lease_timeout = EXCLUDED.lease_timeout, reads_frames = true,
        started_at = now(), heartbeat_at = now(),
-       stopped_at = NULL, swept_at = NULL, swept_by = NULL
+       stopped_at = NULL, swept_at = NULL, swept_by = NULL, draining_at = NULL
  WHERE n.stopped_at IS NOT NULL OR n.swept_at IS NOT NULL
     OR n.heartbeat_at + n.lease_timeout <= now()
 RETURNING started_at
@@ -57,6 +57,18 @@ HEARTBEAT = """
 UPDATE nodes SET heartbeat_at = now()
  WHERE node_id = $1 AND started_at = $2 AND stopped_at IS NULL AND swept_at IS NULL
 RETURNING heartbeat_at
+"""
+
+# The address the node's HTTP server took once it listens (a port of 0 is known only then).
+SERVING_AT = """
+UPDATE nodes SET address = $3 WHERE node_id = $1 AND started_at = $2
+"""
+
+# This run begins to hand its objects over: from now on no other node sends it an object
+# nobody owns (it stays live, and keeps what it owns, until it stops or its lease ends).
+DRAIN = """
+UPDATE nodes SET draining_at = coalesce(draining_at, now())
+ WHERE node_id = $1 AND started_at = $2 AND stopped_at IS NULL
 """
 
 # A graceful stop: what the node still owns may be claimed by anyone from now on.
@@ -102,10 +114,27 @@ DELETE FROM outbox AS x
  WHERE x.node = n.node_id AND (n.swept_at IS NOT NULL OR n.stopped_at IS NOT NULL)
 """
 
-# The live nodes that run objects: where a gateway, or a node handing its objects over,
-# sends an object nobody owns.
+# The live nodes that run objects, and whether each is on its way out: where a gateway,
+# or a node handing its objects over, sends an object nobody owns.
 LIVE_HOSTS = """
-SELECT node_id FROM live_nodes WHERE role IN ('host', 'all') ORDER BY node_id
+SELECT node_id, draining_at IS NOT NULL AS draining
+  FROM live_nodes WHERE role IN ('host', 'all') ORDER BY node_id
+"""
+
+# Forget nodes gone (stopped, or silent past their lease) for longer than the retention,
+# unless something still names them: an object they own (whoever claims it must see that
+# their lease ended), outbox rows for them, a socket they held that is open in the log
+# (their sweep closes it), or a request in the inbox whose reply goes to them.
+PRUNE = """
+DELETE FROM nodes AS n
+ WHERE coalesce(n.stopped_at, n.heartbeat_at + n.lease_timeout)
+       < now() - make_interval(secs => $1)
+   AND NOT EXISTS (SELECT 1 FROM objects AS o WHERE o.owner_node = n.node_id)
+   AND NOT EXISTS (SELECT 1 FROM outbox AS x WHERE x.node = n.node_id)
+   AND NOT EXISTS (SELECT 1 FROM websockets AS w
+                    WHERE w.node = n.node_id AND w.closed_at IS NULL)
+   AND NOT EXISTS (SELECT 1 FROM inbox AS i WHERE i.data->>'reply_to' = n.node_id)
+RETURNING n.node_id
 """
 
 # Objects the swept node owned that have inbox rows: their wakes went to it, and were lost.
@@ -140,9 +169,27 @@ class NodeRow:
         assert self._started_at is not None, "join() first"
         return await self._run(HEARTBEAT, self._node_id, self._started_at) is not None
 
+    async def serving_at(self, address: str) -> None:
+        assert self._started_at is not None, "join() first"
+        await self._run(SERVING_AT, self._node_id, self._started_at, address)
+
+    async def drain(self) -> None:
+        if self._started_at is not None:
+            await self._run(DRAIN, self._node_id, self._started_at)
+
     async def leave(self) -> None:
         if self._started_at is not None:
             await self._run(LEAVE, self._node_id, self._started_at)
+
+    async def prune(self, retention: float) -> list[str]:
+        # On the general pool: its reads of objects and the inbox must not hold heartbeats.
+        async def prune(connection: asyncpg.Connection) -> list[str]:
+            return [r[0] for r in await connection.fetch(PRUNE, retention)]
+
+        try:
+            return await self._pool.run(prune)
+        except asyncpg.PostgresError as error:
+            raise StoreUnavailableError(f"the database refused to prune nodes: {error}") from error
 
     async def sweep_dead_node(self, close: dict[str, Any]) -> SweptNode | None:
         async def sweep(connection: asyncpg.Connection) -> SweptNode | None:
@@ -160,8 +207,8 @@ class NodeRow:
 
         return await self._pool.run(sweep)
 
-    async def live_hosts(self) -> list[str]:
-        return [r[0] for r in await self._run_rows(LIVE_HOSTS)]
+    async def live_hosts(self) -> list[LiveHost]:
+        return [LiveHost(r["node_id"], r["draining"]) for r in await self._run_rows(LIVE_HOSTS)]
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -147,9 +147,11 @@ WAKE = "SELECT durable_wake_v1($1, $2::text[])"
 
 # Wake these objects' live owners, or the given node for those nobody live owns (a gateway
 # or a node handing its objects over chooses a host for them): no row, and no NOTIFY, if
-# that node is not live.
+# that node is not live, or has begun to drain since it was chosen (unless $3: it was
+# chosen draining, for want of another).
 WAKE_ON = """
-SELECT durable_wake_v1(l.node_id, $2::text[]) FROM live_nodes AS l WHERE l.node_id = $1
+SELECT durable_wake_v1(l.node_id, $2::text[]) FROM live_nodes AS l
+ WHERE l.node_id = $1 AND (l.draining_at IS NULL OR $3)
 """
 
 # Sockets a previous run of this node id held (their clients are gone), except those whose

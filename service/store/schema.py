@@ -203,12 +203,19 @@ nodes = sa.Table(
         server_default=sa.false(),
         comment="Whether the node reads outbox rows that carry many frames",
     ),
+    sa.Column(
+        "draining_at",
+        sa.DateTime(timezone=True),
+        comment="When it began handing its objects over (SIGTERM); it is draining until it "
+        "stops. NULL while it serves",
+    ),
     comment="Nodes sharing this database, with their heartbeats: "
     "a node owns objects only while it is live.",
 )
 
 #: The ``live_nodes`` view (nodes that may own objects now) and the wake functions
-#: ``durable_channel_v1`` and ``durable_wake_v1`` are created by migration a15b3d0f7906.
+#: ``durable_channel_v1`` and ``durable_wake_v1`` are created by migration a15b3d0f7906;
+#: the view's ``draining_at`` by a8d0f2b4c6e9.
 
 outbox = sa.Table(
     "outbox",
@@ -239,7 +246,8 @@ outbox = sa.Table(
         "kind",
         sa.Text,
         nullable=False,
-        comment="text, binary, close, resume, reply, or frames (many of these in one row)",
+        comment="text, binary, close, resume, reply, auto_response, or frames (many of these "
+        "in one row)",
     ),
     sa.Column("text", sa.Text, comment="A text frame's text"),
     sa.Column("data", pg.BYTEA, comment="A binary frame's bytes"),

@@ -245,3 +245,43 @@ async def test_a_routed_request_waiting_on_a_killed_owner_is_answered_by_the_sur
         assert time.monotonic() - killed < LEASE + MARGIN
         assert await sql.fetchval("SELECT owner_node FROM objects WHERE name = 'b'") == "survivor"
         await eventually(lambda: tables_empty(sql), timeout=5)
+
+
+async def test_a_socket_held_elsewhere_gets_the_auto_response_its_object_sets_later(
+    database_url: str, sql: asyncpg.Connection
+) -> None:
+    async with (
+        cluster_node(database_url, "n1", "--hibernate-after", "60", app=ROUTED) as n1,
+        cluster_node(database_url, "n2", "--hibernate-after", "60", app=ROUTED) as n2,
+        aiohttp.ClientSession() as http,
+    ):
+        assert await board_runs_on(http, n1.url, sql) == "n1"
+        a = Client(await http.ws_connect(f"{n1.url}/board/b?who=a"))
+        b = Client(await http.ws_connect(f"{n2.url}/board/b?who=b"))
+        await a.received(2)
+        await b.received(2)
+        await b.ws.send_str("ping")
+        assert (await b.received(3))[2] == "pong"
+
+        # The board, running on n1, changes its pair: n2, which holds b, learns it.
+        await a.ws.send_str("auto hi hello")
+        assert (await b.received(4))[3] == "a:auto hi hello"
+        await b.ws.send_str("hi")
+        assert (await b.received(5))[4] == "hello"
+        await b.ws.send_str("ping")  # no longer answered by the node: the board echoes it
+        assert (await b.received(6))[5] == "b:ping"
+        await a.ws.send_str("auto off")
+        assert (await b.received(7))[6] == "a:auto off"
+        await b.ws.send_str("hi")
+        assert (await b.received(8))[7] == "b:hi"
+
+        # Each auto-response was answered by n2 without the board: it recorded none of them.
+        texts = await sql.fetch(
+            "SELECT e.data->>'text' AS text FROM events AS e JOIN objects USING (object_id)"
+            " WHERE name = 'b' AND e.type = 'message_received' ORDER BY e.seq"
+        )
+        assert [t["text"] for t in texts] == ["auto hi hello", "ping", "auto off", "hi"]
+        assert a.frames[2:] == ["a:auto hi hello", "b:ping", "a:auto off", "b:hi"]
+        await eventually(lambda: tables_empty(sql), timeout=5)
+        await a.close()
+        await b.close()

@@ -4,8 +4,10 @@ through a node that does not run it.
 ``/board/<name>``: a GET answers what the board holds; any other method adds its body and
 answers 201 with what it saw (method, body, a header) and a header of its own. An upgrade
 accepts a socket (``?after=<seq>`` resumes it), and sends it two frames at once. A frame
-``pub <text>`` is published to every socket; any other frame is echoed to all of them,
-but ``ping``, which the gateway answers with ``pong`` (the auto-response).
+``pub <text>`` is published to every socket; ``auto <request> <response>`` makes that pair
+the auto-response (``auto off``: none), and is echoed; any other frame is echoed to all of
+them, but the auto-response's request (``ping`` at first), which the gateway answers with
+its response (``pong``).
 ``/call/<name>/<method>``: the router calls the board's method through its stub (RPC).
 """
 
@@ -63,6 +65,10 @@ class Board(DurableObject):
         if text.startswith("pub "):
             self.ctx.publish(f"{who}:{text.removeprefix('pub ')}")
             return
+        if text.startswith("auto "):
+            words = text.split()
+            pair = None if words[1] == "off" else WebSocketRequestResponsePair(words[1], words[2])
+            self.ctx.set_websocket_auto_response(pair)
         for socket in self.ctx.get_websockets():
             socket.send(f"{who}:{text}")
 

@@ -3,11 +3,13 @@ restart tests: ``ROOM_VERSION`` in the environment (default ``v1``) is that vers
 
 Each message is counted in storage and sent to every socket of the room as
 ``<version> <count> <who>:<text>``: the count goes on across moves only if the room was
-rebuilt from its log. ``GET /room/<name>`` answers the version and the count.
+rebuilt from its log. ``GET /room/<name>`` answers the version and the count. A message
+``slow`` takes ``ROOM_SLOW`` seconds (from the environment; none if unset) to handle.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,6 +31,8 @@ class Room(DurableObject):
     async def websocket_message(self, ws: WebSocket, message: str | bytes) -> None:
         text = message if isinstance(message, str) else message.decode()
         who = ws.deserialize_attachment()["who"]
+        if text == "slow":
+            await asyncio.sleep(float(os.environ.get("ROOM_SLOW", "0")))
         count = (await self.ctx.storage.get("count") or 0) + 1
         await self.ctx.storage.put("count", count)
         for socket in self.ctx.get_websockets():
