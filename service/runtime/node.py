@@ -50,7 +50,7 @@ from service.ports.event_log import EventLog
 from service.ports.records import RemoteOutput
 from service.ports.socket_events import DISCONNECTED_REASON
 from service.ports.socket_output import SocketOutput
-from service.runtime import replies, storage_errors
+from service.runtime import object_logs, replies, storage_errors
 from service.runtime.activation import Activation, Services
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
@@ -162,12 +162,17 @@ class Node:
         #: Whether a frame for a hibernated object wakes it here (until shutdown begins; a
         #: gateway never wakes one).
         self._waking = role != "gateway"
+        #: Whether this node's objects' log lines are being kept (``object_logs.install``).
+        self._capturing = False
 
     # -- start and stop -----------------------------------------------------------------
 
     async def start(self) -> None:
         """Join (take the node id and its lease), close what a previous run of this id left
-        open, start listening, heartbeating, sweeping and polling."""
+        open, start listening, heartbeating, sweeping and polling; keep what objects log."""
+        if not self._capturing:
+            object_logs.install(self.settings.object_log_level)
+            self._capturing = True
         await self.membership.join()
         for object_id, socket_id in await self.event_log.stale_sockets():
             self.inbox.write(
@@ -300,7 +305,12 @@ class Node:
         await self.inbox.all_settled()
         await self.outbox.stop()
         # Last: until now the node held its objects and the sockets' closes were written.
-        await self.membership.leave()
+        try:
+            await self.membership.leave()
+        finally:
+            if self._capturing:
+                object_logs.uninstall()
+                self._capturing = False
 
     @property
     def shutdown_timeout(self) -> float:
