@@ -145,6 +145,8 @@ class Core(abc.ABC):
         #: The loop the turns run on (a line logged on another thread after its turn is
         #: handed over to it); known once the first turn starts.
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Where a turn's lines go once it has ended (bound once, not once per turn).
+        self._after_turn = self._log_after_turn
 
     @abc.abstractmethod
     def reset(self, reason: str) -> None:
@@ -393,7 +395,7 @@ class Core(abc.ABC):
         """The lines of a turn about to run."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        return object_logs.TurnLogs(self.key, self._log_bytes, self._log_after_turn)
+        return object_logs.TurnLogs(self.key, self._log_bytes, self._after_turn)
 
     def _log_after_turn(self, line: LogLine, size: int) -> None:
         """A line logged after its turn ended (by a task the turn started): it goes with the

@@ -3,9 +3,9 @@
 ``JOURNAL`` objects log in every handler: the constructor, ``fetch`` (``/journal/<name>``;
 ``?raise=1`` raises, ``?alarm_ms=N`` sets the alarm N ms ahead), ``websocket_message`` (the
 frame's words ask for more: ``raise``, ``noisy N SIZE``, ``sleepy``, ``later``, ``caught``,
-``debug``, ``nul``), ``websocket_close`` and ``alarm``; each message is answered ``ack
-<text>`` once its turn is committed. ``QUIET`` objects record no message (``record_messages
-= False``): their message turns record no event at all, and log.
+``debug``, ``nul``, ``thread``, ``abort``), ``websocket_close`` and ``alarm``; each message
+is answered ``ack <text>`` once its turn is committed. ``QUIET`` objects record no message
+(``record_messages = False``): their message turns record no event at all, and log.
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ class Journal(DurableObject):
             logging.getLogger("service.runtime.dispatch").warning("the node's own: not kept")
         elif words[0] == "nul":
             log.info("a\x00b")
+        elif words[0] == "thread":
+            await asyncio.to_thread(log.info, "from a thread of %s", who)
+        elif words[0] == "abort":
+            self.ctx.storage.kv.put("lost", True)  # thrown away with the instance
+            log.warning("aborting")
+            self.ctx.abort("aborted on purpose")
         ws.send(f"ack {text}")
 
     async def _later(self, who: str) -> None:

@@ -101,6 +101,30 @@ async def test_a_handler_that_raises_keeps_its_lines_and_its_traceback(
         await ws.close()
 
 
+async def test_a_turn_that_resets_the_object_keeps_its_lines(
+    database_url: str, sql: asyncpg.Connection
+) -> None:
+    async with serve(database_url, app) as node:
+        ws = await node.client.ws_connect("/journal/c2?who=ada")
+        await ws.send_str("hello")
+        assert await ws.receive_str(timeout=5) == "ack hello"
+        before = await last_seq(sql, "c2")
+        await ws.send_str("abort")
+        await ws.send_str("after")
+        # Handled by the next instance, which the constructor's turn began.
+        assert await ws.receive_str(timeout=5) == "ack after"
+        # Nothing of the aborted turn is in the log but what its code logged, under the seq
+        # the object was at.
+        assert await seqs_of(sql, "c2", "storage_put") == []
+        assert (await messages_of(sql, "c2"))[3:] == [
+            (before, "ada said abort"),
+            (before, "aborting"),
+            (before, "constructed with 0 keys"),
+            (before + 1, "ada said after"),
+        ]
+        await ws.close()
+
+
 async def test_an_alarm_keeps_its_lines_with_its_seq(
     database_url: str, sql: asyncpg.Connection
 ) -> None:
@@ -191,7 +215,7 @@ async def test_turns_that_record_no_event_keep_their_lines_at_the_seq_they_ran_a
 async def test_what_is_kept_and_how(database_url: str, sql: asyncpg.Connection) -> None:
     async with serve(database_url, app) as node:
         ws = await node.client.ws_connect("/journal/h?who=ada")
-        for text in ("debug", "caught", "nul"):
+        for text in ("debug", "caught", "nul", "thread"):
             await ws.send_str(text)
             assert await ws.receive_str(timeout=5) == f"ack {text}"
         messages = [m for _, m in await messages_of(sql, "h")][2:]
@@ -202,7 +226,9 @@ async def test_what_is_kept_and_how(database_url: str, sql: asyncpg.Connection) 
         assert messages[2].startswith("lookup failed\nTraceback (most recent call last):")
         assert messages[2].endswith("KeyError: 'missing'")
         # PostgreSQL's text holds no NUL.
-        assert messages[3:] == ["ada said nul", "a\ufffdb"]
+        assert messages[3:5] == ["ada said nul", "a\ufffdb"]
+        # A thread the turn waits for logs into it (asyncio.to_thread copies the context).
+        assert messages[5:] == ["ada said thread", "from a thread of ada"]
         await ws.close()
 
 

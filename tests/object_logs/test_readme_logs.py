@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import asyncpg
 
-from service import Application
+from service import Application, cli
 from tests.object_logs.journal import Journal
 from tests.support import serve
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
+def _section() -> str:
+    return README.read_text().split("\n## Object logs\n", 1)[1].split("\n## ", 1)[0]
+
+
 def _queries() -> dict[str, str]:
     """The SQL blocks of the section, by the name on their first line."""
-    section = README.read_text().split("\n## Object logs\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)
+    blocks = re.findall(r"```sql\n(.*?)```", _section(), flags=re.DOTALL)
     return {re.match(r"-- query: (\S+)\n", block).group(1): block for block in blocks}  # type: ignore[union-attr]
 
 
@@ -51,3 +55,13 @@ async def test_the_readme_finds_a_rooms_errors_and_prunes_old_lines(
     await sql.execute(queries["prune-logs"])
     assert await sql.fetchval("SELECT count(*) FROM object_logs") == everything - 2
     assert await sql.fetchval("SELECT count(*) FROM object_logs WHERE level >= 40") == 0
+
+
+def test_the_readme_commands_parse_as_written() -> None:
+    (block,) = re.findall(r"```sh\n(.*?)```", _section(), flags=re.DOTALL)
+    parser = cli.parser()
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        assert words[:2] == ["durable", "logs"], line
+        args = parser.parse_args(words[1:])
+        assert args.object == "CHAT/lobby"
