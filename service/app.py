@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -73,6 +74,8 @@ def create_app(
             lease_timeout=settings.lease_timeout,
             route_timeout=settings.route_timeout,
             node_retention=settings.node_retention,
+            log_bytes_per_turn=settings.log_bytes_per_turn,
+            object_log_level=logging.getLevelNamesMapping()[settings.object_log_level],
         ),
         limits=settings.limits(),
         metrics=metrics,

@@ -166,6 +166,17 @@ class Settings(BaseSettings):
         description="allocations between young garbage collections (0: Python's default, 700)",
     )
     log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    object_log_level: LogLevel = Field(
+        default="INFO",
+        description="lowest level of the records an object's code logs in a turn that are "
+        "kept with it in object_logs (DEBUG, INFO, WARNING or ERROR)",
+    )
+    log_bytes_per_turn: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="most bytes of log messages one turn of an object keeps in object_logs; "
+        "past it the turn's later records are dropped, and one line says how many",
+    )
     admin: bool = Field(
         default=False,
         description="serve the admin API under /admin/api: the history of every object, read "
@@ -198,7 +209,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URL")
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "object_log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value

@@ -1,5 +1,5 @@
-"""The admin API's reads: the catalog, an object's events, its state at a point, presence,
-and the diff between two points, answered with the history commands' JSON shapes."""
+"""The admin API's reads: the catalog, an object's events and log lines, its state at a point,
+presence, and the diff between two points, answered with the history commands' JSON shapes."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from service.history.event_pages import EventReader
 #: Most objects, events and sockets one answer holds.
 MOST_OBJECTS = 1000
 MOST_EVENTS = 1000
+MOST_LINES = 1000
 MOST_SOCKETS = 10_000
 
 OBJECTS_PARAMS = (
@@ -34,6 +35,18 @@ EVENTS_PARAMS = (
     Param("type", "only events of these types (repeated or comma-separated)", repeated=True),
     Param("cursor", "the cursor of the previous page (the seq it ended with)", "integer"),
     Param("limit", f"events at most (default 100, at most {MOST_EVENTS})", "integer"),
+)
+
+LOGS_PARAMS = (
+    params.REF,
+    Param(
+        "since",
+        "from the turn that ended at this seq (its events' last), or from this time "
+        "(inclusive): " + points.HELP,
+    ),
+    Param("until", "up to the turns that ended at this seq, or up to this time (inclusive)"),
+    Param("cursor", "the cursor of the previous page"),
+    Param("limit", f"lines at most (default 100, at most {MOST_LINES})", "integer"),
 )
 
 STATE_PARAMS = (
@@ -106,6 +119,24 @@ async def events(request: web.Request) -> web.Response:
     )
 
 
+async def logs(request: web.Request) -> web.Response:
+    """What an object's code logged in its turns, in (seq, id) order, a page at a time."""
+    query, history = request.query, request.app[keys.HISTORY]
+    since, until = params.point(query, "since"), params.point(query, "until")
+    after = _line_cursor(params.text(query, "cursor"))
+    limit = params.count(query, "limit", default=100, least=1, most=MOST_LINES)
+    found = await history.find(request.match_info["ref"])
+    page = await history.logs(found.object_id, since=since, until=until, after=after, limit=limit)
+    label = json_shapes.label_of(found)
+    return answer(
+        {
+            "object": json_shapes.object_info(found),
+            "logs": [json_shapes.log_line(line, label) for line in page.lines],
+            "cursor": None if page.cursor is None else "{}:{}".format(*page.cursor),
+        }
+    )
+
+
 async def state(request: web.Request) -> web.Response:
     """An object's state after an event or at a time, by the one replay."""
     at = params.point(request.query, "at")
@@ -158,3 +189,13 @@ def _object_cursor(given: str | None) -> tuple[str, str, str] | None:
     if not all(isinstance(part, str) for part in decoded):
         raise params.BadRequest(f"cursor {given!r} is not one this API gave: use a page's cursor")
     return (decoded[0], decoded[1], decoded[2])
+
+
+def _line_cursor(given: str | None) -> tuple[int, int] | None:
+    """The log's cursor, ``SEQ:ID``, as ``logs`` gave it."""
+    if given is None:
+        return None
+    seq, colon, ident = given.partition(":")
+    if not (colon and seq.isdigit() and ident.isdigit()):
+        raise params.BadRequest(f"cursor {given!r} is not one this API gave: use a page's cursor")
+    return (int(seq), int(ident))

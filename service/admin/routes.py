@@ -72,6 +72,15 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        "/objects/{ref}/logs",
+        "list_logs",
+        reads.logs,
+        "What an object's code logged in its turns, by seq, a page at a time (durable logs)",
+        reads.LOGS_PARAMS,
+        shapes.LogPageShape,
+    ),
+    Route(
+        "GET",
         "/objects/{ref}/state",
         "get_state",
         reads.state,

@@ -50,6 +50,24 @@ class EventShape(_Shape):
     text: str = Field(description="the line durable events prints")
 
 
+class LogShape(_Shape):
+    """A line an object's code logged in one of its turns (``durable logs --json``)."""
+
+    object_id: str
+    object: str | None = Field(description="the object's label")
+    seq: int = Field(
+        description="its turn's: the object's seq when the turn ended (its last event's, or "
+        "the seq the object was at if it recorded none)"
+    )
+    id: int = Field(description="with seq, the lines' order, which is commit order")
+    line: int = Field(description="its place in its turn, from 1")
+    logged_at: datetime
+    level: str = Field(description="the level's name: DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    levelno: int = Field(description="the level's number (20: INFO)")
+    logger: str = Field(description="the logger's name")
+    message: str = Field(description="the formatted message, with a logged exception's traceback")
+
+
 class SocketStateShape(_Shape):
     """A socket as an object's state holds it."""
 
@@ -146,6 +164,14 @@ class EventPageShape(_Shape):
     object: ObjectShape
     events: list[EventShape]
     cursor: int | None = Field(description="pass as cursor for the next page; null: no more")
+
+
+class LogPageShape(_Shape):
+    """A page of an object's log lines, in (seq, id) order."""
+
+    object: ObjectShape
+    logs: list[LogShape]
+    cursor: str | None = Field(description="pass as cursor for the next page; null: no more")
 
 
 class PresencePageShape(_Shape):

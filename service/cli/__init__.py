@@ -20,6 +20,7 @@ from service.cli import (
     events,
     fork,
     logging_setup,
+    logs,
     migrate,
     objects,
     options,
@@ -42,6 +43,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     migrate,
     objects,
     events,
+    logs,
     state,
     presence,
     diff,
@@ -75,7 +77,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except ValidationError as error:
         print(options.explain(error), file=sys.stderr)
         return 2
-    logging_setup.configure(settings.log_level)
+    logging_setup.configure(settings.log_level, settings.object_log_level)
     handler: Handler = args.handler
     try:
         return handler(args, settings)

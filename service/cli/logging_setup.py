@@ -34,8 +34,13 @@ class _AlembicPreamble(logging.Filter):
         return record.msg not in self._PREAMBLE
 
 
-def configure(level: str) -> None:
-    """Send every log record at ``level`` or above to stderr."""
+def configure(level: str, object_level: str | None = None) -> None:
+    """Send every log record at ``level`` or above to stderr.
+
+    The root logger lets through records at ``object_level`` too, when it is lower: a node
+    keeps those its objects log in their turns (``object_logs``) without printing them.
+    """
+    lowest = min(logging.getLevelNamesMapping()[name] for name in (level, object_level or level))
     logging.config.dictConfig(
         {
             "version": 1,
@@ -47,8 +52,10 @@ def configure(level: str) -> None:
                     "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
                 }
             },
-            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-            "root": {"handlers": ["stderr"], "level": level},
+            "handlers": {
+                "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "level": level}
+            },
+            "root": {"handlers": ["stderr"], "level": lowest},
             "loggers": {
                 "aiohttp.access": {"level": "WARNING"},
                 "alembic.runtime.plugins": {"level": "WARNING"},

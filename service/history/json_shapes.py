@@ -13,6 +13,10 @@ in their encoded form, exactly as ``events.data`` holds them (plain JSON, with b
   fields; ``socket_id`` the socket it is about (or null), ``sender`` who that socket is
   and ``sender_attachment`` its attachment at that point (when known); ``text`` the line
   ``durable events`` prints.
+- log line: ``{"object_id", "object", "seq", "id", "line", "logged_at", "level",
+  "levelno", "logger", "message"}``; ``seq`` is its turn's (the object's seq when the turn
+  ended), ``line`` its place in the turn, ``level`` the level's name and ``levelno`` its
+  number; ``message`` holds the traceback of a logged exception.
 - state: ``{"object", "seq", "snapshot_seq", "folded", "storage", "sockets",
   "auto_response", "event_timeout_ms", "alarm", "alarm_ms", "messages"}``; ``storage`` maps
   each key to its value; a socket is ``{"socket_id", "tags", "hibernatable", "attachment",
@@ -31,6 +35,7 @@ in their encoded form, exactly as ``events.data`` holds them (plain JSON, with b
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +46,7 @@ from service.ports.history import (
     FieldChange,
     Forked,
     LoggedEvent,
+    LoggedLine,
     ObjectInfo,
     SocketRecord,
     StateAt,
@@ -92,6 +98,27 @@ def event(
         "sender_attachment": attachment,
         "text": readable.describe(logged.event),
     }
+
+
+def log_line(logged: LoggedLine, object_label: str | None) -> dict[str, Any]:
+    """One line an object logged in a turn."""
+    return {
+        "object_id": logged.object_id,
+        "object": object_label,
+        "seq": logged.seq,
+        "id": logged.id,
+        "line": logged.line,
+        "logged_at": _time(logged.logged_at),
+        "level": level_name(logged.level),
+        "levelno": logged.level,
+        "logger": logged.logger,
+        "message": logged.message,
+    }
+
+
+def level_name(level: int) -> str:
+    """A logging level's name (``Level 25`` for one without a name, as logging says)."""
+    return logging.getLevelName(level)
 
 
 def socket_state(socket: SocketState) -> dict[str, Any]:

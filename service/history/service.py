@@ -19,6 +19,7 @@ from service.ports.history import (
     EventPage,
     Forked,
     HistoryError,
+    LogPage,
     ObjectInfo,
     ObjectPage,
     OutOfHistoryError,
@@ -93,6 +94,34 @@ class LogHistory:
         if len(events) > limit:
             return EventPage(events[:limit], events[limit - 1].seq)
         return EventPage(events, None)
+
+    async def logs(
+        self,
+        ref: str,
+        *,
+        since: int | datetime | None = None,
+        until: int | datetime | None = None,
+        after: tuple[int, int] | None = None,
+        limit: int = 100,
+    ) -> LogPage:
+        if limit < 1:
+            raise ValueError(f"a page holds at least one line, not {limit}")
+        _check_times(since, until)
+        found = await self.find(ref)
+        # From seq ``since`` on: past every line of the turns that ended before it.
+        start = (since - 1, _END) if isinstance(since, int) else (0, 0)
+        lines = await self._log.lines_in(
+            found.object_id,
+            after=max(start, after or (0, 0)),
+            until_seq=until if isinstance(until, int) else _END,
+            since=since if isinstance(since, datetime) else None,
+            until=until if isinstance(until, datetime) else None,
+            limit=limit + 1,
+        )
+        if len(lines) > limit:
+            last = lines[limit - 1]
+            return LogPage(lines[:limit], (last.seq, last.id))
+        return LogPage(lines, None)
 
     async def state(
         self, ref: str, *, at: int | datetime | None = None, progress: Progress | None = None

@@ -140,6 +140,34 @@ class TailPage:
 
 
 @dataclass(frozen=True, slots=True)
+class LoggedLine:
+    """A line an object's code logged in one of its turns (``object_logs``)."""
+
+    object_id: str
+    #: The turn's: the object's seq when it ended (its last event, or the seq it was at).
+    seq: int
+    #: With ``seq``, the lines' order, which is commit order (the reader's cursor).
+    id: int
+    #: Its place in its turn, from 1.
+    line: int
+    logged_at: datetime
+    #: The logging level's number (20: INFO).
+    level: int
+    logger: str
+    #: The formatted message, with its exception's traceback if any.
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogPage:
+    """A page of an object's log lines, in (seq, id) order."""
+
+    lines: list[LoggedLine]
+    #: Pass as ``after`` for the next page; None when this page ends the range.
+    cursor: tuple[int, int] | None
+
+
+@dataclass(frozen=True, slots=True)
 class StateAt:
     """An object's state after one of its events, rebuilt by the one replay."""
 
@@ -255,6 +283,19 @@ class HistoryService(Protocol):
     ) -> EventPage:
         """Its events from ``since`` to ``until`` (a seq or a time, both inclusive) of the
         given types, ``limit`` at most, after the cursor ``after`` of the previous page."""
+
+    async def logs(
+        self,
+        ref: str,
+        *,
+        since: int | datetime | None = None,
+        until: int | datetime | None = None,
+        after: tuple[int, int] | None = None,
+        limit: int = 100,
+    ) -> LogPage:
+        """What its code logged, in the turns from seq ``since`` to seq ``until`` (or from
+        time to time: when each line was logged; both inclusive), ``limit`` lines at most,
+        after the cursor ``after`` of the previous page."""
 
     async def state(
         self, ref: str, *, at: int | datetime | None = None, progress: Progress | None = None

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from service.ports.event_log import LogReader
-from service.ports.history import LoggedEvent, ObjectInfo, SocketRecord
+from service.ports.history import LoggedEvent, LoggedLine, ObjectInfo, SocketRecord
 from service.ports.operator_log import OperatorLog
 
 
@@ -36,6 +36,20 @@ class HistoryLog(LogReader, OperatorLog, Protocol):
         """Up to ``limit`` events of an object after ``after_seq`` up to ``until_seq``,
         recorded between ``since`` and ``until`` (inclusive, None: unbounded), of the given
         types (None: all), in seq order."""
+
+    async def lines_in(
+        self,
+        object_id: str,
+        *,
+        after: tuple[int, int],
+        until_seq: int,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[LoggedLine]:
+        """Up to ``limit`` log lines of an object after ``after`` (a (seq, id)) up to seq
+        ``until_seq``, logged between ``since`` and ``until`` (inclusive, None: unbounded),
+        in (seq, id) order."""
 
     async def settled_after(self, position: int, limit: int) -> list[LoggedEvent]:
         """Up to ``limit`` events of every object after ``position``, in position order,

@@ -25,6 +25,22 @@ class Append:
     consumed_inbox: list[int] = field(default_factory=list)
     #: Output for sockets other nodes hold, written to the outbox in the same transaction.
     outbox: list[RemoteOutput] = field(default_factory=list)
+    #: What the turn logged, written to ``object_logs`` in the same transaction, with the
+    #: seq the append ends at (its last event's, or ``expected_seq`` if it has none).
+    logs: list[LogLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """A line an object's code logged in a turn, as ``object_logs`` keeps it."""
+
+    #: When it was logged, in epoch seconds (``LogRecord.created``).
+    at: float
+    #: The logging level's number (20: INFO).
+    level: int
+    logger: str
+    #: The formatted message, with its exception's traceback if any.
+    message: str
 
 
 @dataclass(slots=True)

@@ -117,6 +117,7 @@ class Activation(Core):
             max_attempts=services.settings.max_attempts,
             inbox_attempts=services.inbox_attempts,
             callers=services.callers,
+            log_bytes_per_turn=services.settings.log_bytes_per_turn,
         )
         self._host = services.host
         self._bindings = services.bindings

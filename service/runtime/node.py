@@ -43,6 +43,7 @@ from service.ports.auto_responses import AutoResponses
 from service.ports.event_log import EventLog
 from service.ports.socket_events import DISCONNECTED_REASON
 from service.ports.socket_output import SocketOutput
+from service.runtime import object_logs
 from service.runtime.activation import Activation, Services
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
@@ -145,12 +146,17 @@ class Node(NodeRouting):
         #: Whether a frame for a hibernated object wakes it here (until shutdown begins; a
         #: gateway never wakes one).
         self._waking = role != "gateway"
+        #: Whether this node's objects' log lines are being kept (``object_logs.install``).
+        self._capturing = False
 
     # -- start and stop -----------------------------------------------------------------
 
     async def start(self) -> None:
         """Join (take the node id and its lease), close what a previous run of this id left
-        open, start listening, heartbeating, sweeping and polling."""
+        open, start listening, heartbeating, sweeping and polling; keep what objects log."""
+        if not self._capturing:
+            object_logs.install(self.settings.object_log_level)
+            self._capturing = True
         await self.membership.join()
         for object_id, socket_id in await self.event_log.stale_sockets():
             self.inbox.write(
@@ -192,4 +198,9 @@ class Node(NodeRouting):
         await self.inbox.all_settled()
         await self.outbox.stop()
         # Last: until now the node held its objects and the sockets' closes were written.
-        await self.membership.leave()
+        try:
+            await self.membership.leave()
+        finally:
+            if self._capturing:
+                object_logs.uninstall()
+                self._capturing = False

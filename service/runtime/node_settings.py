@@ -1,8 +1,12 @@
-"""The node's timings: hibernation, snapshots, polling, retries, leases and shutdown."""
+"""The node's timings (hibernation, snapshots, polling, retries, leases and shutdown) and what
+its objects' logs keep."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from service.runtime import object_logs
 
 
 @dataclass(frozen=True)
@@ -25,3 +29,6 @@ class NodeSettings:
     #: Seconds the row of a node that stopped or died is kept in ``nodes`` (unless
     #: something still refers to it).
     node_retention: float = 86400.0
+    #: Most bytes of log messages a turn keeps (``object_logs``), and the lowest level kept.
+    log_bytes_per_turn: int = object_logs.DEFAULT_LIMIT
+    object_log_level: int = logging.INFO

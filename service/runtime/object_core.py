@@ -15,6 +15,10 @@ the gateway, in the output of a turn not yet released), unless the accept answer
 routed from another node: that node holds the socket, and the turn's reply (ahead of the
 turn's frames in its commit) announces it there (``replies``).
 
+What a turn's code logs (``object_logs``) goes into its append too, with the seq that append
+ends at: a turn that logs and records nothing still commits, so its lines are kept, and a
+frame a client got implies the lines of the turn that sent it are durable.
+
 ``Core`` is the base of ``service.runtime.activation.Activation``, which adds the object's
 lifecycle (claim, replay, hibernate, reset) and implements ``reset``.
 """
@@ -45,9 +49,9 @@ from service.events.fold import ObjectState, apply, undo_of
 from service.ports.auto_responses import AutoResponses
 from service.ports.errors import CommitRefusedError
 from service.ports.event_log import PublishedLog
-from service.ports.records import Append, RemoteOutput
+from service.ports.records import Append, LogLine, RemoteOutput
 from service.ports.socket_output import SocketOutput
-from service.runtime import dispatch, replies, storage_errors
+from service.runtime import dispatch, object_logs, replies, storage_errors
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
 from service.runtime.mailbox import Mailbox
@@ -92,6 +96,7 @@ class Core(abc.ABC):
         max_attempts: int,
         inbox_attempts: Mapping[int, int],
         callers: Replies | None = None,
+        log_bytes_per_turn: int = object_logs.DEFAULT_LIMIT,
     ) -> None:
         self.object_id = object_id
         self.key = str(object_id)
@@ -136,6 +141,13 @@ class Core(abc.ABC):
         )
         #: What wait_until() keeps the object awake for.
         self.background = BackgroundTasks(log)
+        #: Most bytes of log messages a turn keeps.
+        self._log_bytes = log_bytes_per_turn
+        #: The loop the turns run on (a line logged on another thread after its turn is
+        #: handed over to it); known once the first turn starts.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Where a turn's lines go once it has ended (bound once, not once per turn).
+        self._after_turn = self._log_after_turn
 
     @abc.abstractmethod
     def reset(self, reason: str) -> None:
@@ -150,14 +162,16 @@ class Core(abc.ABC):
 
     def construct(self, env: Env) -> None:
         """Run the user's constructor, as a turn of its own."""
-        turn = self._turn = Turn()
+        turn = self._turn = Turn(logs=self._turn_logs())
         token = core_module.current_core.set(self)
+        capture = object_logs.CAPTURE.set(turn.logs)
         self.in_constructor = True
         try:
             ctx = DurableObjectState(self)
             self.instance = self.cls(ctx, env)
         finally:
             self.in_constructor = False
+            object_logs.CAPTURE.reset(capture)
             core_module.current_core.reset(token)
             self._turn = None
         self._finish(turn)
@@ -170,17 +184,19 @@ class Core(abc.ABC):
             # caller waits here.
             delivery.reply_to, delivery.future = None, self._callers.take(delivery.request_id)
         routed = delivery.reply_to is not None
-        turn = self._turn = Turn(delivery)
+        turn = self._turn = Turn(delivery, logs=self._turn_logs())
         if delivery.inbox_id is not None:
             turn.consumed_inbox.append(delivery.inbox_id)
         if routed and delivery.kind == "fetch":
             self._accepting_for = delivery.reply_to
         token = core_module.current_core.set(self)
+        capture = object_logs.CAPTURE.set(turn.logs)
         result: Response | Outcome | OperatorOutcome | None = None
         try:
             result = await dispatch.run(self, delivery, turn)
         except ResetRequested as reset:
             self._turn = None
+            object_logs.CAPTURE.reset(capture)
             core_module.current_core.reset(token)
             delivery.fail(ObjectResetError(reset.reason))
             self._answer_reset(delivery, turn, reset.reason)
@@ -190,6 +206,7 @@ class Core(abc.ABC):
             self._accepting_for = None
             if self._turn is turn:
                 self._turn = None
+                object_logs.CAPTURE.reset(capture)
                 core_module.current_core.reset(token)
         answer = replies.answer(delivery, result, self._socket_details) if routed else None
         gate = self._finish(turn, answer)
@@ -203,15 +220,19 @@ class Core(abc.ABC):
             self.reset(result.rebuild)
 
     def _answer_reset(self, delivery: Delivery, turn: Turn, reason: str) -> None:
-        """A request or call from the inbox reset the object: as for one made here, it is
-        answered with the reset and not run again, so its row is consumed (nothing else of
-        the turn is kept) with the reply to the node it came from, if another."""
+        """A turn reset the object: what its code logged up to then is kept (nothing else of
+        it is). A request or call from the inbox is, as one made here, answered with the
+        reset and not run again, so its row is consumed with those lines and the reply to
+        the node it came from, if another."""
+        lines = turn.logs.close() if turn.logs is not None else []
         if delivery.request_id is None or delivery.inbox_id is None:
+            if lines:
+                self._commit(Turn(), [], logs=lines)
             return
         outbox = [replies.reply(delivery, replies.of_failure(reason))] if delivery.reply_to else []
         # The row may be consumed already (``commit_so_far``): the reply still goes.
-        if outbox or turn.consumed_inbox:
-            self._commit(Turn(consumed_inbox=turn.consumed_inbox), [], outbox)
+        if outbox or turn.consumed_inbox or lines:
+            self._commit(Turn(consumed_inbox=turn.consumed_inbox), [], outbox, lines)
 
     def _socket_details(self, socket_id: str) -> dict[str, Any] | None:
         """What the node holding a socket accepted here needs to know of it."""
@@ -238,8 +259,9 @@ class Core(abc.ABC):
         outbox = self._outbox_of(turn) if turn.outputs else None
         if reply is not None:
             outbox = [reply, *outbox] if outbox else [reply]
-        committing = bool(events or turn.consumed_inbox or outbox)
-        gate = self._commit(turn, events, outbox) if committing else self.gate.last_pending()
+        lines = turn.logs.close() if turn.logs is not None else None
+        committing = bool(events or turn.consumed_inbox or outbox or lines)
+        gate = self._commit(turn, events, outbox, lines) if committing else self.gate.last_pending()
         self.gate.hold(turn, gate, committing=committing)
         return gate
 
@@ -305,10 +327,14 @@ class Core(abc.ABC):
         return outbox
 
     def _commit(
-        self, turn: Turn, events: list[types.Event], outbox: list[RemoteOutput] | None = None
+        self,
+        turn: Turn,
+        events: list[types.Event],
+        outbox: list[RemoteOutput] | None = None,
+        logs: list[LogLine] | None = None,
     ) -> asyncio.Future[None]:
-        """Append ``events`` (the state is already past them) with the turn's inbox rows and
-        its output for other nodes' sockets."""
+        """Append ``events`` (the state is already past them) with the turn's inbox rows,
+        its output for other nodes' sockets and what it logged."""
         first_seq = self.seq
         self.seq += len(events)
         snap = None
@@ -319,7 +345,14 @@ class Core(abc.ABC):
         commit = asyncio.ensure_future(
             self._turn_log.append(
                 Append(
-                    self.key, self.epoch, first_seq, events, snap, turn.consumed_inbox, outbox or []
+                    self.key,
+                    self.epoch,
+                    first_seq,
+                    events,
+                    snap,
+                    turn.consumed_inbox,
+                    outbox or [],
+                    logs or [],
                 )
             )
         )
@@ -384,6 +417,26 @@ class Core(abc.ABC):
             self._turn = Turn()
             asyncio.get_running_loop().call_soon(self._finish_orphan, self._turn)
         return self._turn
+
+    def _turn_logs(self) -> object_logs.TurnLogs:
+        """The lines of a turn about to run."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return object_logs.TurnLogs(self.key, self._log_bytes, self._after_turn)
+
+    def _log_after_turn(self, line: LogLine, size: int) -> None:
+        """A line logged after its turn ended (by a task the turn started): it goes with the
+        turn running now, or a turn of its own, as that task's writes do."""
+        loop = self._loop
+        if loop is not None and not object_logs.on_loop(loop):
+            loop.call_soon_threadsafe(self._log_after_turn, line, size)
+            return
+        if self.status not in ("loading", "running"):
+            return  # the object is leaving memory: no turn of it will commit again
+        turn = self._require_turn()
+        if turn.logs is None:
+            turn.logs = self._turn_logs()
+        turn.logs.add(line, size)
 
     # -- ObjectCore ---------------------------------------------------------------------
 

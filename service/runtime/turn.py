@@ -8,6 +8,7 @@ from typing import Any, cast
 from service.events import types
 from service.events.fold import ObjectState, Undo
 from service.runtime.delivery import Delivery
+from service.runtime.object_logs import TurnLogs
 
 #: ("send", socket_id, data), ("close", socket_id, (code, reason)), ("publish", socket_id,
 #: (frame, events)): a published message's frame, sent unless the turn is rolled back to
@@ -49,6 +50,8 @@ class Turn:
     #: durable before it returns): no rollback takes them back, and the turn's own commit
     #: carries only the events after them.
     committed: int = 0
+    #: What its code logs while it runs (``object_logs``), committed with its last events.
+    logs: TurnLogs | None = None
 
 
 class ResetRequested(BaseException):

@@ -34,6 +34,8 @@ class FlushBatch:
     woken: set[str] = field(default_factory=set)
     #: Output for sockets other nodes hold, in turn order (queries.FLUSH_AND_ROUTE).
     outbox: list[flush_records.OutboxRow] = field(default_factory=list)
+    #: Lines the turns logged, each turn's in order (durable_logs_v1).
+    logs: list[flush_records.LogRow] = field(default_factory=list)
 
     @property
     def routes(self) -> bool:
@@ -90,6 +92,19 @@ def build(groups: dict[str, list[Append]], inbox: list[InboxItem]) -> FlushBatch
                 batch.consumed.append(flush_records.consumed(object_id, inbox_id))
             for output in append.outbox:
                 batch.outbox.append(_outbox_row(object_id, output))
+            # The turn's seq: where its append ends (the seq it was at, if it has no event).
+            for number, logged in enumerate(append.logs, start=1):
+                batch.logs.append(
+                    flush_records.log_line(
+                        object_id,
+                        seq,
+                        number,
+                        logged.at,
+                        logged.level,
+                        logged.logger,
+                        logged.message,
+                    )
+                )
         batch.advances.append(
             flush_records.advance(object_id, first.expected_seq, seq, first.epoch)
         )

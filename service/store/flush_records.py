@@ -4,7 +4,7 @@ Each kind of row a flush writes has one function here that makes it: its paramet
 the row's fields in order, with their SQL types, and the composite type of migration
 dd9f2007840a that it is registered under declares the same fields (a test compares the
 two in the migrated database); the outbox's type is d7a9c3e5f1b2's, for durable_route_v2
-and v3.
+and v3, and the log lines' e5b7d9f1a3c6's, for durable_logs_v1.
 A row is a plain tuple: asyncpg sends a tuple as a composite value field by field, and
 COPY takes the events' rows as they are, with no codec to register. Not a NamedTuple: the
 garbage collector never untracks instances of a tuple subclass, and thousands of them alive
@@ -37,6 +37,7 @@ Integer = Annotated[int, Sql("integer")]
 IntegerOrNull = Annotated[int | None, Sql("integer")]
 BytesOrNull = Annotated[bytes | None, Sql("bytea")]
 SmallInt = Annotated[int, Sql("smallint")]
+Float = Annotated[float, Sql("double precision")]
 Boolean = Annotated[bool, Sql("boolean")]
 #: JSON text; ``json`` keeps it as written (key order), ``jsonb`` parses it.
 Json = Annotated[str, Sql("json")]
@@ -70,6 +71,7 @@ AlarmRow = tuple[str, int | None]
 SnapshotRow = tuple[str, int, str]
 ConsumedRow = tuple[str, int]
 InboxRow = tuple[str, str, str, str]
+LogRow = tuple[str, int, int, float, int, str, str]
 OutboxRow = tuple[
     str | None,
     str,
@@ -179,8 +181,26 @@ def outbox(
     )
 
 
+@row_type("durable_log_v1")
+def log_line(
+    object_id: Text,
+    seq: BigInt,
+    line: Integer,
+    logged_at: Float,
+    level: SmallInt,
+    logger: Text,
+    message: Text,
+) -> LogRow:
+    """A row of ``object_logs``: line ``line`` of the turn that ended at ``seq``, logged at
+    ``logged_at`` (epoch seconds)."""
+    return (object_id, seq, line, logged_at, level, logger, message)
+
+
 #: The composite types that are not parameters of durable_flush_v1: durable_route_v3's.
 ROUTE_ROW_TYPES = frozenset({"durable_outbox_v2"})
+
+#: ... and durable_logs_v1's.
+LOG_ROW_TYPES = frozenset({"durable_log_v1"})
 
 
 class Arguments(NamedTuple):

@@ -2,9 +2,9 @@
 
 One transaction per flush carries the events, the presence and alarm projections, the
 snapshots, the consumed and new inbox rows, the output for sockets other nodes hold (the
-outbox), and at most one NOTIFY per node it wakes or sends to. Each
-waiter's future resolves when its own events are durable (or fails with the reason they are
-not). While a flush runs, new work queues up, so batches grow with load and latency stays
+outbox), the lines the turns logged, and at most one NOTIFY per node it wakes or sends to.
+Each waiter's future resolves when its own events are durable (or fails with the reason
+they are not). While a flush runs, new work queues up, so batches grow with load and latency stays
 one commit when idle.
 """
 
@@ -316,9 +316,20 @@ class GroupCommit:
                     await slot.after.wait()
                 if rows.routes:
                     woken = sorted(rows.woken)
-                    result = await connection.fetchrow(
-                        queries.FLUSH_AND_ROUTE, *arguments, woken, rows.outbox
-                    )
+                    if rows.logs:
+                        result = await connection.fetchrow(
+                            queries.FLUSH_AND_ROUTE_LOGGING,
+                            *arguments,
+                            woken,
+                            rows.outbox,
+                            rows.logs,
+                        )
+                    else:
+                        result = await connection.fetchrow(
+                            queries.FLUSH_AND_ROUTE, *arguments, woken, rows.outbox
+                        )
+                elif rows.logs:
+                    result = await connection.fetchrow(queries.FLUSH_LOGGING, *arguments, rows.logs)
                 else:
                     result = await connection.fetchrow(queries.FLUSH, *arguments)
                 attempt.xid, stale, inbox_ids = result[0], result[1], result[2]

@@ -42,6 +42,21 @@ SELECT object_id, seq, position, type, version, data, recorded_at
  LIMIT $7
 """
 
+# A page of one object's log lines after a (seq, id) ($2, $3) up to a seq ($4), optionally
+# also bounded by when they were logged (both ends inclusive, NULL: unbounded), in (seq, id)
+# order: a range of the primary key. Safe to follow: the lines of one object commit in
+# (seq, id) order (seq follows its turns, id is taken under the flushes' positions lock), so
+# no line can commit behind one read already.
+LINES_IN = """
+SELECT object_id, seq, id, line, logged_at, level, logger, message
+  FROM object_logs
+ WHERE object_id = $1 AND (seq, id) > ($2, $3) AND seq <= $4
+   AND ($5::timestamptz IS NULL OR logged_at >= $5)
+   AND ($6::timestamptz IS NULL OR logged_at <= $6)
+ ORDER BY seq, id
+ LIMIT $7
+"""
+
 # The global tail: up to $2 events after position $1, in position order, cut before the
 # first row that a transaction still running may yet precede.
 #

@@ -14,7 +14,13 @@ from typing import Any, TypeVar
 import asyncpg
 
 from service.events import types
-from service.ports.history import LoggedEvent, ObjectInfo, SocketRecord, UnknownEvent
+from service.ports.history import (
+    LoggedEvent,
+    LoggedLine,
+    ObjectInfo,
+    SocketRecord,
+    UnknownEvent,
+)
 from service.store import (
     connections,
     database_url,
@@ -103,6 +109,34 @@ class HistoryStore(log_reads.LogReads):
             lambda c: c.fetch(query, object_id, after_seq, until_seq, since, until, kinds, limit)
         )
         return [_logged(row) for row in rows]
+
+    async def lines_in(
+        self,
+        object_id: str,
+        *,
+        after: tuple[int, int],
+        until_seq: int,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[LoggedLine]:
+        query = history_queries.LINES_IN
+        rows = await self._call(
+            lambda c: c.fetch(query, object_id, *after, until_seq, since, until, limit)
+        )
+        return [
+            LoggedLine(
+                object_id=row["object_id"],
+                seq=row["seq"],
+                id=row["id"],
+                line=row["line"],
+                logged_at=row["logged_at"],
+                level=row["level"],
+                logger=row["logger"],
+                message=row["message"],
+            )
+            for row in rows
+        ]
 
     async def settled_after(self, position: int, limit: int) -> list[LoggedEvent]:
         rows = await self._call(lambda c: c.fetch(history_queries.TAIL, position, limit))

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 #: The newest revision of the scripts (tests/migrations checks it against them): a command
 #: whose database is at it starts without importing Alembic, which costs most of a second.
-HEAD = "a8d0f2b4c6e9"
+HEAD = "e5b7d9f1a3c6"
 
 #: The migration scripts, shipped inside the package (a wheel's or an editable install's):
 #: pyproject.toml maps this package onto the project's top-level migrations/ folder.

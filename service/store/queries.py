@@ -42,6 +42,33 @@ FLUSH_AND_ROUTE = (
     )
 )
 
+# Either flush, for one whose turns logged (durable_logs_v1, migration e5b7d9f1a3c6): it
+# also writes their lines to object_logs, given as one more parameter (after the routing's,
+# if any): flush_records.log_line's rows, each turn's in order. In the same statement, after
+# durable_flush_v1, as the routing is (so under its positions lock, which makes the lines'
+# ids follow commit order, and only if nothing was stale): the lines cost no round trip and
+# commit, or not, with the events of their turns.
+_LOGS = "CASE WHEN cardinality(f.stale) = 0 THEN durable_logs_v1(${}) END"
+_ARGUMENTS = len(flush_records.Arguments._fields)
+FLUSH_LOGGING = (
+    "SELECT f.xid, f.stale, f.inbox_ids, "
+    + _LOGS.format(_ARGUMENTS + 1)
+    + " FROM "
+    + _FLUSH_CALL
+    + " AS f"
+)
+FLUSH_AND_ROUTE_LOGGING = (
+    "SELECT f.xid, f.stale, f.inbox_ids,"
+    " CASE WHEN cardinality(f.stale) = 0 THEN durable_route_v3(${}, ${}, ${}) END,"
+    " {} FROM {} AS f".format(
+        flush_records.Arguments._fields.index("node_id") + 1,
+        _ARGUMENTS + 1,
+        _ARGUMENTS + 2,
+        _LOGS.format(_ARGUMENTS + 3),
+        _FLUSH_CALL,
+    )
+)
+
 # Columns of ``events`` that a large flush sends by COPY, in append order (= position
 # order), named as the fields of its event records; ``position`` and ``recorded_at`` take
 # their defaults.

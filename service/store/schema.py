@@ -155,6 +155,51 @@ inbox = sa.Table(
     comment="Work for objects that are not live: consumed in the commit that records it.",
 )
 
+object_logs = sa.Table(
+    "object_logs",
+    metadata,
+    sa.Column("object_id", sa.Text, primary_key=True),
+    sa.Column(
+        "seq",
+        sa.BigInteger,
+        primary_key=True,
+        comment="The turn's: the object's seq when it ended (its last event, or the seq the "
+        "object was at if it recorded none)",
+    ),
+    # Several turns may end at one seq (those that record no event): the id tells their
+    # lines apart, and orders them as they committed.
+    sa.Column(
+        "id",
+        sa.BigInteger,
+        sa.Identity(always=True),
+        primary_key=True,
+        comment="Assigned under the flushes' lock: an object's lines in (seq, id) order are "
+        "in commit order",
+    ),
+    sa.Column("line", sa.Integer, nullable=False, comment="Place in its turn, from 1"),
+    sa.Column(
+        "logged_at", sa.DateTime(timezone=True), nullable=False, comment="When it was logged"
+    ),
+    sa.Column(
+        "level",
+        sa.SmallInteger,
+        nullable=False,
+        comment="Python logging level: 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL",
+    ),
+    sa.Column("logger", sa.Text, nullable=False, comment="The logger's name"),
+    sa.Column(
+        "message",
+        sa.Text,
+        nullable=False,
+        comment="The formatted message, with its exception's traceback if any",
+    ),
+    comment="What objects' handlers logged, each line with its turn's seq, written in the "
+    "commit of that turn; never updated, deleted only by an operator.",
+)
+
+#: ``durable_logs_v1`` (migration e5b7d9f1a3c6) writes a flush's lines, called by the
+#: flush's statement after ``durable_flush_v1``.
+
 #: Views are created by migration (they are not in the metadata): ``presence``, the open
 #: sockets with their object's binding and name; ``object_history``, every event with its
 #: object's binding and name, its socket's attachment and an inbound frame's decoded text.

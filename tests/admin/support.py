@@ -16,6 +16,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.admin import shapes
+from service.api.application import Application
 from service.app import create_app
 from service.settings import Settings
 from tests.examples.support import example
@@ -116,15 +117,19 @@ async def tail(session: aiohttp.ClientSession, url: str, **headers: str) -> Asyn
 
 @contextlib.asynccontextmanager
 async def admin_node(
-    database_url: str, host: str = "127.0.0.1", **settings: Any
+    database_url: str,
+    host: str = "127.0.0.1",
+    application: Application | None = None,
+    **settings: Any,
 ) -> AsyncIterator[tuple[str, Node]]:
-    """``examples/chat`` on a node of this process listening on ``host``, the admin API on
-    (``settings`` override Settings fields); yields its base URL and the node."""
+    """``examples/chat`` (or ``application``) on a node of this process listening on
+    ``host``, the admin API on (``settings`` override Settings fields); yields its base URL
+    and the node."""
     settings.setdefault("hibernate_after", 60.0)
     settings.setdefault("node_id", "admin-node")
     settings.setdefault("heartbeat", 0)
     config = Settings(database_url=database_url, admin=True, **settings)
-    webapp = create_app(config, example("chat"))
+    webapp = create_app(config, application or example("chat"))
     server = TestServer(webapp, host=host)
     async with TestClient(server) as client:
         node = Node(client, webapp, config)

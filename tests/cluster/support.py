@@ -168,3 +168,12 @@ async def closes(sql: asyncpg.Connection) -> list[dict[str, Any]]:
         " WHERE o.name = 'r' AND e.type = 'websocket_closed' ORDER BY e.seq"
     )
     return [json.loads(r["data"]) for r in rows]
+
+
+async def said(sql: asyncpg.Connection) -> list[tuple[int, str]]:
+    """(seq, message) of every line the room logged, in order."""
+    rows = await sql.fetch(
+        "SELECT l.seq, l.message FROM object_logs AS l JOIN objects AS o USING (object_id)"
+        " WHERE o.name = 'r' AND l.logger = 'room' ORDER BY l.seq, l.id"
+    )
+    return [(r["seq"], r["message"]) for r in rows]

@@ -9,7 +9,7 @@ from pathlib import Path
 from service import cli
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-COMMANDS = {"objects", "events", "state", "presence", "diff", "tail", "psql"}
+COMMANDS = {"objects", "events", "logs", "state", "presence", "diff", "tail", "psql"}
 
 
 def _history_lines() -> list[str]:

@@ -54,7 +54,8 @@ def test_every_array_of_records_has_its_row_function() -> None:
         for _, sql_type in flush_records.fields(flush_records.Arguments)
         if sql_type.endswith("[]")
     }
-    assert arrays | flush_records.ROUTE_ROW_TYPES == set(flush_records.ROW_TYPES)
+    others = flush_records.ROUTE_ROW_TYPES | flush_records.LOG_ROW_TYPES
+    assert arrays | others == set(flush_records.ROW_TYPES)
 
 
 async def test_the_outbox_rows_are_a_parameter_of_durable_route_v2(sql: asyncpg.Connection) -> None:
@@ -63,6 +64,11 @@ async def test_the_outbox_rows_are_a_parameter_of_durable_route_v2(sql: asyncpg.
     # The previous version's stays for its nodes, through a rolling deploy.
     arguments = await sql.fetchval("SELECT pg_get_function_arguments('durable_route_v1'::regproc)")
     assert arguments == "writer text, woken_ids text[], frames durable_outbox_v1[]"
+
+
+async def test_the_log_lines_are_the_parameter_of_durable_logs_v1(sql: asyncpg.Connection) -> None:
+    arguments = await sql.fetchval("SELECT pg_get_function_arguments('durable_logs_v1'::regproc)")
+    assert arguments == "lines durable_log_v1[]"
 
 
 async def test_a_large_flush_copies_each_event_field_into_the_column_of_that_name(

@@ -2,14 +2,18 @@
 
 ``GET /room/<name>`` answers the room's whole storage as JSON (what the log rebuilt);
 a message ``alarm <seconds>`` sets the room's alarm, which writes ``alarm`` when it fires.
+Each message is logged (``<who> said <text>``): the room's lines are in ``object_logs``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from urllib.parse import parse_qs, urlsplit
 
 from service import Application, DurableObject, Request, Response, WebSocket, WebSocketPair
+
+log = logging.getLogger("room")
 
 
 class Room(DurableObject):
@@ -26,6 +30,7 @@ class Room(DurableObject):
     async def websocket_message(self, ws: WebSocket, message: str | bytes) -> None:
         text = message if isinstance(message, str) else message.decode()
         who = ws.deserialize_attachment()["who"]
+        log.info("%s said %s", who, text)
         count = (await self.ctx.storage.get("count") or 0) + 1
         await self.ctx.storage.put({"count": count, f"m{count:05d}": f"{who}:{text}"})
         if text.startswith("alarm "):
