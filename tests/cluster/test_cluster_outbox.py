@@ -151,7 +151,10 @@ async def test_a_close_sent_to_another_nodes_socket_arrives_with_its_code(
 async def test_a_killed_listener_of_the_holding_node_misses_nothing(
     database_url: str, sql: asyncpg.Connection
 ) -> None:
-    listener = "SELECT pid FROM pg_stat_activity WHERE application_name = 'durable n2 listener'"
+    listener = (
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'durable n2 listener'"
+        " AND datname = current_database()"
+    )
     async with (
         cluster_node(database_url, "n2", "--hibernate-after", "0.3", app=CHAT) as n2,
         cluster_node(database_url, "n1", "--hibernate-after", "60", app=CHAT) as n1,
@@ -200,7 +203,7 @@ async def test_a_fenced_owners_output_never_reaches_another_nodes_client(
             return bool(
                 await sql.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                    "'durable stale' AND wait_event_type = 'Lock'"
+                    "'durable stale' AND wait_event_type = 'Lock' AND datname = current_database()"
                 )
             )
 

@@ -22,6 +22,7 @@ from tests.cluster.support import (
     owner,
     released,
     room_state,
+    said,
     socket_of,
 )
 from tests.support import eventually
@@ -118,7 +119,7 @@ async def test_a_paused_owner_is_fenced_out_and_shows_its_clients_nothing(
             return bool(
                 await sql.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                    "'durable stale' AND wait_event_type = 'Lock'"
+                    "'durable stale' AND wait_event_type = 'Lock' AND datname = current_database()"
                 )
             )
 
@@ -147,6 +148,8 @@ async def test_a_paused_owner_is_fenced_out_and_shows_its_clients_nothing(
         assert "ack held" not in a.frames
         recorded = [text for _, text in await messages(sql)]
         assert recorded == ["before"]
+        # Nor of what its handler logged: the lines went with the refused commit.
+        assert [line for _, line in await said(sql)] == ["a said before"]
         a_socket = await socket_of(sql, "a")
         (close,) = [c for c in await closes(sql) if c["socket_id"] == a_socket]
         assert (close["code"], close["was_clean"]) == (1006, False)
@@ -156,4 +159,5 @@ async def test_a_paused_owner_is_fenced_out_and_shows_its_clients_nothing(
         state = await room_state(http, fresh)
         assert [state["m00001"], state["m00002"]] == ["a:before", "b:after"]
         assert state["closed:a"] == [1006, False]
+        assert [line for _, line in await said(sql)] == ["a said before", "b said after"]
         await b.close()

@@ -13,7 +13,10 @@ from tests.support import eventually
 
 pytestmark = pytest.mark.slow
 
-LISTENER = "SELECT pid FROM pg_stat_activity WHERE application_name = 'durable n1 listener'"
+LISTENER = (
+    "SELECT pid FROM pg_stat_activity WHERE application_name = 'durable n1 listener'"
+    " AND datname = current_database()"
+)
 
 
 async def test_a_killed_listener_comes_back_and_misses_nothing(

@@ -54,7 +54,7 @@ async def _wait_for_query(sql: asyncpg.Connection, text: str) -> None:
     for _ in range(500):
         running = await sql.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-            "AND pid <> pg_backend_pid() AND query LIKE $1",
+            "AND pid <> pg_backend_pid() AND datname = current_database() AND query LIKE $1",
             f"%{text}%",
         )
         if running:
