@@ -32,7 +32,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any, NoReturn, Protocol, cast
+from typing import Any, NoReturn, Protocol
 
 from service.api import core as core_module
 from service.api.context import DurableObjectState
@@ -51,7 +51,7 @@ from service.ports.errors import CommitRefusedError
 from service.ports.event_log import PublishedLog
 from service.ports.records import Append, LogLine, RemoteOutput
 from service.ports.socket_output import SocketOutput
-from service.runtime import dispatch, object_logs, replies, storage_errors
+from service.runtime import dispatch, object_logs, remote_outputs, replies, storage_errors
 from service.runtime.alarms import AlarmScheduler
 from service.runtime.delivery import Delivery
 from service.runtime.mailbox import Mailbox
@@ -269,62 +269,18 @@ class Core(abc.ABC):
         """The pair changed: every node holding a socket of this object answers its
         auto-responses itself, so each such socket's row tells its node the new pair (ahead
         of the turn's frames). This node's registry has it already (``record``)."""
-        holds, accepted = self._output_port.holds, self._accepted_here
         pair = self.state.auto_response
-        elsewhere = [s for s in self.state.sockets if s not in accepted and not holds(s)]
+        elsewhere = [s for s in self.state.sockets if not self._here(s)]
         if elsewhere:
             turn.outputs[:0] = [("auto_response", socket_id, pair) for socket_id in elsewhere]
 
     def _outbox_of(self, turn: Turn) -> list[RemoteOutput] | None:
         """Take the turn's output for sockets other nodes hold out of it, as outbox rows."""
-        holds, accepted = self._output_port.holds, self._accepted_here
-        outputs = turn.outputs
-        # Most turns send only to this node's sockets: then nothing is copied.
-        for first, (_, socket_id, _) in enumerate(outputs):  # noqa: B007
-            if socket_id not in accepted and not holds(socket_id):
-                break
-        else:
-            return None
-        outbox: list[RemoteOutput] = []
-        local = outputs[:first]
-        for output in outputs[first:]:
-            kind, socket_id, payload = output
-            if socket_id in accepted or holds(socket_id):
-                local.append(output)
-                continue
-            if kind == "resume":
-                # The holding node reads the missed messages from the log, once this commit
-                # (and so every event up to the accept) is in it, before the socket's later
-                # rows.
-                resume = cast(Resume, payload)
-                span = {
-                    "object_id": self.key,
-                    "after": resume.after,
-                    "last_seq": resume.last_seq,
-                    "tags": list(resume.tags),
-                    "limit": resume.limit,
-                }
-                outbox.append(RemoteOutput(socket_id, "resume", reply=span))
-                continue
-            if kind == "close":
-                code, reason = cast(tuple[int | None, str], payload)
-                outbox.append(RemoteOutput(socket_id, "close", code=code, reason=reason))
-                continue
-            if kind == "auto_response":
-                pair = cast(tuple[str, str] | None, payload)
-                change = {"object_id": self.key, "pair": None if pair is None else list(pair)}
-                outbox.append(RemoteOutput(socket_id, "auto_response", reply=change))
-                continue
-            # A send, or a published message's frame.
-            data = cast(
-                str | bytes, payload if kind == "send" else cast(tuple[Any, int], payload)[0]
-            )
-            if isinstance(data, str):
-                outbox.append(RemoteOutput(socket_id, "text", text=data))
-            else:
-                outbox.append(RemoteOutput(socket_id, "binary", data=data))
-        turn.outputs = local
-        return outbox
+        return remote_outputs.take(turn, self.key, self._here)
+
+    def _here(self, socket_id: str) -> bool:
+        """Whether this node holds the socket (or will: this activation accepted it)."""
+        return socket_id in self._accepted_here or self._output_port.holds(socket_id)
 
     def _commit(
         self,
@@ -496,9 +452,7 @@ class Core(abc.ABC):
             self._turn.outputs.append(output)
             return
         socket_id = output[1]
-        if output[0] != "resume" and not (
-            socket_id in self._accepted_here or self._output_port.holds(socket_id)
-        ):
+        if output[0] != "resume" and not self._here(socket_id):
             # Another node's socket: its frame goes out with a commit, as a turn of its own.
             self._require_turn().outputs.append(output)
             return
