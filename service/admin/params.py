@@ -59,6 +59,29 @@ def text(query: MultiMapping[str], name: str) -> str | None:
     return given[0] if given else None
 
 
+def search(query: MultiMapping[str], name: str, *, most: int) -> str | None:
+    """A text to look for (``text``), of ``most`` characters at most and none that the
+    database cannot hold (NUL)."""
+    given = text(query, name)
+    if given is None:
+        return None
+    if len(given) > most:
+        raise BadRequest(f"{name} has {len(given)} characters: give at most {most}")
+    if "\x00" in given:
+        raise BadRequest(f"{name} holds a NUL character, which no name holds: leave it out")
+    return given
+
+
+def choice(query: MultiMapping[str], name: str, choices: tuple[str, ...], *, default: str) -> str:
+    """One of ``choices`` (``default`` when not given)."""
+    given = text(query, name)
+    if given is None:
+        return default
+    if given not in choices:
+        raise BadRequest(f"{name} must be {' or '.join(choices)}, not {given!r}")
+    return given
+
+
 def point(query: MultiMapping[str], name: str) -> int | datetime | None:
     """A seq or a time (``points.point``)."""
     given = text(query, name)
