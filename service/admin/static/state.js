@@ -24,7 +24,7 @@ export function statePane(pane, path, signal) {
         seq > 0 ? get(`${path}/diff`, { from: seq - 1, to: seq }, signal) : Promise.resolve(null),
       ]);
       if (mine !== asked) return;
-      pane.replaceChildren(...render(state, diff, recordedAt));
+      pane.replaceChildren(...render(state, diff, recordedAt).filter((part) => part !== null));
       pane.dataset.seq = String(seq);
     } catch (error) {
       if (mine === asked && !signal.aborted) pane.replaceChildren(failure(error));

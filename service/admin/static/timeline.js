@@ -45,8 +45,8 @@ export function openTimeline(view, name, query) {
       el(
         "section",
         { class: "events-pane" },
-        el("div", { class: "toolbar" }, newest, newer, older, oldest, el("label", {}, "Types ", filter), range),
-        el("div", { class: "toolbar" }, el("label", { class: "slider" }, "Event ", slider), seqInput),
+        el("div", { class: "toolbar" }, newest, newer, older, oldest, el("label", {}, "Types ", filter)),
+        el("div", { class: "toolbar" }, el("label", { class: "slider" }, "Event ", slider), seqInput, range),
         problem,
         el(
           "table",
