@@ -52,6 +52,9 @@ class LogHistory:
                 raise UnknownObjectError(f"no object has the id {ref}")
             return found
         binding, slash, name = ref.partition("/")
+        if "\x00" in ref:
+            # PostgreSQL text cannot hold it: no object is named with it.
+            raise UnknownObjectError(f"{ref!r} names no object: a name holds no NUL character")
         if not slash or not binding or not name:
             raise UnknownObjectError(
                 f"{ref!r} names no object: give BINDING/NAME (e.g. CHAT/lobby) or a 64-hex id"

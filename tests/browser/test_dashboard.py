@@ -40,8 +40,17 @@ TOKEN = "s3cret-admin-token-0123456789"
 
 
 async def open_page(new_page: Any) -> tuple[Any, NetworkLog]:
+    """A blank page of the dashboard's size, its requests and its console errors recorded
+    (a script that fails, or a content security policy that blocks something, says so
+    there)."""
     page = await new_page(width=SIZE["width"], height=SIZE["height"])
-    return page, await NetworkLog.of(page)
+    network = await NetworkLog.of(page)
+    page.on(
+        "console",
+        lambda message: message.type == "error" and network.failures.append(message.text),
+    )
+    page.on("pageerror", lambda error: network.failures.append(f"page error: {error}"))
+    return page, network
 
 
 async def capture(page: Any, view: str) -> None:
@@ -56,8 +65,12 @@ def only_its_own(network: NetworkLog, base: str, *expected: str) -> None:
     """Every request went to the node (nothing from elsewhere) and none failed but as
     ``expected`` (and the tails the page closed on its way to another view)."""
     assert [url for url in network.requested if not url.startswith(base + "/")] == []
+    # A refusal the page expects shows as a failed request and its console line.
     allowed = ("net::ERR_ABORTED", *expected)
-    assert [f for f in network.failures if not f.startswith(allowed)] == []
+    refused = tuple(
+        f"Failed to load resource: the server responded with a status of {e}" for e in expected
+    )
+    assert [f for f in network.failures if not f.startswith(allowed + refused)] == []
 
 
 async def state_printed(database_url: str, seq: int) -> dict[str, Any]:
@@ -275,6 +288,6 @@ async def test_with_a_token_set_the_page_asks_for_it_and_refuses_a_wrong_one(
             # Forgotten: asked for again.
             await page.click("#forget-token")
             await expect(page.locator("#token-form")).to_be_visible()
-            only_its_own(network, base, "401 ")
+            only_its_own(network, base, "401")
         finally:
             await room.close()
