@@ -115,7 +115,8 @@ async def _page(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPNotFound:
         if request.path == MOUNT:
-            raise web.HTTPPermanentRedirect(MOUNT + "/") from None
+            # Relative, so that it holds behind a proxy that serves the admin elsewhere.
+            raise web.HTTPPermanentRedirect(MOUNT.rsplit("/", 1)[-1] + "/") from None
         return web.Response(
             text=f"no page {request.path}: the dashboard is at {MOUNT}/\n", status=404
         )
