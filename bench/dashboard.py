@@ -12,7 +12,10 @@ One scratch database and one durable node (``bench/apps/lobby.py``, ``--admin``)
    the time from the navigation's start to the first page of events rendered (the page's
    own ``timeline-first-page`` mark), then the time each step of paging takes (older,
    oldest, newer, newest, and a jump of the slider to the middle of the log) from the click
-   to its page on screen.
+   to its page on screen, and of time travel (the state and diff at the newest event, and
+   at the event that folds the most). The log has the snapshots the store keeps of a log a
+   node wrote (the first of each span of 10,000 seqs, and the newest), made with the
+   service's own fold and checked against it.
 2. **presence**: the dashboard's presence view of one lobby is open while real WebSocket
    clients join it at ``--rate`` a second for ``--duration`` seconds, each leaving
    ``--hold`` seconds after it joined (so as many leaves a second, once the first have
@@ -46,6 +49,8 @@ import aiohttp
 import asyncpg
 
 from bench import processes, report, scratch
+from service.events import snapshot, types
+from service.events.fold import ObjectState, apply
 
 #: Debian's Chromium: Playwright must never download a browser of its own.
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,6 +71,13 @@ _SOCKET = "r" * 32
 
 #: Seconds any one step in the page may take before the run fails.
 STEP_TIMEOUT = 60.0
+
+#: The long log has a snapshot at every multiple of this, and one at its end: what the store
+#: keeps of a log the node wrote (the first of each span of 10,000 seqs, and the newest).
+SNAPSHOT_SPAN = 10_000
+
+#: Slots of the long log's ring of messages (as ``_FILL_EVENTS`` writes them).
+RING = 100
 
 
 class DashboardBenchError(Exception):
@@ -104,20 +116,79 @@ SELECT $1, n,
 """
 
 
+_FILL_SNAPSHOTS = """
+INSERT INTO snapshots (object_id, seq, state) VALUES ($1, $2, $3::json)
+"""
+
+
+def long_event(n: int) -> types.Event:
+    """Event ``n`` of the long log, as ``_FILL_EVENTS`` writes it."""
+    if n == 1:
+        return types.WebSocketAccepted(socket_id=_SOCKET, tags=["user:reader"])
+    if n == 2:
+        return types.AttachmentSet(socket_id=_SOCKET, attachment={"username": "reader"})
+    if n % 2 == 1:
+        return types.MessageReceived(socket_id=_SOCKET, text=f"message {n // 2}")
+    slot = f"ring:{n // 2 % RING:03d}"
+    return types.StoragePut(entries={slot: f"message {n // 2 - 1}", "count": n // 2 - 1})
+
+
+def long_state(seq: int) -> ObjectState:
+    """The long log's state after event ``seq``, by the service's fold: of the socket's two
+    events, then of the last events that wrote the ring (every slot and the count are
+    written again within 2 x RING events, so nothing older shows), with the count of
+    messages received up to ``seq``."""
+    state = ObjectState()
+    first = max(3, seq - 2 * RING - 1)
+    for n in (*range(1, min(seq, 2) + 1), *range(first, seq + 1)):
+        apply(state, long_event(n))
+    state.seq = seq
+    state.messages = max(0, (seq - 1) // 2)
+    return state
+
+
 async def fill(url: str, events: int) -> float:
-    """The long log written in one statement; the seconds it took."""
+    """The long log written in one statement, with its snapshots; the seconds it took."""
     object_id = "7" * 64
     started = time.perf_counter()
+    points = [*range(SNAPSHOT_SPAN, events, SNAPSHOT_SPAN), events]
+    snapshots = [(object_id, seq, snapshot.encode(long_state(seq))) for seq in points]
     connection = await asyncpg.connect(url)
     try:
         async with connection.transaction():
             await connection.execute(_FILL_OBJECT, object_id, *LONG, events)
             await connection.execute(_FILL_SOCKET, object_id, _SOCKET)
             await connection.execute(_FILL_EVENTS, object_id, _SOCKET, events)
-        await connection.execute("VACUUM (ANALYZE) events, objects, websockets")
+            await connection.executemany(_FILL_SNAPSHOTS, snapshots)
+        await connection.execute("VACUUM (ANALYZE) events, objects, websockets, snapshots")
+        await check_fill(connection, object_id, events)
     finally:
         await connection.close()
     return time.perf_counter() - started
+
+
+_EVENTS_AT = """
+SELECT seq, type, version, data FROM events WHERE object_id = $1 AND seq = ANY($2::bigint[])
+"""
+
+
+async def check_fill(connection: asyncpg.Connection, object_id: str, events: int) -> None:
+    """The rows are the events ``long_event`` makes (so the snapshots are of this log), and
+    the fold of the last span from the snapshot before it is the last snapshot."""
+    seqs = [1, 2, 3, 4, 5, 6, events - 1, events]
+    for row in await connection.fetch(_EVENTS_AT, object_id, seqs):
+        stored = types.from_row(row["type"], row["version"], row["data"])
+        if stored != long_event(row["seq"]):
+            raise DashboardBenchError(
+                f"event {row['seq']} is {stored}, not {long_event(row['seq'])}"
+            )
+    if events > SNAPSHOT_SPAN:
+        start = (events - 1) // SNAPSHOT_SPAN * SNAPSHOT_SPAN
+        state = long_state(start)
+        for n in range(start + 1, events + 1):
+            apply(state, long_event(n))
+        if snapshot.comparable(state) != snapshot.comparable(long_state(events)):
+            raise DashboardBenchError(f"the snapshot at {events} is not the fold from {start}")
 
 
 async def api_pages(base: str, events: int, repeat: int) -> dict[str, dict[str, float]]:
@@ -180,9 +251,31 @@ async def open_timeline(browser: Any, base: str, events: int) -> dict[str, float
                 await page.click(f"text={button}")
             await page.wait_for_selector(f'#events tbody tr:first-child[data-seq="{top}"]')
             steps[label] = (time.perf_counter() - begun) * 1000
+        # Time travel: a click on an event, to its state and what it changed on screen (a
+        # replay from the snapshot at or before it, twice more for the diff). The newest
+        # event, then the one 9,999 past a snapshot: the most a point folds.
+        await page.click("text=Newest")
+        for label, seq in (
+            ("state at the newest event", events),
+            ("state 9,999 events past a snapshot", _far_from_snapshots(events)),
+        ):
+            begun = time.perf_counter()
+            if seq != events:
+                await page.locator("#seq-input").fill(str(seq))
+                await page.locator("#seq-input").press("Enter")
+            else:
+                await page.click(f'#events tbody tr[data-seq="{seq}"]')
+            await page.wait_for_selector(f'#state[data-seq="{seq}"] #state-json', state="attached")
+            steps[label] = (time.perf_counter() - begun) * 1000
         return steps
     finally:
         await context.close()
+
+
+def _far_from_snapshots(events: int) -> int:
+    """The seq that folds the most events from its snapshot: the last of a span."""
+    spans = events // SNAPSHOT_SPAN
+    return (spans // 2) * SNAPSHOT_SPAN + SNAPSHOT_SPAN - 1 if spans >= 2 else events - 1
 
 
 async def timeline_part(base: str, browser: Any, args: argparse.Namespace) -> dict[str, Any]:
