@@ -23,6 +23,7 @@ WORKLOADS = (
     "recovery",
     "crossnode",
     "failover",
+    "dashboard",
 )
 
 

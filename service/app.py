@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from service.admin.access import Access
+from service.admin.routes import MOUNT as ADMIN_MOUNT
 from service.admin.routes import PREFIX as ADMIN_PREFIX
 from service.admin.server import create_admin
 from service.api.application import Application
@@ -90,7 +91,7 @@ def create_app(
         history_store = HistoryStore(
             database_url, pool_size=ADMIN_POOL_SIZE, acquire_timeout=settings.pool_timeout
         )
-        mounts[ADMIN_PREFIX] = create_admin(
+        mounts[ADMIN_MOUNT] = create_admin(
             LogHistory(history_store),
             admin_access(settings),
             unique_keys=application.unique_keys,
@@ -159,4 +160,7 @@ def admin_banner(settings: Settings, base_url: str) -> str:
         if settings.admin_token is not None
         else "no token set: loopback clients only"
     )
-    return f"Admin API at {base_url}{ADMIN_PREFIX}/ ({mode}; {who})"
+    return (
+        f"Admin API at {base_url}{ADMIN_PREFIX}/ ({mode}; {who})\n"
+        f"Admin dashboard at {base_url}{ADMIN_MOUNT}/"
+    )

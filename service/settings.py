@@ -179,8 +179,9 @@ class Settings(BaseSettings):
     )
     admin: bool = Field(
         default=False,
-        description="serve the admin API under /admin/api: the history of every object, read "
-        "only unless --admin-write; without --admin-token, to loopback clients only",
+        description="serve the admin API under /admin/api and its dashboard at /admin/: the "
+        "history of every object, read only unless --admin-write; without --admin-token, to "
+        "loopback clients only",
     )
     admin_token: SecretStr | None = Field(
         default=None,

@@ -73,6 +73,15 @@ def check(access: Access, headers: Mapping[str, str], peer: str | None) -> Refus
     return None
 
 
+def check_page(access: Access, headers: Mapping[str, str], peer: str | None) -> Refusal | None:
+    """``check`` for the dashboard's own files, which hold no data and no secret: with a
+    token set, anyone gets them (every read the page then makes needs the token); with none,
+    whom the API answers does (loopback, not forwarded)."""
+    if access.token is not None:
+        return None
+    return check(access, headers, peer)
+
+
 def is_loopback(address: str | None) -> bool:
     """Whether a peer address is this machine's loopback (127.0.0.0/8, ::1, or an IPv4
     loopback address mapped into IPv6)."""

@@ -56,7 +56,27 @@ def text(query: MultiMapping[str], name: str) -> str | None:
         raise BadRequest(f"{name} is given {len(given)} times: give it once")
     if given and given[0] == "":
         raise BadRequest(f"{name} is empty: give a value or leave it out")
+    if given and "\x00" in given[0]:
+        raise BadRequest(f"{name} holds a NUL character, which no text in the log holds")
     return given[0] if given else None
+
+
+def search(query: MultiMapping[str], name: str, *, most: int) -> str | None:
+    """A text to look for (``text``), of ``most`` characters at most."""
+    given = text(query, name)
+    if given is not None and len(given) > most:
+        raise BadRequest(f"{name} has {len(given)} characters: give at most {most}")
+    return given
+
+
+def choice(query: MultiMapping[str], name: str, choices: tuple[str, ...], *, default: str) -> str:
+    """One of ``choices`` (``default`` when not given)."""
+    given = text(query, name)
+    if given is None:
+        return default
+    if given not in choices:
+        raise BadRequest(f"{name} must be {' or '.join(choices)}, not {given!r}")
+    return given
 
 
 def point(query: MultiMapping[str], name: str) -> int | datetime | None:
@@ -117,6 +137,8 @@ def flag(query: MultiMapping[str], name: str) -> bool | None:
 def names(query: MultiMapping[str], name: str) -> list[str] | None:
     """A list, given as repeated parameters or comma-separated (None: not given)."""
     given = query.getall(name, [])
+    if any("\x00" in value for value in given):
+        raise BadRequest(f"{name} holds a NUL character, which no text in the log holds")
     found = [part.strip() for value in given for part in value.split(",") if part.strip()]
     if given and not found:
         raise BadRequest(f"{name} is empty: give a value or leave it out")

@@ -21,8 +21,12 @@ MOST_EVENTS = 1000
 MOST_LINES = 1000
 MOST_SOCKETS = 10_000
 
+#: Longest text a search of the catalog by name takes.
+MOST_SEARCH = 200
+
 OBJECTS_PARAMS = (
     Param("binding", "only objects of this binding (class)"),
+    Param("name", f"only objects whose name holds this text, in any case ({MOST_SEARCH} at most)"),
     Param("live", "true: only objects in memory; false: only hibernated ones", "boolean"),
     Param("cursor", "the cursor of the previous page"),
     Param("limit", f"objects at most (default 100, at most {MOST_OBJECTS})", "integer"),
@@ -35,6 +39,11 @@ EVENTS_PARAMS = (
     Param("type", "only events of these types (repeated or comma-separated)", repeated=True),
     Param("cursor", "the cursor of the previous page (the seq it ended with)", "integer"),
     Param("limit", f"events at most (default 100, at most {MOST_EVENTS})", "integer"),
+    Param(
+        "order",
+        "asc: oldest first (the default); desc: newest first, each page the events just "
+        "below its cursor (the newest page of a long log, then back)",
+    ),
 )
 
 LOGS_PARAMS = (
@@ -77,6 +86,7 @@ async def objects(request: web.Request) -> web.Response:
         live=params.flag(query, "live"),
         after=_object_cursor(params.text(query, "cursor")),
         limit=limit,
+        name=params.search(query, "name", most=MOST_SEARCH),
     )
     return answer(
         {
@@ -93,12 +103,13 @@ async def one_object(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.Response:
-    """An object's events in seq order, a page at a time."""
+    """An object's events in seq order (or newest first), a page at a time."""
     query, history = request.query, request.app[keys.HISTORY]
     since, until = params.point(query, "since"), params.point(query, "until")
     cursor = params.text(query, "cursor")
     after = None if cursor is None else params.number(cursor, "cursor", least=0)
     limit = params.count(query, "limit", default=100, least=1, most=MOST_EVENTS)
+    descending = params.choice(query, "order", ("asc", "desc"), default="asc") == "desc"
     found = await history.find(request.match_info["ref"])
     page = await history.events(
         found.object_id,
@@ -107,13 +118,18 @@ async def events(request: web.Request) -> web.Response:
         types=params.names(query, "type"),
         after=after,
         limit=limit,
+        descending=descending,
     )
     reader = EventReader(history)
     reader.name(found.object_id, json_shapes.label_of(found))
+    # The reader names senders as it reads forward: a newest-first page is read oldest
+    # first, and given back in its own order.
+    forward = page.events[::-1] if descending else page.events
+    shaped = await reader.shapes(forward)
     return answer(
         {
             "object": json_shapes.object_info(found),
-            "events": await reader.shapes(page.events),
+            "events": shaped[::-1] if descending else shaped,
             "cursor": page.cursor,
         }
     )

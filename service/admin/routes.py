@@ -12,8 +12,12 @@ from pydantic import BaseModel
 from service.admin import params, reads, shapes, tail, writes
 from service.admin.params import Param
 
+#: Where the admin app is mounted: the dashboard at ``MOUNT/``, the API under ``PREFIX``.
+MOUNT = "/admin"
+#: The API's place in the admin app.
+API = "/api"
 #: Where the admin API is served.
-PREFIX = "/admin/api"
+PREFIX = MOUNT + API
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -1,4 +1,5 @@
-"""The admin API's aiohttp app, mounted by the node's gateway at ``routes.PREFIX``."""
+"""The admin app, mounted by the node's gateway at ``routes.MOUNT``: the API under
+``routes.PREFIX``, and the dashboard that reads it at ``routes.MOUNT`` + ``/``."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from service.admin import access, keys, openapi, params, reads, writes
-from service.admin.routes import PREFIX, ROUTES, Handler, Route
+from service.admin import access, dashboard, keys, openapi, params, reads, writes
+from service.admin.routes import API, MOUNT, PREFIX, ROUTES, Handler, Route
 from service.api.limits import Limits
 from service.ports.errors import ConflictError, StoreUnavailableError
 from service.ports.history import (
@@ -38,9 +39,10 @@ def create_admin(
     limits: Limits | None = None,
     poll: float = POLL,
 ) -> web.Application:
-    """The admin app over ``history``, guarded by ``rules``; ``unique_keys`` maps each
-    binding to its namespace's key (a fork's id is derived with it). ``node`` runs the
-    changes to live objects (restores, a socket's close or frame), within ``limits``."""
+    """The admin app over ``history`` (the API and the dashboard), guarded by ``rules``;
+    ``unique_keys`` maps each binding to its namespace's key (a fork's id is derived with
+    it). ``node`` runs the changes to live objects (restores, a socket's close or frame),
+    within ``limits``."""
     app = web.Application(middlewares=[_guard])
     app[keys.HISTORY] = history
     if node is not None:
@@ -53,7 +55,8 @@ def create_admin(
     every = (*ROUTES, openapi.ROUTE)
     app[keys.DOCUMENT] = openapi.document(every)
     for route in every:
-        app.router.add_route(route.method, route.path, _checked(route))
+        app.router.add_route(route.method, API + route.path, _checked(route))
+    dashboard.add_routes(app.router)
     app.on_shutdown.append(_stop_tails)
     return app
 
@@ -69,9 +72,16 @@ def _checked(route: Route) -> Handler:
     return handler
 
 
+def _in_api(path: str) -> bool:
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Access first (for every path, known or not), then the history's errors as JSON."""
+    """Access first (for every path, known or not), then the history's errors as JSON; the
+    dashboard's files (not the API) are served without the token, and answer in text."""
+    if not _in_api(request.path):
+        return await _page(request, handler)
     refusal = access.check(request.app[keys.ACCESS], request.headers, writes.peer(request))
     if refusal is not None:
         headers = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
@@ -100,6 +110,30 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         allowed = ", ".join(sorted(error.allowed_methods))
         return reads.answer(
             {"error": f"{request.method} is not allowed on {request.path}: use {allowed}"}, 405
+        )
+
+
+async def _page(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One of the dashboard's files, to whom ``access.check_page`` lets have it."""
+    rules = request.app[keys.ACCESS]
+    refusal = access.check_page(rules, request.headers, writes.peer(request))
+    if refusal is not None:
+        return web.Response(text=refusal.message + "\n", status=refusal.status)
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.path == MOUNT:
+            # Relative, so that it holds behind a proxy that serves the admin elsewhere.
+            raise web.HTTPPermanentRedirect(MOUNT.rsplit("/", 1)[-1] + "/") from None
+        return web.Response(
+            text=f"no page {request.path}: the dashboard is at {MOUNT}/\n", status=404
+        )
+    except web.HTTPMethodNotAllowed as error:
+        allowed = ", ".join(sorted(error.allowed_methods))
+        return web.Response(
+            text=f"{request.method} is not allowed on {request.path}: use {allowed}\n",
+            status=405,
+            headers={"Allow": allowed},
         )
 
 

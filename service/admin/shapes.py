@@ -159,11 +159,13 @@ class ObjectPageShape(_Shape):
 
 
 class EventPageShape(_Shape):
-    """A page of an object's events, in seq order."""
+    """A page of an object's events, in seq order (newest first with order=desc)."""
 
     object: ObjectShape
     events: list[EventShape]
-    cursor: int | None = Field(description="pass as cursor for the next page; null: no more")
+    cursor: int | None = Field(
+        description="pass as cursor (with the same order) for the next page; null: no more"
+    )
 
 
 class LogPageShape(_Shape):

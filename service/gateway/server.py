@@ -34,7 +34,7 @@ def create_gateway(
 ) -> web.Application:
     """The web app, a front end over ``node``; ``registry`` holds its sockets (and is where
     the node's socket output goes). ``mounts`` are other front ends' apps, each served
-    under its path prefix (the admin API), ahead of the application's own routes."""
+    under its path prefix (the admin API and dashboard), ahead of the application's own routes."""
     app = web.Application(client_max_size=max(limits.max_message_bytes, 1 << 20))
     app[keys.APPLICATION] = application
     app[keys.NODE] = node

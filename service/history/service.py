@@ -53,6 +53,9 @@ class LogHistory:
                 raise UnknownObjectError(f"no object has the id {ref}")
             return found
         binding, slash, name = ref.partition("/")
+        if "\x00" in ref:
+            # PostgreSQL text cannot hold it: no object is named with it.
+            raise UnknownObjectError(f"{ref!r} names no object: a name holds no NUL character")
         if not slash or not binding or not name:
             raise UnknownObjectError(
                 f"{ref!r} names no object: give BINDING/NAME (e.g. CHAT/lobby) or a 64-hex id"
@@ -74,22 +77,30 @@ class LogHistory:
         types: Collection[str] | None = None,
         after: int | None = None,
         limit: int = 100,
+        descending: bool = False,
     ) -> EventPage:
         if limit < 1:
             raise ValueError(f"a page holds at least one event, not {limit}")
         _check_times(since, until)
         found = await self.find(ref)
-        after_seq = max(after or 0, since - 1 if isinstance(since, int) else 0)
+        after_seq = since - 1 if isinstance(since, int) else 0
         until_seq = until if isinstance(until, int) else _END
+        # The cursor is the seq the previous page ended with: the next one starts past it,
+        # above it in seq order, below it newest first.
+        if after is not None and descending:
+            until_seq = min(until_seq, after - 1)
+        elif after is not None:
+            after_seq = max(after_seq, after)
         # One more than asked for says whether another page follows.
         events = await self._log.events_in(
             found.object_id,
-            after_seq=after_seq,
+            after_seq=max(after_seq, 0),
             until_seq=until_seq,
             since=since if isinstance(since, datetime) else None,
             until=until if isinstance(until, datetime) else None,
             types=None if types is None else sorted(set(types)),
             limit=limit + 1,
+            descending=descending,
         )
         if len(events) > limit:
             return EventPage(events[:limit], events[limit - 1].seq)
@@ -159,10 +170,13 @@ class LogHistory:
         live: bool | None = None,
         after: tuple[str, str, str] | None = None,
         limit: int = 100,
+        name: str | None = None,
     ) -> ObjectPage:
         if limit < 1:
             raise ValueError(f"a page holds at least one object, not {limit}")
-        found = await self._log.catalog(binding=binding, live=live, after=after, limit=limit + 1)
+        found = await self._log.catalog(
+            binding=binding, live=live, after=after, limit=limit + 1, name=name
+        )
         if len(found) > limit:
             last = found[limit - 1]
             return ObjectPage(found[:limit], (last.binding, last.name or "", last.object_id))

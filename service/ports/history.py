@@ -123,10 +123,11 @@ class SocketRecord:
 
 @dataclass(frozen=True, slots=True)
 class EventPage:
-    """A page of an object's events, in seq order."""
+    """A page of an object's events, in seq order (newest first when asked descending)."""
 
     events: list[LoggedEvent]
-    #: Pass as ``after`` for the next page; None when this page ends the range.
+    #: Pass as ``after`` for the next page (in the same order); None when this page ends
+    #: the range.
     cursor: int | None
 
 
@@ -280,9 +281,12 @@ class HistoryService(Protocol):
         types: Collection[str] | None = None,
         after: int | None = None,
         limit: int = 100,
+        descending: bool = False,
     ) -> EventPage:
         """Its events from ``since`` to ``until`` (a seq or a time, both inclusive) of the
-        given types, ``limit`` at most, after the cursor ``after`` of the previous page."""
+        given types, ``limit`` at most, past the cursor ``after`` of the previous page: in
+        seq order, or newest first when ``descending`` (a page then holds the events just
+        below its cursor, and the first page the newest)."""
 
     async def logs(
         self,
@@ -323,9 +327,11 @@ class HistoryService(Protocol):
         live: bool | None = None,
         after: tuple[str, str, str] | None = None,
         limit: int = 100,
+        name: str | None = None,
     ) -> ObjectPage:
-        """The catalog: every object (of ``binding``; live ones or hibernated ones only),
-        ``limit`` at most, after the cursor ``after`` of the previous page."""
+        """The catalog: every object (of ``binding``; live ones or hibernated ones only;
+        whose name holds ``name``, in any case), ``limit`` at most, after the cursor
+        ``after`` of the previous page."""
 
     async def presence(
         self,

@@ -32,10 +32,11 @@ class HistoryLog(LogReader, OperatorLog, Protocol):
         until: datetime | None,
         types: Collection[str] | None,
         limit: int,
+        descending: bool = False,
     ) -> list[LoggedEvent]:
         """Up to ``limit`` events of an object after ``after_seq`` up to ``until_seq``,
         recorded between ``since`` and ``until`` (inclusive, None: unbounded), of the given
-        types (None: all), in seq order."""
+        types (None: all), in seq order; or, ``descending``, the newest of them first."""
 
     async def lines_in(
         self,
@@ -66,9 +67,11 @@ class HistoryLog(LogReader, OperatorLog, Protocol):
         live: bool | None,
         after: tuple[str, str, str] | None,
         limit: int,
+        name: str | None = None,
     ) -> list[ObjectInfo]:
-        """Up to ``limit`` catalog entries (of ``binding``; owned or not), in order of
-        binding, name (''  when none) and id, after that key ``after``."""
+        """Up to ``limit`` catalog entries (of ``binding``; owned or not; whose name holds
+        ``name`` in any case), in order of binding, name (''  when none) and id, after that
+        key ``after``."""
 
     async def open_sockets(
         self, *, tag: str | None, object_id: str | None, at: datetime | None, limit: int

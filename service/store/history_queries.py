@@ -57,6 +57,20 @@ SELECT object_id, seq, id, line, logged_at, level, logger, message
  LIMIT $7
 """
 
+# The same page newest first: the primary key (object_id, seq) read backwards, so the newest
+# page of a log of millions of events, or the page just below any seq, costs one index
+# descent and the rows returned.
+EVENTS_IN_DESCENDING = """
+SELECT object_id, seq, position, type, version, data, recorded_at
+  FROM events
+ WHERE object_id = $1 AND seq > $2 AND seq <= $3
+   AND ($4::timestamptz IS NULL OR recorded_at >= $4)
+   AND ($5::timestamptz IS NULL OR recorded_at <= $5)
+   AND ($6::text[] IS NULL OR type = ANY ($6))
+ ORDER BY seq DESC
+ LIMIT $7
+"""
+
 # The global tail: up to $2 events after position $1, in position order, cut before the
 # first row that a transaction still running may yet precede.
 #
@@ -127,8 +141,10 @@ SELECT coalesce((
 
 # A page of the catalog in the order of (binding, name, id), a name-less object sorting as
 # '' among its binding's, after the key of the previous page's last row ($3..$5; NULL: from
-# the start), of one binding ($1; NULL: all), live or hibernated only ($2; NULL: both). No
-# index serves the order: an operator's listing scans the catalog.
+# the start), of one binding ($1; NULL: all), live or hibernated only ($2; NULL: both),
+# whose name holds a text in any case ($7; NULL: any, name-less ones included; strpos, not
+# LIKE, so that % and _ are only themselves). No index serves the order: an operator's
+# listing scans the catalog.
 CATALOG = """
 SELECT o.object_id, o.binding, o.name, o.created_at, o.last_seq, o.updated_at, o.owner_node,
        (SELECT count(*) FROM websockets AS w
@@ -138,6 +154,7 @@ SELECT o.object_id, o.binding, o.name, o.created_at, o.last_seq, o.updated_at, o
    AND ($2::boolean IS NULL OR (o.owner_node IS NOT NULL) = $2)
    AND ($3::text IS NULL
         OR (o.binding, coalesce(o.name, ''), o.object_id) > ($3::text, $4::text, $5::text))
+   AND ($7::text IS NULL OR strpos(lower(o.name), lower($7::text)) > 0)
  ORDER BY o.binding, coalesce(o.name, ''), o.object_id
  LIMIT $6
 """

@@ -102,9 +102,10 @@ class HistoryStore(log_reads.LogReads):
         until: datetime | None,
         types: Collection[str] | None,
         limit: int,
+        descending: bool = False,
     ) -> list[LoggedEvent]:
         kinds = None if types is None else list(types)
-        query = history_queries.EVENTS_IN
+        query = history_queries.EVENTS_IN_DESCENDING if descending else history_queries.EVENTS_IN
         rows = await self._call(
             lambda c: c.fetch(query, object_id, after_seq, until_seq, since, until, kinds, limit)
         )
@@ -164,10 +165,11 @@ class HistoryStore(log_reads.LogReads):
         live: bool | None,
         after: tuple[str, str, str] | None,
         limit: int,
+        name: str | None = None,
     ) -> list[ObjectInfo]:
         key: tuple[str | None, str | None, str | None] = after or (None, None, None)
         query = history_queries.CATALOG
-        rows = await self._call(lambda c: c.fetch(query, binding, live, *key, limit))
+        rows = await self._call(lambda c: c.fetch(query, binding, live, *key, limit, name))
         return [_object(row) for row in rows]
 
     async def open_sockets(

@@ -163,11 +163,12 @@ def test_a_short_token_is_refused_without_being_shown(capsys: pytest.CaptureFixt
         (
             {"admin": True},
             "Admin API at http://[::1]:80/admin/api/ (read-only; no token set: loopback "
-            "clients only)",
+            "clients only)\nAdmin dashboard at http://[::1]:80/admin/",
         ),
         (
             {"admin": True, "admin_token": TOKEN, "admin_write": True},
-            "Admin API at http://[::1]:80/admin/api/ (read-write; bearer token required)",
+            "Admin API at http://[::1]:80/admin/api/ (read-write; bearer token required)\n"
+            "Admin dashboard at http://[::1]:80/admin/",
         ),
     ],
 )

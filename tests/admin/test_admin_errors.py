@@ -43,6 +43,14 @@ async def command_error(chat: Chat, *args: str) -> str:
         ("/objects", [("binding", "A"), ("binding", "B")], "binding is given 2 times: give it"),
         ("/objects", {"cursor": "nonsense"}, "cursor 'nonsense' is not one this API gave"),
         ("/objects", {"sort": "x"}, "unknown parameter 'sort': this endpoint takes binding, cur"),
+        ("/objects", {"name": ""}, "name is empty: give a value or leave it out"),
+        ("/objects", {"name": "x" * 201}, "name has 201 characters: give at most 200"),
+        ("/objects", {"name": "lob\x00by"}, "name holds a NUL character, which no text in"),
+        ("/objects", {"binding": "CH\x00"}, "binding holds a NUL character, which no text in"),
+        ("/presence", {"tag": "user:\x00"}, "tag holds a NUL character, which no text in the"),
+        (f"/objects/{LOBBY}/events", {"type": "a\x00"}, "type holds a NUL character, which no"),
+        (f"/objects/{LOBBY}/events", {"order": "newest"}, "order must be asc or desc, not 'new"),
+        (f"/objects/{LOBBY}/events", [("order", "asc"), ("order", "desc")], "order is given 2"),
         (f"/objects/{LOBBY}/events", {"cursor": "-1"}, "cursor must be at least 0, not -1"),
         (f"/objects/{LOBBY}/events", {"limit": "1001"}, "limit must be at most 1000, not 1001"),
         (f"/objects/{LOBBY}/events", {"type": ","}, "type is empty: give a value or leave it out"),
@@ -113,6 +121,18 @@ async def test_an_unknown_object_is_a_404_in_the_commands_words(chat: Chat, path
     said = await command_error(chat, "state", "CHAT/nowhere")
     answer = await get(chat.session, api(chat, f"/objects/{ref('CHAT/nowhere')}/state"))
     assert answer.body == {"error": said}
+
+
+async def test_a_name_with_a_nul_character_names_no_object(chat: Chat) -> None:
+    """PostgreSQL text cannot hold NUL: such a name is refused before any query."""
+    nul = ref("CHAT/lob\x00by")
+    answer = await get(chat.session, api(chat, f"/objects/{nul}/events"))
+    assert answer.status == 404
+    assert (
+        answer.body["error"] == "'CHAT/lob\\x00by' names no object: a name holds no NUL character"
+    )
+    by_param = await refused(chat, "/presence", {"object": "CHAT/lob\x00by"})
+    assert by_param == "object holds a NUL character, which no text in the log holds"
 
 
 async def test_unknown_endpoints_and_methods_answer_in_json(chat: Chat) -> None:

@@ -46,6 +46,22 @@ async def test_objects_are_the_catalog_as_durable_objects_lists_it(chat: Chat) -
     assert other.body == {"objects": [], "cursor": None}
 
 
+async def test_objects_are_searched_by_a_part_of_their_name_in_any_case(chat: Chat) -> None:
+    async def labels(**params: str) -> list[str]:
+        answer = await get(chat.session, api(chat, "/objects"), params)
+        assert answer.status == 200, answer.body
+        return [o["label"] for o in answer.body["objects"]]
+
+    assert await labels(name="lobby") == ["CHAT/lobby"]
+    assert await labels(name="OBB") == ["CHAT/lobby"]
+    assert await labels(name="itc", binding="CHAT") == ["CHAT/kitchen"]
+    assert await labels(name="itc", binding="GAME") == []
+    assert await labels(name="i") == ["CHAT/kitchen"]
+    # Only itself: no wildcard of LIKE.
+    assert await labels(name="%") == await labels(name="_") == []
+    assert await labels(name="l", live="false") == []
+
+
 async def test_objects_page_by_cursor(chat: Chat) -> None:
     first = await get(chat.session, api(chat, "/objects"), {"limit": "1"})
     assert [o["label"] for o in first.body["objects"]] == ["CHAT/kitchen"]
@@ -90,6 +106,54 @@ async def test_events_page_through_the_whole_log_as_durable_events_prints_it(cha
         ("alice", 'sent {"type": "message", "text": "hello bob"}'),
         ("bob", 'sent {"type": "message", "text": "hi alice"}'),
         ("alice", 'sent {"type": "message", "text": "bye"}'),
+    ]
+
+
+async def test_events_newest_first_page_back_through_the_whole_log(chat: Chat) -> None:
+    whole = await cli(chat, "events", "CHAT/lobby")
+    paged: list[dict[str, Any]] = []
+    cursor: int | None = None
+    while True:
+        params = {"limit": "4", "order": "desc"}
+        if cursor is not None:
+            params["cursor"] = str(cursor)
+        answer = await get(chat.session, api(chat, f"/objects/{LOBBY}/events"), params)
+        assert answer.status == 200, answer.body
+        shapes.EventPageShape.model_validate(answer.body)
+        paged += answer.body["events"]
+        cursor = answer.body["cursor"]
+        if cursor is None:
+            break
+        assert cursor == paged[-1]["seq"]
+    # The same events, senders named as in seq order, newest first.
+    assert paged == whole[::-1]
+    # The newest page, then forward again from where a page began.
+    newest = await get(
+        chat.session, api(chat, f"/objects/{LOBBY}/events"), {"order": "desc", "limit": "3"}
+    )
+    assert [e["seq"] for e in newest.body["events"]] == [len(whole), len(whole) - 1, len(whole) - 2]
+    forward = await get(
+        chat.session,
+        api(chat, f"/objects/{LOBBY}/events"),
+        {"order": "asc", "cursor": str(len(whole) - 3)},
+    )
+    assert forward.body["events"] == whole[-3:]
+    # Just below a seq (the timeline's jump), and bounded below.
+    below = await get(
+        chat.session,
+        api(chat, f"/objects/{LOBBY}/events"),
+        {"order": "desc", "until": "6", "since": "3"},
+    )
+    assert [e["seq"] for e in below.body["events"]] == [6, 5, 4, 3]
+    assert below.body["cursor"] is None
+    said = await get(
+        chat.session,
+        api(chat, f"/objects/{LOBBY}/events"),
+        {"order": "desc", "type": "message_received", "limit": "2"},
+    )
+    assert [e["text"] for e in said.body["events"]] == [
+        'sent {"type": "message", "text": "bye"}',
+        'sent {"type": "message", "text": "hi alice"}',
     ]
 
 
@@ -194,4 +258,6 @@ async def test_the_openapi_document_is_served(chat: Chat) -> None:
 async def test_the_banner_says_where_the_admin_api_is_and_who_may_use_it(chat: Chat) -> None:
     line = await chat.node.wait_for(r"Admin API at \S+", 5)
     assert line.group(0) == f"Admin API at {chat.node.url}/admin/api/"
+    dashboard = await chat.node.wait_for(r"Admin dashboard at \S+", 5)
+    assert dashboard.group(0) == f"Admin dashboard at {chat.node.url}/admin/"
     assert "(read-only; no token set: loopback clients only)" in chat.node.output

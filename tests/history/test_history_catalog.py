@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -40,6 +41,38 @@ async def test_the_catalog_pages_in_binding_and_name_order(
     ]  # fmt: skip
     with pytest.raises(ValueError, match="at least one object"):
         await history.objects(limit=0)
+
+
+async def test_the_catalog_is_searched_by_a_part_of_a_name_in_any_case(
+    history: HistoryService, stores: Stores
+) -> None:
+    store = await stores.open("node-a")
+    names = [("CHAT", "Lobby"), ("CHAT", "lobby-2"), ("GAME", "lobby"), ("CHAT", None)]
+    names += [("CHAT", "100%_sure"), ("CHAT", "1000 sure"), ("CHAT", "kitchen")]
+    for n, (binding, name) in enumerate(names):
+        claim = await store.claim(object_id(n), binding, name)
+        await store.append(after(claim, 0, puts(1)))
+
+    async def found(text: str, **options: Any) -> list[tuple[str, str | None]]:
+        seen, cursor = [], None
+        while True:
+            page = await history.objects(name=text, limit=1, after=cursor, **options)
+            seen += [(o.binding, o.name) for o in page.objects]
+            if page.cursor is None:
+                return seen
+            cursor = page.cursor
+
+    lobbies = [("CHAT", "Lobby"), ("CHAT", "lobby-2"), ("GAME", "lobby")]
+    assert await found("LOBBY") == await found("obb") == lobbies
+    assert await found("lobby", binding="CHAT") == lobbies[:2]
+    # % and _ are only themselves, as any other character.
+    assert await found("%_") == [("CHAT", "100%_sure")]
+    assert await found("0%") == [("CHAT", "100%_sure")]
+    assert await found("_") == [("CHAT", "100%_sure")]
+    assert await found("zz") == []
+    # A name-less object has no name to hold anything.
+    assert (await history.objects(binding="CHAT", limit=10)).objects[0].name is None
+    assert None not in {name for _, name in await found("")}
 
 
 async def test_presence_now_and_at_a_time(

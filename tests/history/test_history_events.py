@@ -14,9 +14,9 @@ from tests.store.helpers import Stores, after, object_id, put, puts
 
 
 async def _seqs(history: HistoryService, ref: str, **options: Any) -> list[list[int]]:
-    """The seqs of every page, following the cursor to the end."""
+    """The seqs of every page, following the cursor to the end (from ``after``, if given)."""
     pages: list[list[int]] = []
-    cursor = None
+    cursor = options.pop("after", None)
     while True:
         page = await history.events(ref, after=cursor, **options)
         pages.append([e.seq for e in page.events])
@@ -48,6 +48,32 @@ async def test_events_come_by_seq_range_a_page_at_a_time(
     assert await _seqs(history, "CHAT/other", until=2) == [[1, 2]]
     with pytest.raises(ValueError, match="at least one event"):
         await history.events("CHAT/room", limit=0)
+
+
+async def test_events_come_newest_first_a_page_at_a_time_below_the_cursor(
+    history: HistoryService, stores: Stores
+) -> None:
+    store = await stores.open("node-a")
+    claim = await store.claim(object_id("room"), "CHAT", "room")
+    await store.append(after(claim, 0, puts(10)))
+    other = await store.claim(object_id("other"), "CHAT", "other")
+    await store.append(after(other, 0, puts(4)))
+
+    newest = await history.events("CHAT/room", descending=True)
+    assert [e.seq for e in newest.events] == list(range(10, 0, -1)) and newest.cursor is None
+    assert newest.events[-1].event == put("k0", 0)
+
+    pages = await _seqs(history, "CHAT/room", limit=4, descending=True)
+    assert pages == [[10, 9, 8, 7], [6, 5, 4, 3], [2, 1]]
+    # The cursor a page ended with, newest first: the page just below it.
+    assert await _seqs(history, "CHAT/room", after=5, descending=True) == [[4, 3, 2, 1]]
+    # A range, newest first: from its top down to its bottom.
+    bounded = await _seqs(history, "CHAT/room", since=3, until=8, limit=4, descending=True)
+    assert bounded == [[8, 7, 6, 5], [4, 3]]
+    assert await _seqs(history, "CHAT/room", until=2, descending=True) == [[2, 1]]
+    assert await _seqs(history, "CHAT/room", since=11, descending=True) == [[]]
+    assert await _seqs(history, "CHAT/room", after=1, descending=True) == [[]]
+    assert await _seqs(history, "CHAT/other", descending=True) == [[4, 3, 2, 1]]
 
 
 async def test_events_come_by_time_range_and_by_type(
@@ -86,5 +112,12 @@ async def test_events_come_by_time_range_and_by_type(
         [3]
     ]
     assert await _seqs(history, "CHAT/room", types=["alarm_set"]) == [[]]
+    assert await _seqs(history, "CHAT/room", since=start + day, descending=True, limit=3) == [
+        [5, 4, 3],
+        [2],
+    ]
+    assert await _seqs(
+        history, "CHAT/room", types=["message_received"], until=start + day, descending=True
+    ) == [[2]]
     with pytest.raises(ValueError, match="has no time zone"):
         await history.events("CHAT/room", since=datetime(2026, 1, 1))

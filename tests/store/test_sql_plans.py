@@ -11,6 +11,7 @@ README says serves it.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ import pytest
 import pytest_asyncio
 from pytest_postgresql.executors.noop import NoopExecutor
 
+from service.store import history_queries
 from tests import sql_examples
 
 #: The tests share the module's database, and so its event loop.
@@ -261,3 +263,53 @@ async def test_the_query_reads_through_indexes(busy_database: str, name: str) ->
     if name == "room-messages":
         # It reads nothing of the sockets, so object_history does not join them.
         assert "websockets" not in {node.get("Relation Name") for node in scanned}
+
+
+# The pages of an object's timeline (``history_queries.EVENTS_IN`` and
+# ``EVENTS_IN_DESCENDING``) with the values the dashboard gives them: the newest page, the
+# page just below the middle of the log, the first page, the page just after the middle.
+TIMELINE_PAGES = {
+    "newest": ("EVENTS_IN_DESCENDING", 0, 2**63 - 1),
+    "below the middle": ("EVENTS_IN_DESCENDING", 0, 100_000),
+    "oldest": ("EVENTS_IN", 0, 2**63 - 1),
+    "after the middle": ("EVENTS_IN", 100_000, 2**63 - 1),
+}
+
+
+@in_module_loop
+@pytest.mark.parametrize("page", sorted(TIMELINE_PAGES))
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+async def test_a_page_of_a_long_timeline_reads_its_rows_from_the_primary_key(
+    busy_database: str, page: str, mode: str
+) -> None:
+    """The lobby has 200,000 events among a million: any page of 100 of them is read from
+    pk_events in its order (backwards, newest first), with no sort and no scan, whatever
+    plan the prepared statement settles on."""
+    name, after_seq, until_seq = TIMELINE_PAGES[page]
+    query = getattr(history_queries, name)
+    connection = await asyncpg.connect(busy_database)
+    try:
+        lobby = await connection.fetchval(
+            "SELECT object_id FROM objects WHERE binding = 'CHAT' AND name = 'lobby'"
+        )
+        await connection.execute(
+            "PREPARE page (text, bigint, bigint, timestamptz, timestamptz, text[], integer) AS "
+            + query
+        )
+        await connection.execute(f"SET plan_cache_mode = {mode}")
+        # The arguments are this test's own (an id of hex digits, numbers): spliced in.
+        explained = await connection.fetchval(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE page("
+            f"'{lobby}', {after_seq}, {until_seq}, NULL, NULL, NULL, 101)"
+        )
+    finally:
+        await connection.close()
+    plan = json.loads(explained)[0]["Plan"]
+    scanned = list(sql_examples.nodes(plan))
+    kinds = {node["Node Type"] for node in scanned}
+    assert "Sort" not in kinds and "Seq Scan" not in kinds, plan
+    (scan,) = [node for node in scanned if node.get("Index Name") == "pk_events"]
+    assert scan["Scan Direction"] == ("Backward" if "DESCENDING" in name else "Forward")
+    assert plan["Actual Rows"] == 101
+    # A page costs its rows' heap pages and an index descent, not the log's size.
+    assert plan["Shared Hit Blocks"] + plan["Shared Read Blocks"] < 400, plan
