@@ -14,6 +14,9 @@ from service.settings import Settings
 #: Objects listed when --limit is not given.
 DEFAULT_LIMIT = 100
 
+#: Longest text --name takes (as the admin API's search).
+MOST_SEARCH = 200
+
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``objects`` to the ``durable`` command."""
@@ -23,9 +26,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="List the objects of the catalog, by binding and name: how many events "
         "each has, when it last changed, whether a node runs it now (live) or it hibernates, "
         "its open sockets and the node that owns it.",
-        epilog="example: durable objects --binding CHAT --live",
+        epilog="example: durable objects --binding CHAT --name lobby --live",
     )
     parser.add_argument("--binding", metavar="B", help="only objects of this binding (class)")
+    parser.add_argument(
+        "--name",
+        metavar="TEXT",
+        help=f"only objects whose name holds TEXT, in any case ({MOST_SEARCH} characters at most)",
+    )
     state = parser.add_mutually_exclusive_group()
     state.add_argument(
         "--live", dest="live", action="store_const", const=True, help="only objects in memory"
@@ -52,11 +60,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit < 1:
         raise CommandError(f"--limit must be at least 1, not {args.limit}")
+    if args.name is not None:
+        if not args.name:
+            raise CommandError("--name is empty: give a part of a name or leave it out")
+        if len(args.name) > MOST_SEARCH:
+            raise CommandError(f"--name is longer than {MOST_SEARCH} characters")
+        if "\x00" in args.name:
+            raise CommandError("--name holds a NUL character, which no name holds")
     return run_history(settings, lambda history: _list(history, args))
 
 
 async def _list(history: HistoryService, args: argparse.Namespace) -> int:
-    page = await history.objects(binding=args.binding, live=args.live, limit=args.limit)
+    page = await history.objects(
+        binding=args.binding, live=args.live, name=args.name, limit=args.limit
+    )
     if args.json:
         output.json_lines(json_shapes.object_info(o) for o in page.objects)
     else:

@@ -76,6 +76,13 @@ async def test_objects_lists_the_room_with_its_sockets_and_owner(chat: Chat) -> 
     }  # fmt: skip
     assert (await run("objects", "--hibernated", "--json", env=chat.env)).stdout == ""
     assert (await run("objects", "--binding", "GAME", "--json", env=chat.env)).stdout == ""
+    # By a part of the name, in any case.
+    found = await run("objects", "--name", "OBB", "--json", env=chat.env)
+    assert [o["label"] for o in found.json_lines()] == ["CHAT/lobby"]
+    assert (await run("objects", "--name", "lobbyist", "--json", env=chat.env)).stdout == ""
+    empty = await run("objects", "--name", "", env=chat.env)
+    assert empty.code == 1
+    assert "error: --name is empty: give a part of a name or leave it out" in empty.stderr
 
 
 async def test_events_show_what_was_said_and_by_whom(chat: Chat) -> None:
