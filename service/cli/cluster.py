@@ -221,17 +221,28 @@ class _Cluster:
     # -- start ------------------------------------------------------------------------
 
     async def _start(self, directory: Path) -> bool:
-        """Start the nodes, then the balancer in front of them; whether all of it runs."""
+        """Start the hosts, then the other nodes, then the balancer in front of them; whether
+        all of it runs."""
         command = [sys.executable, "-m", "service", "serve", self.app, "--host", "127.0.0.1"]
         command += ["--port", "0", "--no-auto-migrate", *self.node_options]
-        for name in self.names:
-            own = ["--node-id", name, "--role", self.roles[name]]
-            self.nodes.append(await Child.start(name, [*command, *own], self.width))
-        urls = await self._unless_stopped(
-            asyncio.gather(*(node.wait_for(_SERVING) for node in self.nodes)), "serving"
-        )
-        if urls is None or None in urls:
-            return False
+        # Hosts first: a gateway that starts once they serve places objects on all of them
+        # from its first request (it reads the live hosts at start, then once a heartbeat).
+        hosts = [name for name in self.names if self.roles[name] == "host"]
+        others = [name for name in self.names if self.roles[name] != "host"]
+        started: dict[str, Child] = {}
+        found: dict[str, re.Match[str] | None] = {}
+        for group in (hosts, others):
+            for name in group:
+                own = ["--node-id", name, "--role", self.roles[name]]
+                started[name] = await Child.start(name, [*command, *own], self.width)
+                self.nodes.append(started[name])
+            urls = await self._unless_stopped(
+                asyncio.gather(*(started[name].wait_for(_SERVING) for name in group)), "serving"
+            )
+            if urls is None or None in urls:
+                return False
+            found.update(zip(group, urls, strict=True))
+        urls = [found[name] for name in self.names]
         try:
             port = _free_port(self.settings.host, self.settings.port)
         except OSError as error:
