@@ -44,7 +44,7 @@ function severity(levelno) {
  * its type, sender and text. ``alone``: no event of its seq is on the page, so the row says
  * its seq.
  */
-export function lineRow(line, alone) {
+function lineRow(line, alone) {
   const title = `${line.level} ${line.logger}, logged by the turn that ended at seq ${line.seq}`;
   return el(
     "tr",
