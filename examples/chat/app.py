@@ -4,11 +4,16 @@ Every line of the room (a message, a join, a leave) is published (``ctx.publish`
 recorded once in the room's log, and its frame tells the client its seq. A client that
 reconnects with ``&after=<the last seq it saw>`` gets the lines it missed, from the log,
 then the live ones: none lost, none twice.
+
+The room logs (``logging``) who joins and leaves and each message, and a warning for a
+frame it refuses: the node keeps those lines with the turn that logged them (``durable
+logs CHAT/lobby``, and the admin dashboard's timeline).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import unicodedata
 from pathlib import Path
@@ -32,6 +37,8 @@ HISTORY_SIZE = 50
 #: Longest accepted user or room name, and message, in characters.
 MAX_NAME = 32
 MAX_TEXT = 2000
+
+log = logging.getLogger("chat")
 
 
 class ChatRoom(DurableObject):
@@ -73,27 +80,33 @@ class ChatRoom(DurableObject):
         server.serialize_attachment({"username": username})
         if resume_after is None:  # a newcomer: the last messages, from storage
             server.send(json.dumps({"type": "history", "messages": self.history()}))
-        self.ctx.publish({"type": "join", "username": username, "online": self.online()})
+        online = self.online()
+        log.info("%s joined, %d online", username, len(online))
+        self.ctx.publish({"type": "join", "username": username, "online": online})
         return Response(status=101, websocket=client)
 
     async def websocket_message(self, ws: WebSocket, message: str | bytes) -> None:
         text = _text_of(message)
+        username = ws.deserialize_attachment()["username"]
         if text is None:
+            log.warning("refused a frame from %s: not a chat message", username)
             ws.send(json.dumps({"type": "error", "message": 'Send {"type": "message", "text": …}'}))
             return
         if not text.strip():
             return
         if len(text) > MAX_TEXT:
+            log.warning("refused %d characters from %s (at most %d)", len(text), username, MAX_TEXT)
             ws.send(json.dumps({"type": "error", "message": f"At most {MAX_TEXT} characters"}))
             return
         entry = {
             "type": "message",
             "id": self.next_id(),
-            "username": ws.deserialize_attachment()["username"],
+            "username": username,
             "text": text,
             "at": int(time.time() * 1000),
         }
         self.remember(entry)
+        log.info("message %d from %s, %d characters", entry["id"], username, len(text))
         self.ctx.publish(entry)
 
     async def websocket_close(self, ws: WebSocket, code: int, reason: str, was_clean: bool) -> None:
@@ -106,7 +119,9 @@ class ChatRoom(DurableObject):
 
     def leave(self, ws: WebSocket) -> None:
         username = ws.deserialize_attachment()["username"]
-        self.ctx.publish({"type": "leave", "username": username, "online": self.online()})
+        online = self.online()
+        log.info("%s left, %d online", username, len(online))
+        self.ctx.publish({"type": "leave", "username": username, "online": online})
 
     def online(self) -> list[str]:
         # A socket stays listed while its close handler runs; it is no longer OPEN then.

@@ -1,13 +1,15 @@
-"""Fixtures for the example tests: a headless Chromium per test."""
+"""Fixtures for the page tests: a headless Chromium per test, and the chat room's log lines
+kept."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from playwright.async_api import expect
 
+from tests.browser import dashboard_tour
 from tests.browser.chromium import chromium
 from tests.examples.support import TIMEOUT
 
@@ -37,3 +39,10 @@ async def new_page(browser: Any) -> Any:
         return page
 
     return open_page
+
+
+@pytest.fixture
+def chat_logs() -> Iterator[None]:
+    """The chat room's ``INFO`` lines kept by the node, as ``durable serve`` keeps them."""
+    with dashboard_tour.chat_logs():
+        yield

@@ -1,4 +1,5 @@
-"""The admin dashboard's views on a chat room that real WebSocket clients use.
+"""The admin dashboard's views on a chat room that real WebSocket clients use (and what the
+room logs, shown in its timeline).
 
 The browser tests drive these views and check them; the README's screenshot is taken by the
 same code (``python -m tests.browser.dashboard_tour``, which serves the chat example on a
@@ -11,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,12 @@ class Room:
         while (await receive_type(ws, "message"))["text"] != text:
             pass
 
+    async def refused(self, name: str, frame: str) -> None:
+        """Send a frame the room refuses; back once its sender has the error (the room
+        logged a warning, committed with that turn)."""
+        await self.clients[name].send_str(frame)
+        await receive_type(self.clients[name], "error")
+
     async def leave(self, name: str) -> None:
         await self.clients.pop(name).close()
 
@@ -75,12 +83,18 @@ LINES = (
 )
 
 
+#: A frame the room refuses (and logs a warning of).
+TYPING = json.dumps({"type": "typing"})
+
+
 async def scene(room: Room) -> None:
-    """alice, bob and carol join the lobby and talk; dave comes and goes."""
+    """alice, bob and carol join the lobby and talk; bob's client sends a frame the room
+    refuses; dave comes and goes."""
     for name in ("alice", "bob", "carol"):
         await room.join(name)
     for name, text in LINES[:3]:
         await room.say(name, text)
+    await room.refused("bob", TYPING)
     await room.join("dave")
     await room.leave("dave")
     for name, text in LINES[3:]:
@@ -132,6 +146,19 @@ async def readme_view(page: Any, room: Room) -> None:
     await show_timeline(page, room.base, seq)
 
 
+@contextlib.contextmanager
+def chat_logs() -> Iterator[None]:
+    """The chat room's ``INFO`` lines kept, in a process whose logging nobody configured (the
+    root logger lets only warnings through), as ``durable serve`` keeps them."""
+    logger = logging.getLogger("chat")
+    before = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 # -- the README's screenshot ---------------------------------------------------------------
 
 
@@ -171,18 +198,19 @@ async def readme_screenshot(server_url: str, path: Path = README_SCREENSHOT) -> 
 
     async with scratch_database(server_url, "durable_dashboard_shot") as url:
         await asyncio.to_thread(migrate.upgrade, url)
-        async with _served(url) as base, aiohttp.ClientSession() as session:
-            room = Room(base, session)
-            try:
-                await scene(room)
-                async with chromium() as browser:
-                    context = await browser.new_context(viewport=SIZE)
-                    page = await context.new_page()
-                    await readme_view(page, room)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    await page.screenshot(path=path)
-            finally:
-                await room.close()
+        with chat_logs():
+            async with _served(url) as base, aiohttp.ClientSession() as session:
+                room = Room(base, session)
+                try:
+                    await scene(room)
+                    async with chromium() as browser:
+                        context = await browser.new_context(viewport=SIZE)
+                        page = await context.new_page()
+                        await readme_view(page, room)
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        await page.screenshot(path=path)
+                finally:
+                    await room.close()
     return path
 
 

@@ -18,10 +18,15 @@ import pytest
 from playwright.async_api import expect
 
 from tests.admin.support import admin_node
-from tests.browser.chromium import SCREENSHOTS, NetworkLog
+from tests.browser.dashboard_checks import (
+    capture,
+    lines_logged,
+    lines_shown,
+    only_its_own,
+    open_page,
+)
 from tests.browser.dashboard_tour import (
     LOBBY,
-    SIZE,
     Room,
     dashboard,
     first_seq,
@@ -34,43 +39,9 @@ from tests.browser.dashboard_tour import (
 from tests.cli.process import child_env
 from tests.history_cli.support import run
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("chat_logs")]
 
 TOKEN = "s3cret-admin-token-0123456789"
-
-
-async def open_page(new_page: Any) -> tuple[Any, NetworkLog]:
-    """A blank page of the dashboard's size, its requests and its console errors recorded
-    (a script that fails, or a content security policy that blocks something, says so
-    there)."""
-    page = await new_page(width=SIZE["width"], height=SIZE["height"])
-    network = await NetworkLog.of(page)
-    page.on(
-        "console",
-        lambda message: message.type == "error" and network.failures.append(message.text),
-    )
-    page.on("pageerror", lambda error: network.failures.append(f"page error: {error}"))
-    return page, network
-
-
-async def capture(page: Any, view: str) -> None:
-    """The view's screenshot, once nothing on it is wider than the window."""
-    width = await page.evaluate("() => document.documentElement.scrollWidth")
-    assert width <= SIZE["width"], f"the {view} view is {width} px wide"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=SCREENSHOTS / f"dashboard-{view}.png")
-
-
-def only_its_own(network: NetworkLog, base: str, *expected: str) -> None:
-    """Every request went to the node (nothing from elsewhere) and none failed but as
-    ``expected`` (and the tails the page closed on its way to another view)."""
-    assert [url for url in network.requested if not url.startswith(base + "/")] == []
-    # A refusal the page expects shows as a failed request and its console line.
-    allowed = ("net::ERR_ABORTED", *expected)
-    refused = tuple(
-        f"Failed to load resource: the server responded with a status of {e}" for e in expected
-    )
-    assert [f for f in network.failures if not f.startswith(allowed + refused)] == []
 
 
 async def state_printed(database_url: str, seq: int) -> dict[str, Any]:
@@ -175,15 +146,27 @@ async def test_the_timeline_pages_back_and_forth_and_the_slider_travels_in_time(
             assert last > 150
             page, _ = await open_page(new_page)
             await page.goto(dashboard(base, f"/object/{LOBBY}/timeline"))
-            rows = page.locator("#events tbody tr")
+            rows = page.locator("#events tbody tr[data-seq]")
             # It opens at the newest page, newest first.
             await expect(rows).to_have_count(100)
             await expect(rows.first).to_have_attribute("data-seq", str(last))
             await expect(page.locator("#timeline-range")).to_have_text(
                 f"events {last - 99}–{last} of {last}"
             )
+            # Its log lines: those of its seqs (a message every fourth event), under their
+            # events.
+            logs = page.locator("#timeline-log-count")
+            await expect(logs).to_have_text("(25)")
+            assert await lines_shown(page) == await lines_logged(
+                session, base, LOBBY, last - 99, last
+            )
             await page.click("text=Older →")
             await expect(rows.first).to_have_attribute("data-seq", str(last - 100))
+            # The oldest page: with the lines of seq 0, if any (none: the room logs in no
+            # turn that records no event).
+            logged = await lines_logged(session, base, LOBBY, 0, last - 100)
+            await expect(logs).to_have_text(f"({len(logged)})")
+            assert await lines_shown(page) == logged
             await page.click("text=Oldest")
             await expect(rows.last).to_have_attribute("data-seq", "1")
             await expect(page.locator("text=Older →")).to_be_disabled()
@@ -205,7 +188,7 @@ async def test_the_timeline_pages_back_and_forth_and_the_slider_travels_in_time(
                 "message_received"
             )
             types = await page.locator("#events tbody tr .type").all_text_contents()
-            assert set(types) == {"message_received"} and len(types) == 35
+            assert set(types) == {"message_received"} and len(types) == 36
         finally:
             await room.close()
 

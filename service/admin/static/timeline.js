@@ -3,10 +3,13 @@
 //
 // Every page is one read of the log by (object_id, seq): newest first, or just below or
 // above the page shown, or just below a seq to jump to; never the whole log, so a log of
-// millions of events opens as fast as a short one.
+// millions of events opens as fast as a short one. What the object's code logged in the
+// turns of the page's seqs is read next (one read of object_logs by its key, more only for
+// a range of over a thousand lines) and shown under the events (logs.js); a toggle hides it.
 
 import { get } from "./api.js";
 import { clock, count, debounce, el, failure } from "./dom.js";
+import { mergedRows, moreRow, readLines } from "./logs.js";
 import { statePane } from "./state.js";
 
 const PAGE = 100;
@@ -18,6 +21,13 @@ export function openTimeline(view, name, query) {
   const wanted = Number.parseInt(query.get("seq") ?? "", 10);
   let types = query.get("type") ?? "";
   let shown = [];
+  // The page's log lines: the seq range they are of, those read, the cursor of the rest.
+  let span = null;
+  let lines = [];
+  let linesCursor = null;
+  let linesRead = false;
+  let page = 0;
+  let reading = null;
   let last = 0;
   let hasOlder = false;
   let hasNewer = false;
@@ -31,6 +41,8 @@ export function openTimeline(view, name, query) {
   const oldest = button("Oldest", "The first events");
   const range = el("span", { class: "meta", id: "timeline-range" });
   const filter = el("input", { id: "timeline-types", placeholder: "all types (e.g. message_received)", value: types, autocomplete: "off" });
+  const logs = el("input", { type: "checkbox", id: "timeline-logs", checked: query.get("logs") !== "0" });
+  const logCount = el("span", { id: "timeline-log-count" });
   const slider = el("input", { id: "seq-slider", type: "range", min: 0, max: 0, step: 1, value: 0, "aria-label": "Event" });
   const seqInput = el("input", { id: "seq-input", type: "number", min: 0, step: 1, "aria-label": "Go to event" });
   const body = el("tbody");
@@ -46,11 +58,18 @@ export function openTimeline(view, name, query) {
         "section",
         { class: "events-pane" },
         el("div", { class: "toolbar" }, newest, newer, older, oldest, el("label", {}, "Types ", filter)),
-        el("div", { class: "toolbar" }, el("label", { class: "slider" }, "Event ", slider), seqInput, range),
+        el(
+          "div",
+          { class: "toolbar" },
+          el("label", { class: "slider" }, "Event ", slider),
+          seqInput,
+          el("label", { title: "What the object's code logged, under the event its turn ended at" }, logs, " Logs ", logCount),
+          range,
+        ),
         problem,
         el(
           "table",
-          { class: "grid events", id: "events" },
+          { class: logs.checked ? "grid events" : "grid events no-logs", id: "events" },
           el("thead", {}, el("tr", {}, el("th", { class: "number" }, "Seq"), el("th", {}, "Time"), el("th", {}, "Type"), el("th", {}, "Sender"), el("th", {}, "What"))),
           body,
         ),
@@ -104,7 +123,16 @@ export function openTimeline(view, name, query) {
       const bottom = events.length ? events[events.length - 1].seq : 0;
       hasOlder = descending ? answer.cursor !== null : bottom > 1;
       hasNewer = descending ? top < last : answer.cursor !== null;
-      body.replaceChildren(...events.map(row));
+      // The lines of the page's seqs; at either end of the log, those beyond its events too
+      // (a turn that recorded no event logs at the seq the object was at: 0 at first).
+      span = events.length
+        ? { since: hasOlder && bottom > 1 ? bottom : 0, until: hasNewer ? top : Math.max(top, last) }
+        : null;
+      lines = [];
+      linesCursor = null;
+      linesRead = false;
+      page += 1;
+      render();
       if (!events.length) body.append(el("tr", {}, el("td", { colspan: 5, class: "empty" }, "No event matches.")));
       problem.replaceChildren();
       if (!performance.getEntriesByName("timeline-first-page").length) {
@@ -116,6 +144,39 @@ export function openTimeline(view, name, query) {
       loading -= 1;
       controls();
     }
+    // Not awaited: the events (and the state of one to jump to) need not wait for them.
+    if (logs.checked) readLogs();
+  }
+
+  /** The events shown, each with the lines of its seq under it. */
+  function render() {
+    const cut = linesCursor === null ? null : moreRow(lines.length, readLogs);
+    const cutSeq = linesCursor === null ? null : Number(linesCursor.split(":")[0]);
+    body.replaceChildren(...mergedRows(shown, row, lines, cut, cutSeq));
+    logCount.textContent = linesRead ? `(${count(lines.length)}${linesCursor === null ? "" : "+"})` : "";
+  }
+
+  /** Read the page's lines (the rest of them, after a read that stopped short), once. */
+  function readLogs() {
+    if (span === null || (linesRead && linesCursor === null)) return Promise.resolve();
+    if (reading?.page === page) return reading.done;
+    const mine = page;
+    const done = (async () => {
+      try {
+        const read = await readLines(path, span.since, span.until, linesCursor, controller.signal);
+        if (mine !== page) return;
+        lines = [...lines, ...read.lines];
+        linesCursor = read.cursor;
+        linesRead = true;
+        render();
+      } catch (error) {
+        if (mine === page && !controller.signal.aborted) problem.replaceChildren(failure(error));
+      } finally {
+        if (reading?.done === done) reading = null;
+      }
+    })();
+    reading = { page: mine, done };
+    return done;
   }
 
   function select(seq) {
@@ -124,10 +185,17 @@ export function openTimeline(view, name, query) {
     body.querySelector(`tr[data-seq="${seq}"]`)?.classList.add("selected");
     slider.value = String(seq);
     seqInput.value = String(seq);
-    const kept = new URLSearchParams({ seq: String(seq) });
-    if (types) kept.set("type", types);
-    history.replaceState(null, "", `#/object/${encodeURIComponent(name)}/timeline?${kept}`);
+    remember();
     show(seq, shown.find((event) => event.seq === seq)?.recorded_at);
+  }
+
+  /** The URL says the event selected, the types and whether logs are hidden. */
+  function remember() {
+    const kept = new URLSearchParams();
+    if (selected !== null) kept.set("seq", String(selected));
+    if (types) kept.set("type", types);
+    if (!logs.checked) kept.set("logs", "0");
+    history.replaceState(null, "", `#/object/${encodeURIComponent(name)}/timeline?${kept}`);
   }
 
   async function jump(seq) {
@@ -141,12 +209,19 @@ export function openTimeline(view, name, query) {
   older.addEventListener("click", () => load({ order: "desc", cursor: shown[shown.length - 1].seq }));
   newer.addEventListener("click", () => load({ order: "asc", cursor: shown[0].seq }));
   body.addEventListener("click", (event) => {
-    const tr = event.target.closest("tr[data-seq]");
-    if (tr) select(Number(tr.dataset.seq));
+    if (event.target.closest("button")) return;
+    // A line: the state after the turn that logged it.
+    const tr = event.target.closest("tr[data-seq], tr[data-log-seq]");
+    if (tr) select(Number(tr.dataset.seq ?? tr.dataset.logSeq));
   });
   body.addEventListener("keydown", (event) => {
     const tr = event.target.closest("tr[data-seq]");
     if (tr && event.key === "Enter") select(Number(tr.dataset.seq));
+  });
+  logs.addEventListener("change", () => {
+    body.closest("table").classList.toggle("no-logs", !logs.checked);
+    remember();
+    if (logs.checked) readLogs();
   });
   slider.addEventListener("input", () => {
     seqInput.value = slider.value;
