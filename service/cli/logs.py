@@ -8,7 +8,6 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from service.cli import options, output, points
-from service.cli.errors import CommandError
 from service.cli.history_access import run_history
 from service.history import json_shapes
 from service.ports.history import HistoryService, LoggedLine
@@ -70,12 +69,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    since = None if args.since is None else points.point(args.since, "--since")
-    until = None if args.until is None else points.point(args.until, "--until")
-    if args.follow and until is not None:
-        raise CommandError("--follow reads on past the end: it takes no --until")
-    if args.poll <= 0:
-        raise CommandError(f"--poll must be more than 0 seconds, not {args.poll}")
+    since, until = points.followed_range(args)
 
     async def show(history: HistoryService) -> int:
         found = await history.find(args.object)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 from datetime import datetime
 
 from service.cli.errors import CommandError
@@ -26,3 +27,18 @@ def time(text: str, what: str = "time") -> datetime:
         return shared.time(text, what)
     except shared.PointError as error:
         raise CommandError(str(error)) from None
+
+
+def followed_range(
+    args: argparse.Namespace,
+) -> tuple[int | datetime | None, int | datetime | None]:
+    """``--since`` and ``--until`` of a command that can ``--follow`` (with ``--poll``):
+    the two points; CommandError for a wrong one, an end given to --follow, or a poll of
+    no time."""
+    since = None if args.since is None else point(args.since, "--since")
+    until = None if args.until is None else point(args.until, "--until")
+    if args.follow and until is not None:
+        raise CommandError("--follow reads on past the end: it takes no --until")
+    if args.poll <= 0:
+        raise CommandError(f"--poll must be more than 0 seconds, not {args.poll}")
+    return since, until

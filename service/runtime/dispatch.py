@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from service.api import rpc, websocket
+from service.api import text as api_text
 from service.api.core import ObjectCore
 from service.api.durable_object import DurableObject
 from service.api.errors import DurableObjectError
@@ -131,8 +132,8 @@ def request_event(request: Request, max_body_bytes: int) -> types.RequestReceive
     """What the log keeps of a request: method, URL, headers (credentials redacted) and the
     body up to ``max_body_bytes``."""
     headers = {
-        _storable(name): (
-            types.REDACTED if name.lower() in types.REDACTED_HEADERS else _storable(value)
+        api_text.storable(name): (
+            types.REDACTED if name.lower() in types.REDACTED_HEADERS else api_text.storable(value)
         )
         for name, value in request.headers.items()
     }
@@ -144,25 +145,13 @@ def request_event(request: Request, max_body_bytes: int) -> types.RequestReceive
     except UnicodeDecodeError:  # binary, or UTF-8 cut inside a character: kept as base64
         binary = base64.b64encode(kept).decode("ascii")
     return types.RequestReceived(
-        method=_storable(request.method),
-        url=_storable(request.url),
+        method=api_text.storable(request.method),
+        url=api_text.storable(request.url),
         headers=headers,
         text=text,
         binary=binary,
         body_bytes=len(request.body),
     )
-
-
-def _storable(text: str) -> str:
-    """``text`` as jsonb can hold it: a request made by code (a stub's) may carry a NUL or a
-    lone surrogate, which would make the whole turn's commit fail."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
 
 
 async def _message(
@@ -328,11 +317,13 @@ async def _rpc(activation: Activation, delivery: Delivery, turn: Turn) -> rpc.Ou
     activation.record(
         types.RpcCalled(
             call_id=call.call_id,
-            method=_storable(call.method),
+            method=api_text.storable(call.method),
             args=call.args,
             kwargs=call.kwargs,
             caller=call.caller,
-            caller_label=None if call.caller_label is None else _storable(call.caller_label),
+            caller_label=(
+                None if call.caller_label is None else api_text.storable(call.caller_label)
+            ),
         )
     )
     turn.kept = len(turn.events)
@@ -345,8 +336,10 @@ async def _rpc(activation: Activation, delivery: Delivery, turn: Turn) -> rpc.Ou
         types.RpcReturned(
             call_id=call.call_id,
             result=outcome.result,
-            error_type=None if outcome.error_type is None else _storable(outcome.error_type),
-            error_message=_storable(outcome.error_message),
+            error_type=(
+                None if outcome.error_type is None else api_text.storable(outcome.error_type)
+            ),
+            error_message=api_text.storable(outcome.error_message),
         )
     )
     return outcome

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from service.api import text as api_text
 from service.ports.records import LogLine
 
 #: The lines of the turn whose code runs now (None outside any turn).
@@ -118,9 +119,10 @@ class ObjectLogHandler(logging.Handler):
         if logs is None or not _kept(record, logs.object_id):
             return
         try:
-            message = storable(self.format(record))
+            message = api_text.storable(self.format(record))
             size = len(message.encode("utf-8"))
-            logs.add(LogLine(record.created, record.levelno, storable(record.name), message), size)
+            name = api_text.storable(record.name)
+            logs.add(LogLine(record.created, record.levelno, name, message), size)
         except Exception:
             self.handleError(record)
 
@@ -135,18 +137,6 @@ def _kept(record: logging.LogRecord, object_id: str) -> bool:
         getattr(record, "action", None) == "handler"
         and getattr(record, "object_id", None) == object_id
     )
-
-
-def storable(text: str) -> str:
-    """``text`` as PostgreSQL's text can hold it: no NUL, no lone surrogate (either would
-    make the whole commit fail)."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
 
 
 class _Installed:
