@@ -62,11 +62,14 @@ def create_admin(
 
 
 def _checked(route: Route) -> Handler:
-    """The route's handler, after refusing query parameters it does not take."""
+    """The route's handler, after refusing query parameters it does not take, and a change
+    while the API is read-only."""
 
     @functools.wraps(route.handler)
     async def handler(request: web.Request) -> web.StreamResponse:
         params.unknown(request.query, route.params)
+        if route.writes and not request.app[keys.ACCESS].write:
+            return reads.answer({"error": writes.READ_ONLY}, status=403)
         return await route.handler(request)
 
     return handler

@@ -15,12 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from service.admin import keys, params, reads
 from service.admin.params import Param
+from service.api import websocket
 from service.api.errors import (
     NoHostError,
     ObjectResetError,
@@ -51,14 +53,12 @@ SOCKET = Param(
 )
 SOCKET_PARAMS = (params.REF, SOCKET)
 
-#: The answer to a change while the API is read-only.
+#: The answer to a change while the API is read-only (the server gives it for every route
+#: that ``writes``, before its handler runs).
 READ_ONLY = (
     "the admin API is read-only: start the node with --admin-write (DURABLE_ADMIN_WRITE=1) "
     "to let it change objects"
 )
-
-#: Close codes no Close frame may carry (as ``ws.close()`` refuses them).
-_INVALID_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})
 
 CODE_HELP = "a close code from 1000 to 4999, except 1004, 1005, 1006 and 1015"
 
@@ -73,20 +73,12 @@ _UNREACHABLE = "the object could not run the change: {error} Nothing was done; t
 async def fork(request: web.Request) -> web.Response:
     """Make a new object from the state of this one after an event or at a time."""
     access = request.app[keys.ACCESS]
-    if not access.write:
-        return reads.answer({"error": READ_ONLY}, status=403)
     body = await _body(request, '{"at": 42, "as": "copy"}')
-    if unknown := sorted(set(body) - {"at", "as"}):
-        raise params.BadRequest(f"unknown field {unknown[0]!r}: a fork takes at and as")
-    at, as_name = body.get("at"), body.get("as")
-    if isinstance(at, bool) or not isinstance(at, int | str):
-        raise params.BadRequest(f"at is required: {points.HELP}")
+    _only(body, {"at", "as"}, "a fork takes at and as")
+    point = _point(body, points.HELP)
+    as_name = body.get("as")
     if not isinstance(as_name, str) or not as_name:
         raise params.BadRequest("as is required: the fork's name")
-    try:
-        point = points.point(str(at), "at")
-    except points.PointError as error:
-        raise params.BadRequest(str(error)) from None
     history = request.app[keys.HISTORY]
     source = await history.find(request.match_info["ref"])
     made = await history.fork(
@@ -102,17 +94,9 @@ async def fork(request: web.Request) -> web.Response:
 async def restore(request: web.Request) -> web.Response:
     """Put the object's storage and alarm back as they were after an event or at a time."""
     access = request.app[keys.ACCESS]
-    if not access.write:
-        return reads.answer({"error": READ_ONLY}, status=403)
     body = await _body(request, '{"at": 42}')
     _only(body, {"at"}, "a restore takes at")
-    at = body.get("at")
-    if isinstance(at, bool) or not isinstance(at, int | str):
-        raise params.BadRequest(f"at is required: {points.HELP}, or a bookmark")
-    try:
-        point = points.point(str(at), "at")
-    except points.PointError as error:
-        raise params.BadRequest(str(error)) from None
+    point = _point(body, f"{points.HELP}, or a bookmark")
     history = request.app[keys.HISTORY]
     found = await history.find(request.match_info["ref"])
     seq = await history.seq_of(found.object_id, point)
@@ -136,14 +120,12 @@ async def restore(request: web.Request) -> web.Response:
 async def close(request: web.Request) -> web.Response:
     """Close one of the object's sockets with a code and a reason."""
     access = request.app[keys.ACCESS]
-    if not access.write:
-        return reads.answer({"error": READ_ONLY}, status=403)
     body = await _body(request, '{"code": 4000, "reason": "bye"}')
     _only(body, {"code", "reason"}, "a close takes code and reason")
     code, reason = body.get("code", 1000), body.get("reason", "")
     if isinstance(code, bool) or not isinstance(code, int):
         raise params.BadRequest(f"code must be {CODE_HELP}, not {json.dumps(code)}")
-    if not 1000 <= code <= 4999 or code in _INVALID_CLOSE_CODES:
+    if not websocket.sendable_close_code(code):
         raise params.BadRequest(f"code must be {CODE_HELP}, not {code}")
     if not isinstance(reason, str):
         raise params.BadRequest(f"reason must be a string, not {json.dumps(reason)}")
@@ -163,8 +145,6 @@ async def close(request: web.Request) -> web.Response:
 async def send(request: web.Request) -> web.Response:
     """Send one of the object's sockets a text or a binary frame."""
     access = request.app[keys.ACCESS]
-    if not access.write:
-        return reads.answer({"error": READ_ONLY}, status=403)
     limit = request.app[keys.LIMITS].max_message_bytes
     # A binary frame's base64 is a third longer, and JSON may escape each character of a
     # text in up to six: the body may be that much larger than the frame.
@@ -244,6 +224,17 @@ async def _operate(
 def _sentence(error: Exception) -> str:
     text = str(error).strip()
     return text if text.endswith(".") else text + "."
+
+
+def _point(body: dict[str, Any], help: str) -> int | datetime:
+    """The body's ``at``: a seq or a time (``help`` says what it may be)."""
+    at = body.get("at")
+    if isinstance(at, bool) or not isinstance(at, int | str):
+        raise params.BadRequest(f"at is required: {help}")
+    try:
+        return points.point(str(at), "at")
+    except points.PointError as error:
+        raise params.BadRequest(str(error)) from None
 
 
 def _only(body: dict[str, Any], fields: set[str], takes: str) -> None:

@@ -18,6 +18,12 @@ _MISSING = object()
 _INVALID_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})
 
 
+def sendable_close_code(code: int) -> bool:
+    """Whether a Close frame may carry ``code`` (1000 to 4999, but for the codes that only
+    describe a connection's end: 1004, 1005, 1006 and 1015)."""
+    return 1000 <= code <= 4999 and code not in _INVALID_CLOSE_CODES
+
+
 @dataclass(frozen=True)
 class MessageEvent:
     """Passed to "message" listeners of a standard (non-hibernatable) socket."""
@@ -171,9 +177,7 @@ class WebSocket:
             raise InvalidAccessError(
                 "If you specify a WebSocket close reason, you must also specify a code."
             )
-        if code is not None and (
-            not isinstance(code, int) or not 1000 <= code <= 4999 or code in _INVALID_CLOSE_CODES
-        ):
+        if code is not None and (not isinstance(code, int) or not sendable_close_code(code)):
             raise InvalidAccessError(f"Invalid WebSocket close code: {code}.")
         reason = reason or ""
         limit = self._core.limits.max_close_reason_bytes if self._core else 123
