@@ -14,7 +14,7 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
-from service.events import types
+from service.events import bookmarks, types
 
 
 @dataclass(slots=True)
@@ -54,6 +54,19 @@ class ObjectState:
 
 
 Undo = Callable[[ObjectState], None]
+
+
+def restore_to(target: ObjectState, by: str | None = None) -> types.StorageRestored:
+    """The event that puts an object's storage and alarm back as they are in ``target``,
+    its state after event ``target.seq`` (``by``: the operator who asked, if not the
+    object itself)."""
+    return types.StorageRestored(
+        bookmark=bookmarks.of_seq(target.seq),
+        from_seq=target.seq,
+        storage=dict(target.storage),
+        alarm_ms=target.alarm_ms,
+        by=by,
+    )
 
 
 def apply(state: ObjectState, event: types.Event) -> ObjectState:

@@ -32,7 +32,7 @@ from service.api.errors import ObjectResetError
 from service.api.ids import DurableObjectId
 from service.api.limits import Limits
 from service.api.namespace import Env
-from service.events import bookmarks, snapshot, types
+from service.events import bookmarks, fold, snapshot
 from service.events.fold import ObjectState
 from service.history import replay
 from service.metrics import Metrics
@@ -213,22 +213,10 @@ class Activation(Core):
         """Do the restore the log asks for, before the constructor runs: the state at
         ``bookmark``, rebuilt by the one replay, appended as a ``storage_restored`` event
         (a commit of its own, ahead of the constructor's; history is never rewritten)."""
-        seq = bookmarks.to_seq(bookmark)
-        target = (await replay.state(self._event_log, self.key, until_seq=seq)).state
-        if target.seq != seq:
-            raise ConflictError(
-                f"object {self.key}: restoring {bookmark}, replay reached seq {target.seq}"
-            )
+        target = await self.state_at(bookmarks.to_seq(bookmark))
         turn = self._turn = Turn()
         try:
-            self.record(
-                types.StorageRestored(
-                    bookmark=bookmark,
-                    from_seq=seq,
-                    storage=dict(target.storage),
-                    alarm_ms=target.alarm_ms,
-                )
-            )
+            self.record(fold.restore_to(target))
         finally:
             self._turn = None
         self._finish(turn)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from service.api import websocket
 from service.api.core import ObjectCore
-from service.events import bookmarks, types, values
+from service.events import fold, types, values
 from service.events.fold import ObjectState
 from service.ports.operator_actions import (
     REFUSALS,
@@ -139,15 +139,7 @@ async def _restore(operand: Operand, action: OperatorAction) -> OperatorOutcome:
             f"{action.seq} to restore",
         )
     target = await operand.state_at(action.seq)
-    operand.record(
-        types.StorageRestored(
-            bookmark=bookmarks.of_seq(action.seq),
-            from_seq=action.seq,
-            storage=dict(target.storage),
-            alarm_ms=target.alarm_ms,
-            by=action.by,
-        )
-    )
+    operand.record(fold.restore_to(target, action.by))
     seq = operand.state.seq
     return OperatorOutcome(
         Operated(seq, keys=len(target.storage), alarm_ms=target.alarm_ms),
