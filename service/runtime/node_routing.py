@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from service.api import rpc
 from service.api.errors import NoHostError, OwnerTimeoutError
@@ -25,6 +26,8 @@ from service.runtime.node_hand_over import NodeHandOver
 from service.runtime.operator_turns import OperatorOutcome
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Seconds a request waits for the database to answer a probe while it is taken to be away.
 PROBE_TIMEOUT = 1.0
@@ -46,16 +49,13 @@ class NodeRouting(NodeHandOver):
 
         An object another live node owns gets the request through the inbox, and its reply
         (a 101 included: the socket is then held here) comes back through the outbox."""
-        if self._goes_elsewhere(str(object_id)):
-            host = await self._host_for(binding, object_id)
-            return await self._fetch_elsewhere(str(object_id), host, request)
-        try:
-            activation = await self._activation(binding, object_id)
-        except OwnedElsewhereError as error:
-            return await self._fetch_elsewhere(str(object_id), error.owner, request)
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        activation.enqueue(Delivery("fetch", request=request, future=future))
-        return await future
+        key = str(object_id)
+        return await self._on_owner(
+            binding,
+            object_id,
+            lambda future: Delivery("fetch", request=request, future=future),
+            lambda owner: self._fetch_elsewhere(key, owner, request),
+        )
 
     async def call(self, binding: str, object_id: DurableObjectId, call: rpc.Call) -> rpc.Outcome:
         """Run a method of an object (an RPC call through a stub) as one of its deliveries, in
@@ -64,20 +64,15 @@ class NodeRouting(NodeHandOver):
         An object no live node owns wakes here, as for a request; one that another live node
         owns gets the call through the inbox, and its outcome comes back through the outbox.
         """
-        if self._goes_elsewhere(str(object_id)):
-            host = await self._host_for(binding, object_id)
-            delivery = Delivery("rpc", call=call, request_id=call.call_id)
-            routed: rpc.Outcome = await self._elsewhere(str(object_id), host, delivery)
-            return routed
-        try:
-            activation = await self._activation(binding, object_id)
-        except OwnedElsewhereError as error:
-            delivery = Delivery("rpc", call=call, request_id=call.call_id)
-            outcome: rpc.Outcome = await self._elsewhere(str(object_id), error.owner, delivery)
-            return outcome
-        future: asyncio.Future[rpc.Outcome] = asyncio.get_running_loop().create_future()
-        activation.enqueue(Delivery("rpc", call=call, future=future))
-        return await future
+        key = str(object_id)
+        return await self._on_owner(
+            binding,
+            object_id,
+            lambda future: Delivery("rpc", call=call, future=future),
+            lambda owner: self._elsewhere(
+                key, owner, Delivery("rpc", call=call, request_id=call.call_id)
+            ),
+        )
 
     async def operate(
         self, object_id: str, binding: str, name: str | None, action: OperatorAction
@@ -86,21 +81,37 @@ class NodeRouting(NodeHandOver):
         work, on its owner: here when this node owns it or nobody does (it wakes here), else
         through the inbox as a request goes. Returns once the event recording it is
         committed; raises the owner's refusal (``OperatorActionError``)."""
-        target = DurableObjectId(object_id, name)
-        if self._goes_elsewhere(object_id):
-            host = await self._host_for(binding, target)
-            routed: OperatorOutcome = await self._elsewhere(object_id, host, _operator(action))
-            return routed.result()
+        outcome: OperatorOutcome = await self._on_owner(
+            binding,
+            DurableObjectId(object_id, name),
+            lambda future: Delivery("operator", action=action, future=future),
+            lambda owner: self._elsewhere(
+                object_id,
+                owner,
+                Delivery("operator", action=action, request_id=uuid.uuid4().hex),
+            ),
+        )
+        return outcome.result()
+
+    async def _on_owner(
+        self,
+        binding: str,
+        object_id: DurableObjectId,
+        here: Callable[[asyncio.Future[T]], Delivery],
+        there: Callable[[str], Awaitable[T]],
+    ) -> T:
+        """Run a request, call or action on the object's owner: as the delivery ``here``
+        makes, on this node when it owns the object or nobody does (it wakes here); else
+        ``there``, on the owner (or the host chosen for the object), through the inbox."""
+        if self._goes_elsewhere(str(object_id)):
+            return await there(await self._host_for(binding, object_id))
         try:
-            activation = await self._activation(binding, target)
+            activation = await self._activation(binding, object_id)
         except OwnedElsewhereError as error:
-            outcome: OperatorOutcome = await self._elsewhere(
-                object_id, error.owner, _operator(action)
-            )
-            return outcome.result()
-        future: asyncio.Future[OperatorOutcome] = asyncio.get_running_loop().create_future()
-        activation.enqueue(Delivery("operator", action=action, future=future))
-        return (await future).result()
+            return await there(error.owner)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        activation.enqueue(here(future))
+        return await future
 
     async def _activation(self, binding: str, object_id: DurableObjectId) -> Activation:
         """The object's live activation here, woken if need be; OwnedElsewhereError if
@@ -227,8 +238,3 @@ class NodeRouting(NodeHandOver):
             await asyncio.wait_for(self.event_log.ping(), PROBE_TIMEOUT)
         except (StoreUnavailableError, TimeoutError):
             raise storage_errors.unavailable(reason) from None
-
-
-def _operator(action: OperatorAction) -> Delivery:
-    """An operator's action, as a delivery routed to another node."""
-    return Delivery("operator", action=action, request_id=uuid.uuid4().hex)
