@@ -5,9 +5,8 @@ commit."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 
-from service.cli import options, output, points
+from service.cli import options, output, pages, points
 from service.cli.event_lines import PAGE, EventPrinter
 from service.cli.history_access import run_history
 from service.history import json_shapes
@@ -77,9 +76,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         label = json_shapes.label_of(found)
         printer.name(found.object_id, label)
         after: int | None = None
-        printed = 0
-        following = False
-        while True:
+
+        async def print_page() -> tuple[int, bool]:
+            nonlocal after
             # By seq, which is safe to follow: an object's seq order is decided before its
             # commit (the expected version), so no event can commit behind one read already.
             page = await history.events(
@@ -93,14 +92,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if page.events:
                 output.lines(await printer.render(page.events))
                 after = page.events[-1].seq
-                printed += len(page.events)
-            if page.cursor is None:
-                if not args.follow:
-                    break
-                if not following:
-                    following = True
-                    output.note(f"following {label} after seq {after or 0} (Ctrl-C stops)")
-                await asyncio.sleep(args.poll)
+            return len(page.events), page.cursor is not None
+
+        printed = await pages.print_all(
+            print_page,
+            follow=args.follow,
+            poll=args.poll,
+            following=lambda: f"following {label} after seq {after or 0} (Ctrl-C stops)",
+        )
         if not printed:
             output.note(f"no events of {label} in that range")
         return 0

@@ -4,10 +4,9 @@ of its turn; ``--follow`` keeps printing lines as their turns commit."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import TYPE_CHECKING
 
-from service.cli import options, output, points
+from service.cli import options, output, pages, points
 from service.cli.history_access import run_history
 from service.history import json_shapes
 from service.ports.history import HistoryService, LoggedLine
@@ -75,9 +74,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         found = await history.find(args.object)
         label = json_shapes.label_of(found)
         after: tuple[int, int] | None = None
-        printed = 0
-        following = False
-        while True:
+
+        async def print_page() -> tuple[int, bool]:
+            nonlocal after
             # By (seq, id), which is safe to follow: an object's lines commit in that order,
             # so none can commit behind one read already.
             page = await history.logs(
@@ -87,17 +86,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 if args.json:
                     output.json_lines(json_shapes.log_line(line, label) for line in page.lines)
                 else:
-                    output.show(_table(page.lines, header=not printed))
+                    output.show(_table(page.lines, header=after is None))
                 last = page.lines[-1]
                 after = (last.seq, last.id)
-                printed += len(page.lines)
-            if page.cursor is None:
-                if not args.follow:
-                    break
-                if not following:
-                    following = True
-                    output.note(f"following the log of {label} (Ctrl-C stops)")
-                await asyncio.sleep(args.poll)
+            return len(page.lines), page.cursor is not None
+
+        printed = await pages.print_all(
+            print_page,
+            follow=args.follow,
+            poll=args.poll,
+            following=lambda: f"following the log of {label} (Ctrl-C stops)",
+        )
         if not printed:
             output.note(f"no log lines of {label} in that range")
         return 0
