@@ -314,24 +314,12 @@ class GroupCommit:
             async with connection.transaction():
                 if slot.after is not None:
                     await slot.after.wait()
-                if rows.routes:
-                    woken = sorted(rows.woken)
-                    if rows.logs:
-                        result = await connection.fetchrow(
-                            queries.FLUSH_AND_ROUTE_LOGGING,
-                            *arguments,
-                            woken,
-                            rows.outbox,
-                            rows.logs,
-                        )
-                    else:
-                        result = await connection.fetchrow(
-                            queries.FLUSH_AND_ROUTE, *arguments, woken, rows.outbox
-                        )
-                elif rows.logs:
-                    result = await connection.fetchrow(queries.FLUSH_LOGGING, *arguments, rows.logs)
-                else:
-                    result = await connection.fetchrow(queries.FLUSH, *arguments)
+                # The routing's parameters (woken ids, outbox rows), then the lines'.
+                extra: list[object] = [sorted(rows.woken), rows.outbox] if rows.routes else []
+                if rows.logs:
+                    extra.append(rows.logs)
+                query = queries.FLUSHES[bool(rows.routes), bool(rows.logs)]
+                result = await connection.fetchrow(query, *arguments, *extra)
                 attempt.xid, stale, inbox_ids = result[0], result[1], result[2]
                 slot.locked.set()
                 if stale:

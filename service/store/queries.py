@@ -69,6 +69,14 @@ FLUSH_AND_ROUTE_LOGGING = (
     )
 )
 
+#: The flush's statement, by whether it routes and whether it carries log lines.
+FLUSHES = {
+    (False, False): FLUSH,
+    (True, False): FLUSH_AND_ROUTE,
+    (False, True): FLUSH_LOGGING,
+    (True, True): FLUSH_AND_ROUTE_LOGGING,
+}
+
 # Columns of ``events`` that a large flush sends by COPY, in append order (= position
 # order), named as the fields of its event records; ``position`` and ``recorded_at`` take
 # their defaults.
